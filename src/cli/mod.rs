@@ -1,0 +1,153 @@
+//! Command-line interface: clap definitions and dispatch to one file per
+//! command group. Commands print human-readable text by default and JSON with
+//! `--json`; every failure returns a non-zero exit code.
+
+mod demo;
+mod orgs;
+mod output;
+mod subscribers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Loaded, Secret};
+use crate::store::Store;
+
+/// whatsup: a self-hosted newsletter system.
+#[derive(Debug, Parser)]
+#[command(name = "whatsup", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [default: config/whatsup.toml if it exists]
+    #[arg(long, global = true, env = "WHATSUP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL (sqlite://FILE or postgres://…); overrides the config
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// More logging (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema
+    Migrate,
+    /// The main job on embedded defaults: create the database, import the
+    /// seed subscribers and print a summary
+    Demo(demo::DemoArgs),
+    /// Manage contacts (subscribers)
+    #[command(subcommand)]
+    Subscribers(subscribers::SubscribersCmd),
+    /// Manage organisations
+    #[command(subcommand)]
+    Orgs(orgs::OrgsCmd),
+    /// Show the effective configuration (secrets redacted)
+    Config {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit code for an import that completed but rejected some rows.
+pub const EXIT_REJECTED_ROWS: u8 = 3;
+
+/// Parses the command line, runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    init_tracing(&loaded.config, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli, loaded)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(config: &Config, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match verbose {
+        0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            // Commands print their own results; logs are for diagnostics.
+            let level = if config.general.log == "info" {
+                "warn"
+            } else {
+                config.general.log.as_str()
+            };
+            EnvFilter::new(level)
+        }),
+        1 => EnvFilter::new("info"),
+        _ => EnvFilter::new("debug"),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
+    if let Some(url) = &cli.database {
+        loaded.config.database.url = Secret::new(url.clone());
+    }
+    let config = loaded.config.clone();
+    match cli.command {
+        Command::Config { json } => {
+            output::print_config(&loaded, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let store = Store::connect(&config.database_url(), &config).await?;
+            store.migrate().await?;
+            println!(
+                "database {} is at schema version {}",
+                crate::store::redact_url(&config.database_url()),
+                store.schema_version().await?
+            );
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(&config, args).await,
+        Command::Subscribers(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = subscribers::run(&store, &config, cmd).await;
+            store.close().await;
+            code
+        }
+        Command::Orgs(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = orgs::run(&store, cmd).await;
+            store.close().await;
+            code
+        }
+    }
+}
+
+/// Who is acting, for the audit trail: `cli:<user>`.
+pub fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}

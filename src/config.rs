@@ -1,0 +1,364 @@
+//! Settings: built-in defaults, then `config/whatsup.toml` (or `--config`),
+//! then `WHATSUP_<SECTION>_<KEY>` environment variables, then CLI flags.
+//!
+//! Secrets (the SMTP password, the token secret) are held in [`Secret`], whose
+//! `Debug` and `Display` never show the value, so a logged config is safe.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// A string that must never appear in logs or error messages.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret value itself: call only where it is used, never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "[empty]"
+        } else {
+            "[redacted]"
+        })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The whole configuration. Every field has a default; see config/whatsup.toml.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub general: General,
+    pub database: Database,
+    pub import: Import,
+    pub smtp: Smtp,
+    pub security: Security,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct General {
+    /// Where the SQLite database, outbox and previews live.
+    pub data_dir: PathBuf,
+    /// Time zone used to show times to operators.
+    pub timezone: String,
+    /// Log filter (tracing EnvFilter syntax); `RUST_LOG` wins if set.
+    pub log: String,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        General {
+            data_dir: PathBuf::from("data"),
+            timezone: "Asia/Tokyo".into(),
+            log: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`. Empty:
+    /// `sqlite://<data_dir>/whatsup.db`.
+    pub url: Secret,
+    /// Connection pool size.
+    pub max_connections: u32,
+    /// Apply pending migrations when the store is opened.
+    pub auto_migrate: bool,
+    /// SQLite `synchronous` pragma: `full` (every commit durable) or `normal`.
+    pub sqlite_synchronous: String,
+    /// Seconds to wait for a locked SQLite database before giving up.
+    pub busy_timeout_secs: u64,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            url: Secret::default(),
+            max_connections: 8,
+            auto_migrate: true,
+            sqlite_synchronous: "full".into(),
+            busy_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Import {
+    /// Rows per transaction: each batch commits all-or-nothing.
+    pub batch_size: usize,
+}
+
+impl Default for Import {
+    fn default() -> Self {
+        Import { batch_size: 2000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls` (implicit TLS).
+    pub tls: String,
+    pub username: String,
+    pub password: Secret,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            host: "localhost".into(),
+            port: 25,
+            tls: "none".into(),
+            username: String::new(),
+            password: Secret::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    /// Key for HMAC-signed unsubscribe and preference tokens (at least 32 bytes).
+    pub token_secret: Secret,
+}
+
+/// Where the settings came from, for `whatsup config show`.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+    pub env_overrides: Vec<String>,
+}
+
+/// The config file used when `--config` is not given, if it exists.
+pub const DEFAULT_FILE: &str = "config/whatsup.toml";
+
+impl Config {
+    /// Loads defaults, the file (explicit, or the default one if present), then
+    /// the environment given as `(name, value)` pairs.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded> {
+        let file = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.exists()),
+        };
+        let mut value = toml::Value::try_from(Config::default()).context("encoding defaults")?;
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let from_file: toml::Value =
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e))?;
+            // Validate the file's own keys and types before merging.
+            Config::deserialize(from_file.clone())
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e))?;
+            merge(&mut value, from_file);
+        }
+        let env_overrides = apply_env(&mut value, env)?;
+        let config = Config::deserialize(value).context("applying environment overrides")?;
+        config.validate()?;
+        Ok(Loaded {
+            config,
+            file,
+            env_overrides,
+        })
+    }
+
+    /// The database URL, with the embedded default filled in.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}",
+                self.general.data_dir.join("whatsup.db").display()
+            )
+        } else {
+            self.database.url.expose().to_string()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !matches!(
+            self.database.sqlite_synchronous.as_str(),
+            "full" | "normal" | "extra"
+        ) {
+            bail!(
+                "database.sqlite_synchronous: {:?} is not one of full, normal, extra",
+                self.database.sqlite_synchronous
+            );
+        }
+        if self.import.batch_size == 0 || self.import.batch_size > 50_000 {
+            bail!(
+                "import.batch_size: must be between 1 and 50000, got {}",
+                self.import.batch_size
+            );
+        }
+        if self.general.timezone.parse::<chrono_tz::Tz>().is_err() {
+            bail!(
+                "general.timezone: {:?} is not an IANA time zone",
+                self.general.timezone
+            );
+        }
+        if !matches!(self.smtp.tls.as_str(), "none" | "starttls" | "tls") {
+            bail!(
+                "smtp.tls: {:?} is not one of none, starttls, tls",
+                self.smtp.tls
+            );
+        }
+        if !self.security.token_secret.is_empty() && self.security.token_secret.expose().len() < 32
+        {
+            bail!("security.token_secret: must be at least 32 bytes long");
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Applies `WHATSUP_<SECTION>_<KEY>` variables to the known keys, parsing each
+/// by the type of its default. Returns the names of the variables applied.
+fn apply_env(
+    value: &mut toml::Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>> {
+    let mut applied = Vec::new();
+    let vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("WHATSUP_"))
+        .collect();
+    let toml::Value::Table(sections) = value else {
+        return Ok(applied);
+    };
+    for (section, table) in sections.iter_mut() {
+        let toml::Value::Table(keys) = table else {
+            continue;
+        };
+        for (key, slot) in keys.iter_mut() {
+            let name = format!("WHATSUP_{}_{}", section.to_uppercase(), key.to_uppercase());
+            let Some((_, raw)) = vars.iter().find(|(k, _)| *k == name) else {
+                continue;
+            };
+            *slot = match slot {
+                toml::Value::Integer(_) => toml::Value::Integer(
+                    raw.trim()
+                        .parse()
+                        .with_context(|| format!("{name}: not an integer"))?,
+                ),
+                toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => bail!("{name}: expected true or false"),
+                }),
+                _ => toml::Value::String(raw.clone()),
+            };
+            applied.push(name);
+        }
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let mut c = Config::default();
+        c.smtp.password = Secret::new("hunter2-very-secret");
+        c.database.url = Secret::new("postgres://u:pw@localhost/db");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains(":pw@"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn environment_variables_override_file_and_defaults() {
+        let env = vec![
+            (
+                "WHATSUP_DATABASE_URL".to_string(),
+                "sqlite://x.db".to_string(),
+            ),
+            ("WHATSUP_IMPORT_BATCH_SIZE".to_string(), "500".to_string()),
+            (
+                "WHATSUP_DATABASE_AUTO_MIGRATE".to_string(),
+                "false".to_string(),
+            ),
+            ("UNRELATED".to_string(), "1".to_string()),
+        ];
+        let loaded = Config::load(Some(Path::new("/dev/null")), env).unwrap();
+        assert_eq!(loaded.config.database_url(), "sqlite://x.db");
+        assert_eq!(loaded.config.import.batch_size, 500);
+        assert!(!loaded.config.database.auto_migrate);
+        assert_eq!(loaded.env_overrides.len(), 3);
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable() {
+        let env = vec![("WHATSUP_IMPORT_BATCH_SIZE".to_string(), "many".to_string())];
+        let err = Config::load(Some(Path::new("/dev/null")), env).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("WHATSUP_IMPORT_BATCH_SIZE"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors_with_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[database]\nurll = \"x\"\n").unwrap();
+        let err = Config::load(Some(&path), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml") && err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_config_file_matches_the_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_FILE);
+        let loaded = Config::load(Some(&path), Vec::new()).unwrap();
+        let shipped = toml::Value::try_from(&loaded.config).unwrap();
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        assert_eq!(shipped, defaults);
+    }
+}

@@ -1,0 +1,15 @@
+//! Plain types parsed at the edge. This module knows nothing of the database,
+//! SMTP or HTTP: a value of these types has been validated once and can be
+//! trusted everywhere else.
+
+pub mod country;
+pub mod email;
+pub mod kinds;
+pub mod segment;
+
+pub use country::{CountryCode, CountryError};
+pub use email::{EmailAddress, EmailError};
+pub use kinds::{
+    ContactStatus, Language, LanguageError, OrgKind, Relationship, TimeZone, TimeZoneError,
+    UnknownWord,
+};

@@ -1,0 +1,11 @@
+//! whatsup: a self-hosted email newsletter system.
+//!
+//! The library holds everything; `main.rs` only calls [`cli::main`]. See
+//! ARCHITECTURE.md for the map of modules and the invariants between them.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod export;
+pub mod import;
+pub mod store;
