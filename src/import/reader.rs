@@ -236,6 +236,8 @@ impl<R: BufRead> Reader<R> {
             let mut line = first_line;
             let mut lines: Vec<(u64, Vec<u8>)> = Vec::new();
             let mut quote_open = Pos { line, byte_col: 1 };
+            // The quote that was open when the record first crossed a line end.
+            let mut first_open = quote_open;
             loop {
                 let line_offset = rec.raw.len();
                 rec.line_starts.push(line_offset);
@@ -290,12 +292,15 @@ impl<R: BufRead> Reader<R> {
                             }
                             b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
                             b'"' => {
+                                self.scratch = bytes;
+                                if !lines.is_empty() {
+                                    return Ok(self.unterminated(rec, first_open, lines, false));
+                                }
                                 let pos = Pos {
                                     line,
                                     byte_col: col,
                                 };
                                 let column = rec.char_col(&pos);
-                                self.scratch = bytes;
                                 return Ok(Read::Bad(SyntaxError {
                                     line,
                                     column,
@@ -328,12 +333,15 @@ impl<R: BufRead> Reader<R> {
                             }
                             b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
                             _ => {
+                                self.scratch = bytes;
+                                if !lines.is_empty() {
+                                    return Ok(self.unterminated(rec, first_open, lines, false));
+                                }
                                 let pos = Pos {
                                     line,
                                     byte_col: col,
                                 };
                                 let column = rec.char_col(&pos);
-                                self.scratch = bytes;
                                 return Ok(Read::Bad(SyntaxError {
                                     line,
                                     column,
@@ -363,34 +371,49 @@ impl<R: BufRead> Reader<R> {
                 let too_long =
                     lines.len() + 1 >= MAX_RECORD_LINES || rec.raw.len() > MAX_RECORD_BYTES;
                 let next = if too_long { None } else { self.next_line()? };
+                if lines.is_empty() {
+                    first_open = quote_open;
+                }
                 match next {
                     Some(n) => {
                         lines.push((n, self.scratch.clone()));
                         line = n;
                     }
-                    None => {
-                        // Unterminated: report the opening quote and re-read
-                        // the lines after the first one as new records.
-                        let column = rec.char_col(&quote_open);
-                        let first_len = rec.line_starts.get(1).copied().unwrap_or(rec.raw.len());
-                        let raw = rec.raw[..first_len].to_vec();
-                        for (n, l) in lines.into_iter().rev() {
-                            self.pending.push_front((n, l));
-                        }
-                        return Ok(Read::Bad(SyntaxError {
-                            line: quote_open.line,
-                            column,
-                            message: if too_long {
-                                format!("unterminated quoted field (no closing quote within {MAX_RECORD_LINES} lines)")
-                            } else {
-                                "unterminated quoted field (no closing quote before the end of the file)".into()
-                            },
-                            raw,
-                        }));
-                    }
+                    None => return Ok(self.unterminated(rec, first_open, lines, too_long)),
                 }
             }
         }
+    }
+
+    /// Reports the quote opened at `open` as unterminated and queues the
+    /// record's later lines to be read again as records of their own, so a
+    /// bad quote costs one line, not the rest of the file.
+    fn unterminated(
+        &mut self,
+        rec: &mut Record,
+        open: Pos,
+        lines: Vec<(u64, Vec<u8>)>,
+        too_long: bool,
+    ) -> Read {
+        let column = rec.char_col(&open);
+        let first_len = rec.line_starts.get(1).copied().unwrap_or(rec.raw.len());
+        let raw = rec.raw[..first_len].to_vec();
+        for (n, l) in lines.into_iter().rev() {
+            self.pending.push_front((n, l));
+        }
+        let message = if too_long {
+            format!("unterminated quoted field (no closing quote within {MAX_RECORD_LINES} lines)")
+        } else {
+            "unterminated quoted field: the quote opened here is never closed on this line, \
+             and the lines after it do not read as its continuation"
+                .into()
+        };
+        Read::Bad(SyntaxError {
+            line: open.line,
+            column,
+            message,
+            raw,
+        })
     }
 }
 
@@ -471,6 +494,18 @@ mod tests {
         assert_eq!(got[2], ok(&["y", "z"]));
         assert_eq!(got[3], ok(&["w", "v"]));
         assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_blamed_not_the_quote_on_the_next_line() {
+        let got = read_all("a,\"open\nb,\"multi\nline\"\nc,d\n");
+        let Err((line, col, msg)) = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!((*line, *col), (1, 3));
+        assert!(msg.contains("unterminated"), "{msg}");
+        assert_eq!(got[1], ok(&["b", "multi\nline"]));
+        assert_eq!(got[2], ok(&["c", "d"]));
     }
 
     #[test]

@@ -153,29 +153,35 @@ impl ImportSession {
     }
 
     /// Records `(email, line)` pairs as seen; returns, for those seen in an
-    /// earlier batch, the line where each was first seen.
+    /// earlier batch, the line where each was first seen. One statement in
+    /// the usual case (no duplicates), a second only to find first lines.
     pub async fn mark_seen(&mut self, rows: &[(&str, u64)]) -> Result<HashMap<String, u64>> {
-        let emails: Vec<&str> = rows.iter().map(|r| r.0).collect();
-        let emails = serde_json::to_string(&emails)?;
         let pairs = serde_json::to_string(rows)?;
-        let (select, insert) = match self.dialect {
+        let (insert, select) = match self.dialect {
             Dialect::Sqlite => (
-                "SELECT email, line FROM import_seen WHERE email IN (SELECT value FROM json_each($1))",
                 "INSERT INTO import_seen (email, line) SELECT j.value ->> 0, j.value ->> 1 \
-                 FROM json_each($1) AS j WHERE true ON CONFLICT (email) DO NOTHING",
+                 FROM json_each($1) AS j WHERE true ON CONFLICT (email) DO NOTHING RETURNING email",
+                "SELECT email, line FROM import_seen WHERE email IN (SELECT value FROM json_each($1))",
             ),
             Dialect::Postgres => (
+                "INSERT INTO import_seen (email, line) SELECT x ->> 0, (x ->> 1)::bigint \
+                 FROM jsonb_array_elements($1::text::jsonb) AS x ON CONFLICT (email) DO NOTHING RETURNING email",
                 "SELECT email, line FROM import_seen WHERE email IN \
                  (SELECT jsonb_array_elements_text($1::text::jsonb))",
-                "INSERT INTO import_seen (email, line) SELECT x ->> 0, (x ->> 1)::bigint \
-                 FROM jsonb_array_elements($1::text::jsonb) AS x ON CONFLICT (email) DO NOTHING",
             ),
         };
-        let seen: Vec<(String, i64)> = on_conn!(&mut self.conn, c => {
-            let seen = sqlx::query_as(select).bind(&emails).fetch_all(&mut **c).await?;
-            sqlx::query(insert).bind(&pairs).execute(&mut **c).await?;
-            seen
-        });
+        let inserted: Vec<String> = on_conn!(&mut self.conn, c => sqlx::query_scalar(insert).bind(&pairs).fetch_all(&mut **c).await?);
+        if inserted.len() == rows.len() {
+            return Ok(HashMap::new());
+        }
+        let fresh: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+        let dups: Vec<&str> = rows
+            .iter()
+            .map(|r| r.0)
+            .filter(|e| !fresh.contains(e))
+            .collect();
+        let dups = serde_json::to_string(&dups)?;
+        let seen: Vec<(String, i64)> = on_conn!(&mut self.conn, c => sqlx::query_as(select).bind(&dups).fetch_all(&mut **c).await?);
         Ok(seen.into_iter().map(|(e, l)| (e, l as u64)).collect())
     }
 

@@ -1,0 +1,340 @@
+//! CLI tests that run the real `whatsup` binary against a real SQLite file:
+//! exit codes, human and JSON output, segment errors with a caret, the audit
+//! trail, export, organisations, and that secrets never appear in output.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let db = format!("sqlite://{}", self.dir.path().join("cli.db").display());
+        Command::new(env!("CARGO_BIN_EXE_whatsup"))
+            .args(["--database", &db])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("WHATSUP_DATABASE_URL")
+            .env("USER", "tester")
+            .output()
+            .expect("run whatsup")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let text = self.ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"))
+    }
+}
+
+fn fixture() -> String {
+    common::data("csv/fixture.csv").display().to_string()
+}
+
+#[test]
+fn migrate_creates_the_database_and_reports_the_schema_version() {
+    let cli = Cli::new();
+    let out = cli.ok(&["migrate"]);
+    assert!(out.contains("schema version 1"), "{out}");
+    assert!(cli.dir.path().join("cli.db").exists());
+}
+
+#[test]
+fn import_prints_a_summary_and_list_shows_status_since_and_reason() {
+    let cli = Cli::new();
+    let out = cli.ok(&["subscribers", "import", &fixture()]);
+    assert!(out.contains("8 rows: 8 created"), "{out}");
+    let list = cli.ok(&["subscribers", "list", "--segment", "kind = embassy"]);
+    assert!(list.starts_with("EMAIL"), "{list}");
+    assert!(list.contains("culture@fr.embassy.example.org"), "{list}");
+    assert!(list.contains("3 of 3 contacts"), "{list}");
+    let json = cli.json(&["subscribers", "list", "--json", "--limit", "2"]);
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[0]["email"], "anne.martin@paris.example.com");
+}
+
+#[test]
+fn an_import_with_bad_rows_exits_3_and_writes_the_reject_file() {
+    let cli = Cli::new();
+    let rejects = cli.dir.path().join("rejects.csv");
+    let out = cli.run(&[
+        "subscribers",
+        "import",
+        &common::data("csv/invalid_emails.csv").display().to_string(),
+        "--reject-file",
+        &rejects.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "invalid_emails.csv:line 2, column 1 (email): invalid email \"not-an-email\""
+        ),
+        "{stderr}"
+    );
+    let rejected = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(
+        rejected.lines().count(),
+        6,
+        "header and five bad rows: {rejected}"
+    );
+    let report = cli.run(&[
+        "subscribers",
+        "import",
+        "--json",
+        &rejects.display().to_string(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(v["rejected"], 5);
+    assert_eq!(v["errors"][0]["field"], "email");
+}
+
+#[test]
+fn a_bad_segment_fails_with_a_caret_under_the_column() {
+    let cli = Cli::new();
+    let out = cli.run(&[
+        "subscribers",
+        "list",
+        "--segment",
+        "kind = embassy and regoin = Europe",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("column 20"), "{stderr}");
+    assert!(stderr.contains("did you mean \"region\""), "{stderr}");
+    assert!(stderr.contains(&format!("{}^", " ".repeat(19))), "{stderr}");
+}
+
+#[test]
+fn set_status_records_who_and_why_and_show_prints_the_history() {
+    let cli = Cli::new();
+    cli.ok(&["subscribers", "import", &fixture()]);
+    let out = cli.ok(&[
+        "subscribers",
+        "set-status",
+        "Press@DE.embassy.example.org",
+        "blocklisted",
+        "--reason",
+        "asked by phone",
+    ]);
+    assert!(out.contains("active → blocklisted"), "{out}");
+    let again = cli.ok(&[
+        "subscribers",
+        "set-status",
+        "press@de.embassy.example.org",
+        "blocklisted",
+        "--reason",
+        "x",
+    ]);
+    assert!(again.contains("nothing changed"), "{again}");
+    let v = cli.json(&[
+        "subscribers",
+        "show",
+        "press@de.embassy.example.org",
+        "--json",
+    ]);
+    assert_eq!(v["status"], "blocklisted");
+    assert_eq!(v["history"].as_array().unwrap().len(), 1);
+    assert_eq!(v["history"][0]["actor"], "cli:tester");
+    assert_eq!(v["history"][0]["reason"], "asked by phone");
+    let bad = cli.run(&[
+        "subscribers",
+        "set-status",
+        "press@de.embassy.example.org",
+        "gone",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown status \"gone\""));
+    let summary = cli.ok(&["subscribers", "summary"]);
+    assert!(summary.contains("BLOCKLISTED"), "{summary}");
+}
+
+#[test]
+fn add_edit_and_remove_work_on_single_contacts() {
+    let cli = Cli::new();
+    cli.ok(&[
+        "orgs",
+        "add",
+        "--kind",
+        "embassy",
+        "--name",
+        "Embassy of Chile in Japan",
+        "--country",
+        "cl",
+    ]);
+    let v = cli.json(&[
+        "subscribers",
+        "add",
+        "Attache@cl.embassy.example.org",
+        "--name",
+        "Ana Rojas",
+        "--org",
+        "embassy of chile in japan",
+        "--tag",
+        "Culture",
+        "--attr",
+        "desk=arts",
+        "--json",
+    ]);
+    assert_eq!(v["email"], "attache@cl.embassy.example.org");
+    assert_eq!(v["organisation"]["country"], "CL");
+    assert_eq!(v["tags"][0], "culture");
+    let dup = cli.run(&["subscribers", "add", "ATTACHE@cl.embassy.example.org"]);
+    assert_eq!(dup.status.code(), Some(1));
+    let v = cli.json(&[
+        "subscribers",
+        "edit",
+        "attache@cl.embassy.example.org",
+        "--title",
+        "Attaché",
+        "--remove-tag",
+        "culture",
+        "--unset-attr",
+        "desk",
+        "--no-org",
+        "--json",
+    ]);
+    assert_eq!(v["title"], "Attaché");
+    assert_eq!(v["tags"].as_array().unwrap().len(), 0);
+    assert!(v["organisation"].is_null());
+    assert!(v["attributes"].as_object().unwrap().is_empty());
+    cli.ok(&["subscribers", "remove", "attache@cl.embassy.example.org"]);
+    assert_eq!(
+        cli.run(&["subscribers", "show", "attache@cl.embassy.example.org"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let bad = cli.run(&["subscribers", "add", "not an address"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn orgs_can_be_listed_shown_and_edited() {
+    let cli = Cli::new();
+    cli.ok(&["subscribers", "import", &fixture()]);
+    let list = cli.json(&["orgs", "list", "--kind", "city", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let shown = cli.ok(&["orgs", "show", "City of Paris"]);
+    assert!(shown.contains("relationship: sister since 1982"), "{shown}");
+    let edited = cli.json(&[
+        "orgs",
+        "edit",
+        "city of paris",
+        "--notes",
+        "Sister city since 1982",
+        "--json",
+    ]);
+    assert_eq!(edited["notes"], "Sister city since 1982");
+    assert_eq!(edited["contacts"], 1);
+    let bad = cli.run(&["orgs", "edit", "City of Paris", "--country", "XX"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"XX\" is not an ISO 3166-1"));
+}
+
+#[test]
+fn export_writes_the_import_format_and_json() {
+    let cli = Cli::new();
+    cli.ok(&["subscribers", "import", &fixture()]);
+    let out = cli.dir.path().join("out.csv");
+    cli.ok(&[
+        "subscribers",
+        "export",
+        "--segment",
+        "tag = press",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with("email,name,title,organisation,kind,country,city,region,timezone,relationship,since,language,tags,department\n"), "{text}");
+    assert_eq!(text.lines().count(), 5, "{text}");
+    let json = cli.json(&[
+        "subscribers",
+        "export",
+        "--format",
+        "json",
+        "--segment",
+        "kind = city",
+    ]);
+    assert_eq!(json.as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn config_show_never_prints_secrets() {
+    let cli = Cli::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_whatsup"))
+        .args(["config"])
+        .current_dir(cli.dir.path())
+        .env("WHATSUP_SMTP_PASSWORD", "hunter2-smtp")
+        .env(
+            "WHATSUP_SECURITY_TOKEN_SECRET",
+            "0123456789abcdef0123456789abcdef-secret",
+        )
+        .env("WHATSUP_DATABASE_URL", "postgres://u:dbpass@localhost/x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(!text.contains("-secret"), "{text}");
+    assert!(!text.contains("dbpass"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(text.contains("WHATSUP_SMTP_PASSWORD"), "{text}");
+}
+
+#[test]
+fn every_command_has_help() {
+    let cli = Cli::new();
+    for args in [
+        vec!["--help"],
+        vec!["subscribers", "--help"],
+        vec!["subscribers", "import", "--help"],
+        vec!["orgs", "edit", "--help"],
+        vec!["demo", "--help"],
+    ] {
+        let out = cli.ok(&args);
+        assert!(out.contains("Usage:"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn the_demo_imports_the_seed_and_prints_a_summary_by_kind_and_region() {
+    let cli = Cli::new();
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("subscribers");
+    let out = cli.ok(&["demo", "--seed-dir", &seed.display().to_string()]);
+    assert!(out.contains("0 rejected"), "{out}");
+    assert!(
+        out.contains("embassy") && out.contains("Europe") && out.contains("total"),
+        "{out}"
+    );
+    let again = cli.ok(&["demo", "--seed-dir", &seed.display().to_string()]);
+    assert!(
+        again.contains(" 0 created"),
+        "a second run changes nothing: {again}"
+    );
+}

@@ -1,0 +1,149 @@
+//! Helpers shared by the integration tests: fresh real databases (an SQLite
+//! file in a temporary directory, or a new PostgreSQL database on the server
+//! named by `WHATSUP_TEST_POSTGRES_URL`), and the rule that in CI nothing is
+//! skipped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use whatsup::config::{Config, Secret};
+use whatsup::import::{import_file, ImportOptions, ImportReport};
+use whatsup::store::Store;
+
+/// A store with whatever keeps it alive (the temp dir, or the database name).
+pub struct TestDb {
+    pub store: Store,
+    pub config: Config,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// True when running in CI, where a missing service is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "0" && v != "false")
+        .unwrap_or(false)
+}
+
+/// Skips (loudly) outside CI, fails in CI.
+pub fn skip_or_fail(what: &str) {
+    if in_ci() {
+        panic!("{what}: required in CI, where no test may skip");
+    }
+    eprintln!("\n!!!!! SKIPPED: {what} !!!!!\n");
+}
+
+pub async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.general.data_dir = dir.path().to_path_buf();
+    let url = format!("sqlite://{}", dir.path().join("whatsup.db").display());
+    config.database.url = Secret::new(url.clone());
+    let store = Store::open(&config).await.expect("open sqlite store");
+    TestDb {
+        store,
+        config,
+        url,
+        _dir: Some(dir),
+    }
+}
+
+static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh PostgreSQL database, or `None` (after a loud skip) outside CI
+/// when no server is configured.
+pub async fn postgres() -> Option<TestDb> {
+    let Ok(base) = std::env::var("WHATSUP_TEST_POSTGRES_URL") else {
+        skip_or_fail(
+            "PostgreSQL test: WHATSUP_TEST_POSTGRES_URL is not set (scripts/test sets it)",
+        );
+        return None;
+    };
+    let name = format!(
+        "whatsup_t_{}_{}_{}",
+        std::process::id(),
+        DB_COUNTER.fetch_add(1, Ordering::Relaxed),
+        chrono::Utc::now().timestamp_micros() % 1_000_000
+    );
+    let admin = Config::default();
+    let admin_store = Store::connect(&base, &admin)
+        .await
+        .expect("connect to the PostgreSQL test server");
+    if let Store::Postgres(pool) = &admin_store {
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(pool)
+            .await
+            .expect("create test database");
+    }
+    admin_store.close().await;
+    let url = match base.rfind('/') {
+        Some(i) => format!("{}/{}", &base[..i], name),
+        None => panic!("WHATSUP_TEST_POSTGRES_URL has no database part: {base}"),
+    };
+    let mut config = Config::default();
+    config.database.url = Secret::new(url.clone());
+    config.database.max_connections = 4;
+    let store = Store::open(&config).await.expect("open postgres store");
+    Some(TestDb {
+        store,
+        config,
+        url,
+        _dir: None,
+    })
+}
+
+/// Generates `#[tokio::test]`s that run each named async fn (taking a
+/// `TestDb`) once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::sqlite().await).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = super::common::postgres().await {
+                        super::$name(db).await
+                    }
+                }
+            )+
+        }
+    };
+}
+
+/// Path of a file in tests/data.
+pub fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
+}
+
+/// Path of a seed file in subscribers/.
+pub fn seed(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("subscribers")
+        .join(rel)
+}
+
+pub async fn import(store: &Store, path: &Path, opts: &ImportOptions) -> ImportReport {
+    import_file(store, path, opts, None, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap_or_else(|e| panic!("import of {} failed: {e:#}", path.display()))
+}
+
+/// Writes `content` to a file in a fresh temp dir; returns (dir, path).
+pub fn temp_csv(content: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("input.csv");
+    std::fs::write(&path, content).expect("write csv");
+    (dir, path)
+}

@@ -1,0 +1,541 @@
+//! One store conformance suite, run against SQLite and against PostgreSQL:
+//! contacts, organisations, statuses and their audit trail, segments, CSV
+//! import semantics and lossless export.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{data, import, temp_csv, TestDb};
+use whatsup::domain::segment::Segment;
+use whatsup::domain::{ContactStatus, CountryCode, EmailAddress, OrgKind};
+use whatsup::export::{export, Format};
+use whatsup::import::ImportOptions;
+use whatsup::store::{ContactPatch, NewContact, OrgFields, StatusChange, Store};
+
+fn new_contact(email: &str) -> NewContact {
+    NewContact {
+        email: EmailAddress::parse(email).unwrap(),
+        name: "Test Person".into(),
+        title: "Officer".into(),
+        organisation_id: None,
+        language: None,
+        consent_source: "test".into(),
+        attributes: Default::default(),
+        tags: vec!["Press".into()],
+    }
+}
+
+async fn emails(store: &Store, segment: &str) -> BTreeSet<String> {
+    let seg = Segment::parse(segment).unwrap_or_else(|e| panic!("{segment}: {e}"));
+    store
+        .list_contacts(Some(&seg), None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.email)
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+async fn fixture(db: &TestDb) {
+    let r = import(
+        &db.store,
+        &data("csv/fixture.csv"),
+        &ImportOptions::default(),
+    )
+    .await;
+    assert_eq!(r.rejected, 0, "{:?}", r.errors);
+    assert_eq!(r.created, 8);
+}
+
+async fn adding_a_contact_normalises_the_address_and_refuses_a_case_variant(db: TestDb) {
+    let c = db
+        .store
+        .add_contact(&new_contact("  Mixed.Case@Example.ORG "))
+        .await
+        .unwrap();
+    assert_eq!(c.email, "mixed.case@example.org");
+    assert_eq!(c.status, "active");
+    assert_eq!(c.tag_list(), vec!["press"]);
+    let err = db
+        .store
+        .add_contact(&new_contact("MIXED.case@example.org"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert!(db
+        .store
+        .contact("MIXED.CASE@example.org")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestDb) {
+    let fields = OrgFields {
+        kind: Some(OrgKind::Embassy),
+        name: Some("Embassy of France in Japan".into()),
+        country: Some(Some(CountryCode::parse("fr").unwrap())),
+        region: Some(Some("Europe".into())),
+        ..Default::default()
+    };
+    let o = db.store.add_org(&fields).await.unwrap();
+    assert_eq!(o.country.as_deref(), Some("FR"));
+    let found = db
+        .store
+        .find_org("embassy of FRANCE in japan")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, o.id);
+    assert!(
+        db.store.add_org(&fields).await.is_err(),
+        "a second organisation with the same name"
+    );
+    let edited = db
+        .store
+        .edit_org(
+            o.id,
+            &OrgFields {
+                region: Some(None),
+                notes: Some("moved".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.region, None);
+    assert_eq!(edited.notes, "moved");
+    assert_eq!(edited.kind, "embassy");
+    assert_eq!(
+        db.store
+            .list_orgs(Some(OrgKind::Embassy))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(db
+        .store
+        .list_orgs(Some(OrgKind::City))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn a_status_change_writes_the_audit_trail_once(db: TestDb) {
+    db.store
+        .add_contact(&new_contact("a@example.org"))
+        .await
+        .unwrap();
+    let change = StatusChange {
+        status: ContactStatus::Bounced,
+        reason: "550 5.1.1 user unknown",
+        actor: "bounce",
+        evidence: serde_json::json!({"status": "5.1.1"}),
+    };
+    assert_eq!(
+        db.store.set_status("A@example.org", &change).await.unwrap(),
+        Some(ContactStatus::Active)
+    );
+    // The same change again changes nothing and writes nothing.
+    assert_eq!(
+        db.store.set_status("a@example.org", &change).await.unwrap(),
+        None
+    );
+    let c = db.store.contact("a@example.org").await.unwrap().unwrap();
+    assert_eq!(c.status, "bounced");
+    assert_eq!(c.status_reason, "550 5.1.1 user unknown");
+    let history = db.store.status_history(c.id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].old_status.as_deref(), Some("active"));
+    assert_eq!(history[0].new_status, "bounced");
+    assert_eq!(history[0].actor, "bounce");
+    assert_eq!(history[0].evidence.0["status"], "5.1.1");
+    assert!(db
+        .store
+        .set_status("nobody@example.org", &change)
+        .await
+        .is_err());
+}
+
+async fn editing_a_contact_changes_fields_tags_and_attributes(db: TestDb) {
+    db.store
+        .add_contact(&new_contact("e@example.org"))
+        .await
+        .unwrap();
+    let mut patch = ContactPatch {
+        name: Some("Eve Example".into()),
+        add_tags: vec!["culture".into()],
+        remove_tags: vec!["press".into()],
+        ..Default::default()
+    };
+    patch.attributes.insert("desk".into(), "culture".into());
+    let c = db
+        .store
+        .edit_contact("e@example.org", &patch)
+        .await
+        .unwrap();
+    assert_eq!(c.name, "Eve Example");
+    assert_eq!(c.title, "Officer");
+    assert_eq!(c.tag_list(), vec!["culture"]);
+    assert_eq!(c.attributes.0["desk"], "culture");
+    assert!(db.store.remove_contact("E@example.org").await.unwrap());
+    assert!(!db.store.remove_contact("e@example.org").await.unwrap());
+}
+
+async fn segments_choose_exactly_the_expected_contacts(db: TestDb) {
+    fixture(&db).await;
+    let s = &db.store;
+    assert_eq!(
+        emails(s, r#"kind = embassy and region = "Europe""#).await,
+        set(&[
+            "culture@fr.embassy.example.org",
+            "press@de.embassy.example.org"
+        ])
+    );
+    assert_eq!(
+        emails(s, "tag = sister-cities or country in (FR, DE)").await,
+        set(&[
+            "anne.martin@paris.example.com",
+            "jonas.weber@berlin.example.com",
+            "o'neill@nyc.example.com",
+            "culture@fr.embassy.example.org",
+            "press@de.embassy.example.org",
+        ])
+    );
+    assert_eq!(
+        emails(s, r#"attr.department = "protocol""#).await,
+        set(&["o'neill@nyc.example.com"])
+    );
+    assert_eq!(
+        emails(s, "since >= 1990 and relationship = sister").await,
+        set(&["jonas.weber@berlin.example.com"])
+    );
+    assert_eq!(
+        emails(s, "organisation is empty").await,
+        set(&["freelance@example.net"])
+    );
+    assert_eq!(
+        emails(s, r#"name ~ "NEILL""#).await,
+        set(&["o'neill@nyc.example.com"])
+    );
+    assert_eq!(
+        emails(s, "language = pt-br").await,
+        set(&["info@br.embassy.example.org"])
+    );
+    // != includes contacts without the field (no organisation, so no region).
+    assert_eq!(emails(s, "region != Europe").await.len(), 3);
+    assert_eq!(emails(s, "created > 2000-01-01").await.len(), 8);
+    assert_eq!(emails(s, "created < 2000-01-01").await.len(), 0);
+    assert_eq!(
+        emails(s, "tag = press and not (kind = city)").await.len(),
+        3
+    );
+    let seg = Segment::parse("kind = embassy").unwrap();
+    assert_eq!(s.count_contacts(Some(&seg)).await.unwrap(), 3);
+}
+
+async fn injection_attempts_in_segments_match_nothing_and_change_nothing(db: TestDb) {
+    fixture(&db).await;
+    for attack in [
+        r#"name = "x'; drop table contacts; --""#,
+        r#"name = "x' or '1'='1""#,
+        r#"tag = "a') or 1=1 --""#,
+        r#"attr.department = "x') or ('1'='1""#,
+        r#"email ~ "%' or 1=1 --""#,
+    ] {
+        assert!(emails(&db.store, attack).await.is_empty(), "{attack}");
+    }
+    assert_eq!(db.store.count_contacts(None).await.unwrap(), 8);
+}
+
+async fn importing_the_same_file_twice_changes_nothing(db: TestDb) {
+    fixture(&db).await;
+    let before = db
+        .store
+        .contact("anne.martin@paris.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let again = import(
+        &db.store,
+        &data("csv/fixture.csv"),
+        &ImportOptions::default(),
+    )
+    .await;
+    assert_eq!(
+        (
+            again.created,
+            again.updated,
+            again.unchanged,
+            again.tags_added
+        ),
+        (0, 0, 8, 0)
+    );
+    assert_eq!((again.orgs_created, again.orgs_updated), (0, 0));
+    let with_update = import(
+        &db.store,
+        &data("csv/fixture.csv"),
+        &ImportOptions {
+            update: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (
+            with_update.created,
+            with_update.updated,
+            with_update.unchanged
+        ),
+        (0, 0, 8)
+    );
+    let after = db
+        .store
+        .contact("anne.martin@paris.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+async fn update_merges_changed_fields_and_keeps_the_rest(db: TestDb) {
+    fixture(&db).await;
+    let (_dir, path) = temp_csv(
+        "email,name,title,organisation,kind,region,tags,desk\n\
+         ANNE.MARTIN@paris.example.com,,Deputy Mayor's Adviser,City of Paris,city,Europe,culture,Asia\n",
+    );
+    let plain = import(&db.store, &path, &ImportOptions::default()).await;
+    assert_eq!(
+        (plain.updated, plain.unchanged, plain.tags_added),
+        (0, 1, 1)
+    );
+    let c = db
+        .store
+        .contact("anne.martin@paris.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.title, "Head of International Relations",
+        "without --update fields stay"
+    );
+    let merged = import(
+        &db.store,
+        &path,
+        &ImportOptions {
+            update: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(merged.updated, 1);
+    let c = db
+        .store
+        .contact("anne.martin@paris.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.title, "Deputy Mayor's Adviser");
+    assert_eq!(
+        c.name, "Anne Martin",
+        "an empty cell does not clear a field"
+    );
+    assert_eq!(c.attributes.0["desk"], "Asia");
+    assert_eq!(c.attributes.0["department"], "Relations internationales");
+    assert_eq!(c.tag_list(), vec!["culture", "press", "sister-cities"]);
+}
+
+async fn an_import_never_reactivates_a_suppressed_contact_unless_forced(db: TestDb) {
+    fixture(&db).await;
+    let change = StatusChange {
+        status: ContactStatus::Unsubscribed,
+        reason: "one-click unsubscribe",
+        actor: "web",
+        evidence: serde_json::json!({}),
+    };
+    db.store
+        .set_status("press@de.embassy.example.org", &change)
+        .await
+        .unwrap();
+    let r = import(
+        &db.store,
+        &data("csv/fixture.csv"),
+        &ImportOptions::default(),
+    )
+    .await;
+    assert_eq!((r.reactivated, r.kept_suppressed), (0, 1));
+    let c = db
+        .store
+        .contact("press@de.embassy.example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, "unsubscribed");
+    let forced = import(
+        &db.store,
+        &data("csv/fixture.csv"),
+        &ImportOptions {
+            force_reactivate: true,
+            actor: "cli:tester".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(forced.reactivated, 1);
+    let c = db
+        .store
+        .contact("press@de.embassy.example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, "active");
+    let history = db.store.status_history(c.id).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].actor, "cli:tester");
+    assert_eq!(history[1].evidence.0["line"], 6);
+}
+
+async fn a_dry_run_reports_but_writes_nothing(db: TestDb) {
+    let r = import(
+        &db.store,
+        &data("csv/fixture.csv"),
+        &ImportOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((r.created, r.orgs_created), (8, 7));
+    assert!(r.dry_run);
+    assert_eq!(db.store.count_contacts(None).await.unwrap(), 0);
+    assert!(db.store.list_orgs(None).await.unwrap().is_empty());
+    assert!(db.store.tags().await.unwrap().is_empty());
+}
+
+async fn duplicates_are_caught_across_batches(db: TestDb) {
+    let mut csv = String::from("email,name\n");
+    for i in 0..50 {
+        csv.push_str(&format!("person{i}@example.org,P {i}\n"));
+    }
+    csv.push_str("PERSON3@example.org,again\n");
+    let (_dir, path) = temp_csv(csv);
+    let r = import(
+        &db.store,
+        &path,
+        &ImportOptions {
+            batch_size: 7,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (50, 1));
+    assert_eq!(r.errors[0].line, 52);
+    assert!(
+        r.errors[0].message.contains("already appears on line 5"),
+        "{}",
+        r.errors[0].message
+    );
+    assert_eq!(r.errors[0].field.as_deref(), Some("email"));
+    assert_eq!(r.batches_committed, 8);
+}
+
+async fn a_file_that_contradicts_itself_about_an_organisation_is_reported(db: TestDb) {
+    let (_dir, path) = temp_csv(
+        "email,organisation,kind,country\n\
+         a@example.org,Embassy of Chile in Japan,embassy,CL\n\
+         b@example.org,Embassy of Chile in Japan,embassy,PE\n",
+    );
+    let r = import(&db.store, &path, &ImportOptions::default()).await;
+    assert_eq!((r.created, r.rejected), (1, 1));
+    let e = &r.errors[0];
+    assert_eq!(
+        (e.line, e.column, e.field.as_deref()),
+        (3, Some(49), Some("country"))
+    );
+    assert!(
+        e.message.contains("\"PE\" here but \"CL\" on line 2"),
+        "{}",
+        e.message
+    );
+}
+
+async fn export_then_import_is_lossless(db: TestDb) {
+    fixture(&db).await;
+    let mut first = Vec::new();
+    export(&db.store, None, Format::Csv, &mut first, None)
+        .await
+        .unwrap();
+    let (_dir, path) = temp_csv(&first);
+    let other = common::sqlite().await;
+    let r = import(&other.store, &path, &ImportOptions::default()).await;
+    assert_eq!((r.created, r.rejected), (8, 0));
+    let mut second = Vec::new();
+    export(&other.store, None, Format::Csv, &mut second, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(first).unwrap(),
+        String::from_utf8(second).unwrap()
+    );
+    let mut json = Vec::new();
+    let seg = Segment::parse("kind = city").unwrap();
+    let n = export(&db.store, Some(&seg), Format::Json, &mut json, None)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v[0]["organisation"]["kind"], "city");
+}
+
+async fn the_seed_data_imports_without_a_single_rejected_row(db: TestDb) {
+    for f in ["sister-cities.csv", "embassies.csv"] {
+        let r = import(&db.store, &common::seed(f), &ImportOptions::default()).await;
+        assert_eq!(r.rejected, 0, "{f}: {:?}", r.errors);
+    }
+    let cities = Segment::parse("kind = city and tag = sister-cities").unwrap();
+    let orgs: BTreeSet<String> = db
+        .store
+        .list_contacts(Some(&cities), None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.org_name)
+        .collect();
+    assert_eq!(orgs.len(), 12, "{orgs:?}");
+    let embassies = db.store.list_orgs(Some(OrgKind::Embassy)).await.unwrap();
+    assert!(embassies.len() >= 140, "{} embassies", embassies.len());
+    for c in db.store.list_contacts(None, None, 0).await.unwrap() {
+        let domain = c.email.rsplit('@').next().unwrap();
+        assert!(
+            ["example.org", "example.com", "example.net"]
+                .iter()
+                .any(|d| domain == *d || domain.ends_with(&format!(".{d}"))),
+            "{} is not on a reserved domain",
+            c.email
+        );
+    }
+}
+
+on_both_backends!(
+    adding_a_contact_normalises_the_address_and_refuses_a_case_variant,
+    organisations_are_found_by_name_case_insensitively_and_edited,
+    a_status_change_writes_the_audit_trail_once,
+    editing_a_contact_changes_fields_tags_and_attributes,
+    segments_choose_exactly_the_expected_contacts,
+    injection_attempts_in_segments_match_nothing_and_change_nothing,
+    importing_the_same_file_twice_changes_nothing,
+    update_merges_changed_fields_and_keeps_the_rest,
+    an_import_never_reactivates_a_suppressed_contact_unless_forced,
+    a_dry_run_reports_but_writes_nothing,
+    duplicates_are_caught_across_batches,
+    a_file_that_contradicts_itself_about_an_organisation_is_reported,
+    export_then_import_is_lossless,
+    the_seed_data_imports_without_a_single_rejected_row,
+);
