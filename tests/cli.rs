@@ -338,3 +338,115 @@ fn the_demo_imports_the_seed_and_prints_a_summary_by_kind_and_region() {
         "a second run changes nothing: {again}"
     );
 }
+
+/// Writes `rows` valid rows, each contact tagged, to a CSV in `dir`.
+fn big_csv(dir: &Path, rows: usize) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("big.csv");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(f, "email,name,organisation,kind,country,tags").unwrap();
+    for i in 0..rows {
+        writeln!(
+            f,
+            "p{i}@example.org,Person {i},Mission {},embassy,FR,bulk",
+            i % 100
+        )
+        .unwrap();
+    }
+    f.flush().unwrap();
+    path
+}
+
+/// Counts contacts and tag links through a second connection while the
+/// import runs (SQLite in WAL mode allows a reader beside the writer).
+fn counts(db: &Path) -> (i64, i64) {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(
+            "select (select count(*) from contacts) || ' ' || (select count(*) from contact_tags);",
+        )
+        .output()
+        .expect("sqlite3 is needed for this test (apt-get install sqlite3)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .map(|n| n.parse::<i64>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// Starts an import of `csv` with batches of 500 rows and `signal`s it once
+/// some batches are committed; returns the child's exit status.
+fn interrupt_import(cli: &Cli, csv: &Path, signal: i32) -> Output {
+    let db = cli.dir.path().join("cli.db");
+    cli.ok(&["migrate"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_whatsup"))
+        .args([
+            "--database",
+            &format!("sqlite://{}", db.display()),
+            "subscribers",
+            "import",
+        ])
+        .arg(csv)
+        .env("WHATSUP_IMPORT_BATCH_SIZE", "500")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while counts(&db).0 == 0 && waited < 60_000 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        waited += 5;
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_killed_import_leaves_whole_batches_and_running_it_again_completes_it() {
+    let cli = Cli::new();
+    let csv = big_csv(cli.dir.path(), 100_000);
+    let out = interrupt_import(&cli, &csv, libc::SIGKILL);
+    let db = cli.dir.path().join("cli.db");
+    let (contacts, links) = counts(&db);
+    if out.status.success() {
+        eprintln!("note: the import finished before the kill arrived; nothing was interrupted");
+    }
+    assert!(contacts > 0, "some batches were committed before the kill");
+    assert_eq!(
+        contacts % 500,
+        0,
+        "only whole batches are committed: {contacts}"
+    );
+    assert_eq!(
+        links, contacts,
+        "each committed contact has its tag: no half-written batch"
+    );
+    let out = cli.ok(&["subscribers", "import", &csv.display().to_string()]);
+    assert!(
+        out.contains(&format!("{} created", 100_000 - contacts)),
+        "{out}"
+    );
+    assert_eq!(counts(&db), (100_000, 100_000));
+}
+
+#[test]
+fn ctrl_c_finishes_the_current_batch_and_says_to_run_again() {
+    let cli = Cli::new();
+    let csv = big_csv(cli.dir.path(), 100_000);
+    let out = interrupt_import(&cli, &csv, libc::SIGINT);
+    let (contacts, links) = counts(&cli.dir.path().join("cli.db"));
+    assert_eq!(contacts % 500, 0, "{contacts}");
+    assert_eq!(links, contacts);
+    if contacts < 100_000 {
+        assert_eq!(out.status.code(), Some(3), "an interrupted import exits 3");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("interrupted: run again to finish"),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&format!("{contacts} created")), "{stdout}");
+    } else {
+        eprintln!("note: the import finished before Ctrl-C arrived; nothing was interrupted");
+    }
+}

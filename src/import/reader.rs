@@ -293,20 +293,11 @@ impl<R: BufRead> Reader<R> {
                             b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
                             b'"' => {
                                 self.scratch = bytes;
-                                if !lines.is_empty() {
-                                    return Ok(self.unterminated(rec, first_open, lines, false));
-                                }
-                                let pos = Pos {
+                                let at = Pos {
                                     line,
                                     byte_col: col,
                                 };
-                                let column = rec.char_col(&pos);
-                                return Ok(Read::Bad(SyntaxError {
-                                    line,
-                                    column,
-                                    message: "a quote (\") inside an unquoted field; quote the whole field and double the quote".into(),
-                                    raw: std::mem::take(&mut rec.raw),
-                                }));
+                                return Ok(self.bad_quote(rec, first_open, lines, at, "a quote (\") inside an unquoted field; quote the whole field and double the quote"));
                             }
                             _ => rec.data.push(b),
                         },
@@ -334,20 +325,11 @@ impl<R: BufRead> Reader<R> {
                             b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
                             _ => {
                                 self.scratch = bytes;
-                                if !lines.is_empty() {
-                                    return Ok(self.unterminated(rec, first_open, lines, false));
-                                }
-                                let pos = Pos {
+                                let at = Pos {
                                     line,
                                     byte_col: col,
                                 };
-                                let column = rec.char_col(&pos);
-                                return Ok(Read::Bad(SyntaxError {
-                                    line,
-                                    column,
-                                    message: "text after a closing quote; a quoted field must end at a comma or the end of the line".into(),
-                                    raw: std::mem::take(&mut rec.raw),
-                                }));
+                                return Ok(self.bad_quote(rec, first_open, lines, at, "text after a closing quote; a quoted field must end at a comma or the end of the line"));
                             }
                         },
                     }
@@ -383,6 +365,29 @@ impl<R: BufRead> Reader<R> {
                 }
             }
         }
+    }
+
+    /// A quote error at `at`. Inside a multi-line record the quote that
+    /// opened it is more likely the culprit, so that one is reported.
+    fn bad_quote(
+        &mut self,
+        rec: &mut Record,
+        first_open: Pos,
+        lines: Vec<(u64, Vec<u8>)>,
+        at: Pos,
+        message: &str,
+    ) -> Read {
+        if !lines.is_empty() {
+            return self.unterminated(rec, first_open, lines, false);
+        }
+        let column = rec.char_col(&at);
+        let raw = std::mem::take(&mut rec.raw);
+        Read::Bad(SyntaxError {
+            line: at.line,
+            column,
+            message: message.into(),
+            raw,
+        })
     }
 
     /// Reports the quote opened at `open` as unterminated and queues the
