@@ -62,7 +62,7 @@ pub async fn postgres() -> Option<TestDb> {
         return None;
     };
     let name = format!(
-        "whatsup_t_{}_{}_{}",
+        "wtestdb_{}_{}_{}",
         std::process::id(),
         DB_COUNTER.fetch_add(1, Ordering::Relaxed),
         chrono::Utc::now().timestamp_micros() % 1_000_000
