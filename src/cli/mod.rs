@@ -2,6 +2,7 @@
 //! command group. Commands print human-readable text by default and JSON with
 //! `--json`; every failure returns a non-zero exit code.
 
+mod bounces;
 mod demo;
 mod orgs;
 mod output;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Manage organisations
     #[command(subcommand)]
     Orgs(orgs::OrgsCmd),
+    /// Bounces, complaints and auto-replies
+    #[command(subcommand)]
+    Bounces(bounces::BouncesCmd),
     /// Show the effective configuration (secrets redacted)
     Config {
         #[arg(long)]
@@ -129,6 +133,7 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&config, args).await,
+        Command::Bounces(cmd) => bounces::run(cmd),
         Command::Subscribers(cmd) => {
             let store = Store::open(&config).await?;
             let code = subscribers::run(&store, &config, cmd).await;
