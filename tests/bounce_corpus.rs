@@ -40,7 +40,11 @@ fn classified(sample: &Path) -> Value {
 fn every_sample_in_the_corpus_classifies_as_its_expected_json_says() {
     let bless = std::env::var_os("WHATSUP_BLESS").is_some();
     let samples = samples();
-    assert!(samples.len() >= 25, "the corpus has only {} samples", samples.len());
+    assert!(
+        samples.len() >= 25,
+        "the corpus has only {} samples",
+        samples.len()
+    );
     let mut failures = Vec::new();
     for sample in &samples {
         let got = classified(sample);
@@ -50,8 +54,12 @@ fn every_sample_in_the_corpus_classifies_as_its_expected_json_says() {
             std::fs::write(&path, text).expect("writing the expected file");
             continue;
         }
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with WHATSUP_BLESS=1 to create it)", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with WHATSUP_BLESS=1 to create it)",
+                path.display()
+            )
+        });
         let want: Value = serde_json::from_str(&text).expect("valid expected JSON");
         if got != want {
             failures.push(format!(
@@ -62,7 +70,13 @@ fn every_sample_in_the_corpus_classifies_as_its_expected_json_says() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} samples differ:\n{}", failures.len(), samples.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} samples differ:\n{}",
+        failures.len(),
+        samples.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -78,7 +92,16 @@ fn the_corpus_covers_every_format_producer_and_kind() {
         assert!(formats.iter().any(|x| x == f), "no sample has format {f}");
     }
     let producers = seen("producer");
-    for p in ["postfix", "exim", "sendmail", "qmail", "exchange", "gmail", "yahoo", "amazon_ses"] {
+    for p in [
+        "postfix",
+        "exim",
+        "sendmail",
+        "qmail",
+        "exchange",
+        "gmail",
+        "yahoo",
+        "amazon_ses",
+    ] {
         assert!(producers.iter().any(|x| x == p), "no sample is from {p}");
     }
     let kinds: Vec<String> = all
@@ -87,20 +110,31 @@ fn the_corpus_covers_every_format_producer_and_kind() {
         .filter_map(|r| r["kind"].as_str().map(str::to_string))
         .collect();
     for k in ["hard", "soft", "complaint", "delay", "auto_reply"] {
-        assert!(kinds.iter().any(|x| x == k), "no sample has a {k} recipient");
+        assert!(
+            kinds.iter().any(|x| x == k),
+            "no sample has a {k} recipient"
+        );
     }
 }
 
 #[test]
 fn the_classify_command_prints_one_json_line_per_file_with_the_library_result() {
-    let files = ["postfix_user_unknown.eml", "arf_abuse.eml", "not_a_bounce_reply.eml"];
+    let files = [
+        "postfix_user_unknown.eml",
+        "arf_abuse.eml",
+        "not_a_bounce_reply.eml",
+    ];
     let paths: Vec<PathBuf> = files.iter().map(|f| corpus_dir().join(f)).collect();
     let out = Command::new(env!("CARGO_BIN_EXE_whatsup"))
         .args(["bounces", "classify", "--json"])
         .args(&paths)
         .output()
         .expect("running whatsup");
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<Value> = stdout
         .lines()
@@ -108,7 +142,10 @@ fn the_classify_command_prints_one_json_line_per_file_with_the_library_result() 
         .collect();
     assert_eq!(lines.len(), files.len());
     for (line, path) in lines.iter().zip(&paths) {
-        assert_eq!(line["file"].as_str(), Some(path.to_str().expect("utf-8 path")));
+        assert_eq!(
+            line["file"].as_str(),
+            Some(path.to_str().expect("utf-8 path"))
+        );
         let mut want = classified(path);
         want["file"] = line["file"].clone();
         assert_eq!(line, &want);
@@ -129,10 +166,15 @@ fn the_classify_command_exits_1_for_an_unreadable_file_and_still_prints_the_othe
         .expect("running whatsup");
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
-    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["is_bounce"], true);
-    assert!(lines[1]["error"].as_str().is_some_and(|e| e.starts_with("cannot read")));
+    assert!(lines[1]["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("cannot read")));
 }
 
 #[test]
@@ -145,7 +187,12 @@ fn the_classify_command_without_json_prints_a_table_row_per_recipient() {
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let mut lines = stdout.lines();
-    assert!(lines.next().is_some_and(|h| h.starts_with("FILE") && h.contains("REASON")));
+    assert!(lines
+        .next()
+        .is_some_and(|h| h.starts_with("FILE") && h.contains("REASON")));
     let row = lines.next().expect("a row");
-    assert!(row.contains("m.rossi@example.org") && row.contains("hard") && row.contains("user_unknown"), "{row}");
+    assert!(
+        row.contains("m.rossi@example.org") && row.contains("hard") && row.contains("user_unknown"),
+        "{row}"
+    );
 }

@@ -23,7 +23,12 @@ pub fn read(msg: &View, report: &str, result: &mut Classification) {
     }
     let feedback_type = fields
         .get("Feedback-Type")
-        .map(|t| t.split_whitespace().next().unwrap_or_default().to_ascii_lowercase())
+        .map(|t| {
+            t.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_else(|| "unknown".to_string());
     let (kind, reason, is_bounce) = match feedback_type.as_str() {
         "auth-failure" => (Kind::Unknown, Reason::AuthFailure, false),
@@ -47,7 +52,13 @@ pub fn read(msg: &View, report: &str, result: &mut Classification) {
     let diagnostic = collapse_ws(msg.human());
     let remote = fields
         .get("Reporting-MTA")
-        .map(|v| v.split_once(';').map(|(_, h)| h).unwrap_or(v).trim().to_string())
+        .map(|v| {
+            v.split_once(';')
+                .map(|(_, h)| h)
+                .unwrap_or(v)
+                .trim()
+                .to_string()
+        })
         .or_else(|| fields.get("User-Agent").map(str::to_string));
     result.format = Format::Arf;
     result.is_bounce = is_bounce;

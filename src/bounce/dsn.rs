@@ -14,7 +14,9 @@
 use super::fields::{parse_groups, Fields};
 use super::message::View;
 use super::rules::{decide, Evidence};
-use super::scan::{collapse_ws, decode_unitext, decode_xtext, find_enhanced, find_smtp_code, first_address};
+use super::scan::{
+    collapse_ws, decode_unitext, decode_xtext, find_enhanced, find_smtp_code, first_address,
+};
 use super::{text, Format, RecipientResult};
 
 pub struct Dsn {
@@ -42,8 +44,14 @@ pub fn read(msg: &View) -> Option<Dsn> {
     let mut recipients = Vec::new();
     for g in recipient_groups {
         let final_rcpt = g.get("Final-Recipient").map(address_value);
-        let original = g.get("Original-Recipient").map(|v| decode_xtext(&address_value(v)));
-        let Some(address) = final_rcpt.clone().or(original.clone()).filter(|a| !a.is_empty()) else {
+        let original = g
+            .get("Original-Recipient")
+            .map(|v| decode_xtext(&address_value(v)));
+        let Some(address) = final_rcpt
+            .clone()
+            .or(original.clone())
+            .filter(|a| !a.is_empty())
+        else {
             continue;
         };
         let address = address.to_lowercase();
@@ -54,7 +62,10 @@ pub fn read(msg: &View) -> Option<Dsn> {
                 .to_ascii_lowercase()
         });
         let status_field = g.get("Status").unwrap_or_default();
-        let mut diagnostic = g.get("Diagnostic-Code").map(strip_type).map(|d| collapse_ws(&d));
+        let mut diagnostic = g
+            .get("Diagnostic-Code")
+            .map(strip_type)
+            .map(|d| collapse_ws(&d));
         if diagnostic.as_deref().unwrap_or_default().is_empty() {
             diagnostic = from_text
                 .iter()
@@ -77,9 +88,7 @@ pub fn read(msg: &View) -> Option<Dsn> {
         let Some((kind, reason)) = decide(&evidence) else {
             continue;
         };
-        let original_recipient = original
-            .map(|o| o.to_lowercase())
-            .filter(|o| *o != address);
+        let original_recipient = original.map(|o| o.to_lowercase()).filter(|o| *o != address);
         recipients.push(RecipientResult {
             address,
             original_recipient,
@@ -88,11 +97,18 @@ pub fn read(msg: &View) -> Option<Dsn> {
             status: enhanced,
             smtp_code: smtp,
             diagnostic: diagnostic.filter(|d| !d.is_empty()),
-            remote_mta: g.get("Remote-MTA").map(strip_type).filter(|m| !m.is_empty()),
+            remote_mta: g
+                .get("Remote-MTA")
+                .map(strip_type)
+                .filter(|m| !m.is_empty()),
         });
     }
     Some(Dsn {
-        format: if *global { Format::GlobalDsn } else { Format::Dsn },
+        format: if *global {
+            Format::GlobalDsn
+        } else {
+            Format::Dsn
+        },
         recipients,
     })
 }
@@ -122,7 +138,9 @@ fn address_value(v: &str) -> String {
 /// short leading token without spaces counts as a type.
 fn strip_type(v: &str) -> String {
     match v.split_once(';') {
-        Some((kind, rest)) if !kind.trim().is_empty() && kind.len() <= 20 && !kind.trim().contains(' ') => {
+        Some((kind, rest))
+            if !kind.trim().is_empty() && kind.len() <= 20 && !kind.trim().contains(' ') =>
+        {
             rest.trim().to_string()
         }
         _ => v.trim().to_string(),
@@ -136,14 +154,23 @@ mod tests {
     #[test]
     fn address_types_are_stripped_and_utf8_escapes_decoded() {
         assert_eq!(address_value("rfc822; <A@Example.org>"), "A@Example.org");
-        assert_eq!(address_value("utf-8; \\x{7528}@example.org"), "用@example.org");
-        assert_eq!(address_value("rfc822;\"Name\" <n@example.org>"), "n@example.org");
+        assert_eq!(
+            address_value("utf-8; \\x{7528}@example.org"),
+            "用@example.org"
+        );
+        assert_eq!(
+            address_value("rfc822;\"Name\" <n@example.org>"),
+            "n@example.org"
+        );
     }
 
     #[test]
     fn diagnostic_types_are_stripped_but_text_with_semicolons_is_kept() {
         assert_eq!(strip_type("smtp; 550 5.1.1 unknown"), "550 5.1.1 unknown");
         assert_eq!(strip_type("X-Postfix; host not found"), "host not found");
-        assert_eq!(strip_type("550 user unknown; see the site"), "550 user unknown; see the site");
+        assert_eq!(
+            strip_type("550 user unknown; see the site"),
+            "550 user unknown; see the site"
+        );
     }
 }

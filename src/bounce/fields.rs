@@ -95,11 +95,11 @@ fn push_line(fields: &mut Fields, line: &str) {
     let name = name.trim();
     let valid = !name.is_empty()
         && name.len() <= 76
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b':');
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
     if valid && fields.items.len() < MAX_FIELDS {
-        fields.items.push((name.to_string(), value.trim().to_string()));
+        fields
+            .items
+            .push((name.to_string(), value.trim().to_string()));
     }
 }
 
@@ -114,7 +114,10 @@ mod tests {
         );
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].get("reporting-mta"), Some("dns; mx.example.org"));
-        assert_eq!(g[1].get("Diagnostic-Code"), Some("smtp; 550 5.1.1 user unknown"));
+        assert_eq!(
+            g[1].get("Diagnostic-Code"),
+            Some("smtp; 550 5.1.1 user unknown")
+        );
     }
 
     #[test]

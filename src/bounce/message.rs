@@ -65,7 +65,10 @@ impl<'a> View<'a> {
             .unwrap_or_default();
         let headers = parse_header_block(&lossy(header_bytes));
         let subject = msg.subject().unwrap_or_default().to_string();
-        let from = headers.get("From").and_then(first_address).map(|a| a.to_lowercase());
+        let from = headers
+            .get("From")
+            .and_then(first_address)
+            .map(|a| a.to_lowercase());
 
         let mut view = View {
             headers,
@@ -172,16 +175,25 @@ impl<'a> View<'a> {
             }
         };
         let clean = |v: &str| {
-            let v = v.trim().trim_start_matches('<').trim_end_matches('>').trim();
+            let v = v
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim();
             (!v.is_empty()).then(|| v.to_string())
         };
         Original {
             message_id: fields.get("Message-ID").and_then(clean),
             campaign: fields.get("X-Whatsup-Campaign").and_then(clean),
-            recipient: fields
-                .get("X-Whatsup-Recipient")
-                .and_then(|v| first_address(v).map(|a| a.to_lowercase()).or_else(|| clean(v))),
-            to: fields.get("To").and_then(first_address).map(|a| a.to_lowercase()),
+            recipient: fields.get("X-Whatsup-Recipient").and_then(|v| {
+                first_address(v)
+                    .map(|a| a.to_lowercase())
+                    .or_else(|| clean(v))
+            }),
+            to: fields
+                .get("To")
+                .and_then(first_address)
+                .map(|a| a.to_lowercase()),
         }
     }
 }
@@ -224,9 +236,7 @@ fn looks_like_header(line: &str) -> bool {
         Some((name, _)) => {
             !name.is_empty()
                 && name.len() <= 76
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         }
         None => false,
     }

@@ -463,7 +463,11 @@ pub fn decide(e: &Evidence) -> Option<(Kind, Reason)> {
     let reason = reason_from_text(e.text)
         .or_else(|| e.enhanced.and_then(reason_from_enhanced))
         .or_else(|| e.smtp.and_then(reason_from_smtp))
-        .unwrap_or(if has_code { Reason::Other } else { Reason::Unknown });
+        .unwrap_or(if has_code {
+            Reason::Other
+        } else {
+            Reason::Unknown
+        });
     if e.action == Some("delayed") || (e.action.is_none() && e.notice_is_delay) {
         return Some((Kind::Delay, reason));
     }
@@ -512,7 +516,10 @@ mod tests {
             kind_reason(Some("5.1.1"), Some(550), "550 5.1.1 mailbox full"),
             (Kind::Soft, Reason::MailboxFull)
         );
-        assert_eq!(kind_reason(None, Some(552), "552 requested action aborted"), (Kind::Soft, Reason::MailboxFull));
+        assert_eq!(
+            kind_reason(None, Some(552), "552 requested action aborted"),
+            (Kind::Soft, Reason::MailboxFull)
+        );
     }
 
     #[test]
@@ -526,7 +533,11 @@ mod tests {
     #[test]
     fn a_temporary_user_unknown_stays_soft() {
         assert_eq!(
-            kind_reason(Some("4.1.1"), Some(450), "450 4.1.1 <a@example.org>: Recipient address rejected: User unknown"),
+            kind_reason(
+                Some("4.1.1"),
+                Some(450),
+                "450 4.1.1 <a@example.org>: Recipient address rejected: User unknown"
+            ),
             (Kind::Soft, Reason::UserUnknown)
         );
     }
@@ -534,16 +545,29 @@ mod tests {
     #[test]
     fn an_access_denied_from_directory_based_edge_blocking_means_the_user_is_unknown() {
         assert_eq!(
-            kind_reason(Some("5.4.1"), Some(550), "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)"),
+            kind_reason(
+                Some("5.4.1"),
+                Some(550),
+                "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)"
+            ),
             (Kind::Hard, Reason::UserUnknown)
         );
     }
 
     #[test]
     fn a_bare_code_decides_when_the_text_says_nothing_known() {
-        assert_eq!(kind_reason(Some("5.2.1"), None, "see the administrator"), (Kind::Hard, Reason::Suspended));
-        assert_eq!(kind_reason(Some("5.7.26"), None, "see the administrator"), (Kind::Soft, Reason::AuthFailure));
-        assert_eq!(kind_reason(Some("5.0.0"), None, "see the administrator"), (Kind::Hard, Reason::Other));
+        assert_eq!(
+            kind_reason(Some("5.2.1"), None, "see the administrator"),
+            (Kind::Hard, Reason::Suspended)
+        );
+        assert_eq!(
+            kind_reason(Some("5.7.26"), None, "see the administrator"),
+            (Kind::Soft, Reason::AuthFailure)
+        );
+        assert_eq!(
+            kind_reason(Some("5.0.0"), None, "see the administrator"),
+            (Kind::Hard, Reason::Other)
+        );
     }
 
     #[test]

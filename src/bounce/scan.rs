@@ -112,7 +112,12 @@ fn enhanced_at(b: &[u8], i: usize) -> Option<usize> {
         j += digits;
     }
     match b.get(j) {
-        Some(c) if c.is_ascii_alphanumeric() || *c == b'.' && b.get(j + 1).is_some_and(u8::is_ascii_digit) => None,
+        Some(c)
+            if c.is_ascii_alphanumeric()
+                || *c == b'.' && b.get(j + 1).is_some_and(u8::is_ascii_digit) =>
+        {
+            None
+        }
         _ => Some(j),
     }
 }
@@ -129,9 +134,14 @@ pub fn find_smtp_code(s: &str) -> Option<u16> {
             && matches!(b[i], b'2' | b'4' | b'5')
             && (b'0'..=b'5').contains(&b[i + 1])
             && b[i + 2].is_ascii_digit()
-            && matches!(b.get(i + 3), None | Some(b' ' | b'\t' | b'-' | b':' | b'\r' | b'\n'))
+            && matches!(
+                b.get(i + 3),
+                None | Some(b' ' | b'\t' | b'-' | b':' | b'\r' | b'\n')
+            )
         {
-            let code = (b[i] - b'0') as u16 * 100 + (b[i + 1] - b'0') as u16 * 10 + (b[i + 2] - b'0') as u16;
+            let code = (b[i] - b'0') as u16 * 100
+                + (b[i + 1] - b'0') as u16 * 10
+                + (b[i + 2] - b'0') as u16;
             return Some(code);
         }
         i += 1;
@@ -154,7 +164,10 @@ pub fn decode_xtext(s: &str) -> String {
         out.push_str(&rest[..pos]);
         let hex = rest.get(pos + 1..pos + 3);
         let decoded = hex
-            .filter(|h| h.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c)))
+            .filter(|h| {
+                h.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+            })
             .and_then(|h| u8::from_str_radix(h, 16).ok())
             .filter(|c| (0x21..=0x7e).contains(c));
         match decoded {
@@ -220,7 +233,10 @@ mod tests {
 
     #[test]
     fn whitespace_runs_and_folded_lines_collapse_to_single_spaces() {
-        assert_eq!(collapse_ws("  550 5.1.1\r\n    user  unknown \t"), "550 5.1.1 user unknown");
+        assert_eq!(
+            collapse_ws("  550 5.1.1\r\n    user  unknown \t"),
+            "550 5.1.1 user unknown"
+        );
     }
 
     #[test]
@@ -230,30 +246,47 @@ mod tests {
         assert_eq!(cut.chars().count(), MAX_DIAGNOSTIC_CHARS + 1);
         assert!(cut.ends_with('…'));
         let one_word = "x".repeat(5000);
-        assert_eq!(collapse_ws(&one_word).chars().count(), MAX_DIAGNOSTIC_CHARS + 1);
+        assert_eq!(
+            collapse_ws(&one_word).chars().count(),
+            MAX_DIAGNOSTIC_CHARS + 1
+        );
     }
 
     #[test]
     fn addresses_are_found_in_angle_brackets_and_prose_but_not_without_a_domain_dot() {
         assert_eq!(
-            find_addresses("<a.b@example.org>: host mx.example.org said x@y, and 'c+d@sub.example.net'."),
+            find_addresses(
+                "<a.b@example.org>: host mx.example.org said x@y, and 'c+d@sub.example.net'."
+            ),
             vec!["a.b@example.org", "c+d@sub.example.net"]
         );
-        assert_eq!(find_addresses("@@ x@ @y.org user@localhost"), Vec::<String>::new());
+        assert_eq!(
+            find_addresses("@@ x@ @y.org user@localhost"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
     fn enhanced_codes_are_found_but_ip_addresses_and_versions_are_not() {
-        assert_eq!(find_enhanced("from 192.0.2.5 said 550 5.1.1 unknown"), Some("5.1.1".into()));
+        assert_eq!(
+            find_enhanced("from 192.0.2.5 said 550 5.1.1 unknown"),
+            Some("5.1.1".into())
+        );
         assert_eq!(find_enhanced("(#5.1.1)"), Some("5.1.1".into()));
         assert_eq!(find_enhanced("host 5.4.3.2 version 2.4.10.1"), None);
-        assert_eq!(find_enhanced("5.7.26 unauthenticated"), Some("5.7.26".into()));
+        assert_eq!(
+            find_enhanced("5.7.26 unauthenticated"),
+            Some("5.7.26".into())
+        );
     }
 
     #[test]
     fn smtp_codes_are_found_at_word_starts_but_not_inside_numbers() {
         assert_eq!(find_smtp_code("said: 550-5.1.1 The email"), Some(550));
-        assert_eq!(find_smtp_code("Remote Server returned '554 5.4.14 Hop'"), Some(554));
+        assert_eq!(
+            find_smtp_code("Remote Server returned '554 5.4.14 Hop'"),
+            Some(554)
+        );
         assert_eq!(find_smtp_code("smtp;452 4.2.2 full"), Some(452));
         assert_eq!(find_smtp_code("mta1234 192.0.2.250 at 2024-05-01"), None);
         assert_eq!(find_smtp_code("5.1.1 only"), None);
@@ -262,8 +295,14 @@ mod tests {
     #[test]
     fn xtext_and_unitext_escapes_decode_and_stray_pluses_survive() {
         assert_eq!(decode_xtext("a+2Bb+tag@example.org"), "a+b+tag@example.org");
-        assert_eq!(decode_unitext("\\x{7528}\\x{6237}@example.org"), "用户@example.org");
-        assert_eq!(decode_unitext("bad\\x{zz}@example.org"), "bad\\x{zz}@example.org");
+        assert_eq!(
+            decode_unitext("\\x{7528}\\x{6237}@example.org"),
+            "用户@example.org"
+        );
+        assert_eq!(
+            decode_unitext("bad\\x{zz}@example.org"),
+            "bad\\x{zz}@example.org"
+        );
     }
 
     #[test]

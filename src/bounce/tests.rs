@@ -16,7 +16,9 @@ fn empty_input_and_input_without_headers_are_errors() {
 
 #[test]
 fn an_ordinary_message_is_not_a_bounce() {
-    let c = classify_str("From: a@example.org\r\nTo: b@example.org\r\nSubject: Lunch\r\n\r\nSee you at noon.\r\n");
+    let c = classify_str(
+        "From: a@example.org\r\nTo: b@example.org\r\nSubject: Lunch\r\n\r\nSee you at noon.\r\n",
+    );
     assert!(!c.is_bounce);
     assert_eq!(c.format, Format::None);
     assert!(c.recipients.is_empty());
@@ -41,7 +43,10 @@ fn a_minimal_dsn_gives_a_hard_bounce_with_its_codes() {
     let r = &c.recipients[0];
     assert_eq!(r.address, "gone@example.org");
     assert_eq!((r.kind, r.reason), (Kind::Hard, Reason::UserUnknown));
-    assert_eq!((r.status.as_deref(), r.smtp_code), (Some("5.1.1"), Some(550)));
+    assert_eq!(
+        (r.status.as_deref(), r.smtp_code),
+        (Some("5.1.1"), Some(550))
+    );
     assert_eq!(r.diagnostic.as_deref(), Some("550 5.1.1 user unknown"));
 }
 
@@ -151,7 +156,10 @@ fn mangled_copies_of_every_corpus_file_never_panic() {
             }
         }
     }
-    assert!(classified > files.len() * 10, "only {classified} mangled messages parsed at all");
+    assert!(
+        classified > files.len() * 10,
+        "only {classified} mangled messages parsed at all"
+    );
 }
 
 #[test]

@@ -28,7 +28,9 @@
 
 use super::message::View;
 use super::rules::{decide, reason_from_text, Evidence};
-use super::scan::{collapse_ws, cut_bytes, find_addresses, find_enhanced, find_smtp_code, first_address};
+use super::scan::{
+    collapse_ws, cut_bytes, find_addresses, find_enhanced, find_smtp_code, first_address,
+};
 use super::{Original, Producer, RecipientResult};
 
 /// How much of the human-readable text is searched for wording.
@@ -93,7 +95,8 @@ pub fn producer(msg: &View) -> Option<Producer> {
         Producer::Gmail
     } else if has("sorry, we were unable to deliver your message to the following address") {
         Producer::Yahoo
-    } else if has("an error occurred while trying to deliver the mail to the following recipients") {
+    } else if has("an error occurred while trying to deliver the mail to the following recipients")
+    {
         Producer::AmazonSes
     } else {
         return None;
@@ -153,7 +156,10 @@ pub fn notice_wording(msg: &View) -> Notice {
 fn bounce_headers(msg: &View) -> bool {
     let from_daemon = msg.from.as_deref().is_some_and(|f| {
         let local = f.split('@').next().unwrap_or_default();
-        matches!(local, "mailer-daemon" | "postmaster" | "mail-daemon" | "mailerdaemon" | "maildaemon")
+        matches!(
+            local,
+            "mailer-daemon" | "postmaster" | "mail-daemon" | "mailerdaemon" | "maildaemon"
+        )
     });
     let from_display = msg
         .headers
@@ -212,7 +218,11 @@ pub fn found(msg: &View, producer: Option<Producer>) -> Vec<Found> {
 }
 
 /// Reads a text bounce. `None` if the message does not look like one.
-pub fn read(msg: &View, producer: Option<Producer>, original: &Original) -> Option<Vec<RecipientResult>> {
+pub fn read(
+    msg: &View,
+    producer: Option<Producer>,
+    original: &Original,
+) -> Option<Vec<RecipientResult>> {
     let signals = bounce_headers(msg);
     if producer.is_none() && !signals {
         return None;
@@ -294,7 +304,10 @@ fn leading_address(line: &str) -> Option<(String, &str)> {
     let t = line.trim_start();
     let token_end = t.find(char::is_whitespace).unwrap_or(t.len());
     let token = &t[..token_end];
-    let bare = token.trim_start_matches('<').trim_end_matches(':').trim_end_matches('>');
+    let bare = token
+        .trim_start_matches('<')
+        .trim_end_matches(':')
+        .trim_end_matches('>');
     let addr = first_address(bare)?;
     (addr.len() == bare.len()).then(|| (addr, t[token_end..].trim()))
 }
@@ -340,12 +353,16 @@ fn angle_blocks(text: &str) -> Vec<Found> {
 /// Exim: an indented address line and the more deeply indented lines below.
 fn exim(text: &str) -> Vec<Found> {
     let lower = text.to_ascii_lowercase();
-    let start = ["address(es) failed", "has not yet been delivered", "following address"]
-        .iter()
-        .filter_map(|p| lower.find(p))
-        .min()
-        .map(|p| p + lower[p..].find('\n').unwrap_or(lower.len() - p))
-        .unwrap_or(0);
+    let start = [
+        "address(es) failed",
+        "has not yet been delivered",
+        "following address",
+    ]
+    .iter()
+    .filter_map(|p| lower.find(p))
+    .min()
+    .map(|p| p + lower[p..].find('\n').unwrap_or(lower.len() - p))
+    .unwrap_or(0);
     let mut out: Vec<Found> = Vec::new();
     let mut base_indent = None;
     for line in text[start..].lines() {
@@ -353,7 +370,8 @@ fn exim(text: &str) -> Vec<Found> {
             continue;
         }
         let ind = indent(line);
-        if let Some((addr, rest)) = leading_address(line).filter(|_| base_indent.is_none_or_le(ind)) {
+        if let Some((addr, rest)) = leading_address(line).filter(|_| base_indent.is_none_or_le(ind))
+        {
             base_indent = Some(ind);
             out.push(Found {
                 address: addr,
@@ -398,11 +416,13 @@ impl BaseIndent for Option<usize> {
 /// had … errors" section; else the transcript reply naming the address.
 fn sendmail(text: &str) -> Vec<Found> {
     let lower = text.to_ascii_lowercase();
-    let Some(start) = ["had permanent fatal errors", "had transient non-fatal errors"]
-        .iter()
-        .filter_map(|p| lower.find(p))
-        .min()
-    else {
+    let Some(start) = [
+        "had permanent fatal errors",
+        "had transient non-fatal errors",
+    ]
+    .iter()
+    .filter_map(|p| lower.find(p))
+    .min() else {
         return Vec::new();
     };
     let start = start + lower[start..].find('\n').unwrap_or(lower.len() - start);
@@ -419,7 +439,9 @@ fn sendmail(text: &str) -> Vec<Found> {
             if let Some(last) = out.last_mut() {
                 last.text = reason.trim_end_matches(')').trim().to_string();
             }
-        } else if let (false, Some((addr, _))) = (t.starts_with("(expanded from"), leading_address(t)) {
+        } else if let (false, Some((addr, _))) =
+            (t.starts_with("(expanded from"), leading_address(t))
+        {
             out.push(Found {
                 address: addr,
                 text: String::new(),
@@ -431,7 +453,10 @@ fn sendmail(text: &str) -> Vec<Found> {
             if let Some(reply) = text
                 .lines()
                 .map(str::trim)
-                .filter(|l| l.to_ascii_lowercase().contains(&f.address.to_ascii_lowercase()))
+                .filter(|l| {
+                    l.to_ascii_lowercase()
+                        .contains(&f.address.to_ascii_lowercase())
+                })
                 .find_map(|l| l.strip_prefix("<<<"))
             {
                 f.text = reply.trim().to_string();
@@ -445,10 +470,13 @@ fn sendmail(text: &str) -> Vec<Found> {
 /// line and the lines below it up to a blank line.
 fn exchange(text: &str) -> Vec<Found> {
     let lower = text.to_ascii_lowercase();
-    let start = ["diagnostic information for administrators", "delivery has failed to these recipients or groups"]
-        .iter()
-        .find_map(|p| lower.find(p))
-        .unwrap_or(0);
+    let start = [
+        "diagnostic information for administrators",
+        "delivery has failed to these recipients or groups",
+    ]
+    .iter()
+    .find_map(|p| lower.find(p))
+    .unwrap_or(0);
     let mut out: Vec<Found> = Vec::new();
     let mut open = false;
     for line in text[start..].lines().skip(1) {
@@ -572,9 +600,16 @@ fn code_lines(text: &str) -> Vec<Found> {
             continue;
         };
         let lower = line.trim_start().to_ascii_lowercase();
-        if ["from:", "to:", "cc:", "reply-to:", "return-path:", "sender:"]
-            .iter()
-            .any(|h| lower.starts_with(h))
+        if [
+            "from:",
+            "to:",
+            "cc:",
+            "reply-to:",
+            "return-path:",
+            "sender:",
+        ]
+        .iter()
+        .any(|h| lower.starts_with(h))
         {
             continue;
         }
@@ -588,7 +623,10 @@ fn code_lines(text: &str) -> Vec<Found> {
         }
         let has_code = find_enhanced(&block).is_some() || find_smtp_code(&block).is_some();
         if has_code || reason_from_text(&block).is_some() {
-            out.push(Found { address, text: block });
+            out.push(Found {
+                address,
+                text: block,
+            });
         }
     }
     out

@@ -76,7 +76,15 @@ fn classify_files(args: &ClassifyArgs) -> Result<ExitCode> {
                     };
                     println!("{}", serde_json::to_string(&line)?);
                 } else if c.recipients.is_empty() {
-                    rows.push(vec![file, yes_no(c.is_bounce), String::new(), String::new(), String::new(), String::new(), String::new()]);
+                    rows.push(vec![
+                        file,
+                        yes_no(c.is_bounce),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]);
                 } else {
                     for r in &c.recipients {
                         rows.push(vec![
@@ -102,9 +110,24 @@ fn classify_files(args: &ClassifyArgs) -> Result<ExitCode> {
         }
     }
     if !args.json && !rows.is_empty() {
-        print_table(&["FILE", "BOUNCE", "ADDRESS", "KIND", "REASON", "STATUS", "DIAGNOSTIC"], &rows);
+        print_table(
+            &[
+                "FILE",
+                "BOUNCE",
+                "ADDRESS",
+                "KIND",
+                "REASON",
+                "STATUS",
+                "DIAGNOSTIC",
+            ],
+            &rows,
+        );
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn yes_no(b: bool) -> String {
