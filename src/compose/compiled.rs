@@ -403,6 +403,9 @@ impl CompiledIssue {
         let text_raw = render("issue.txt")?;
         let inliner = css_inline::CSSInliner::options()
             .load_remote_stylesheets(false)
+            // @media rules (phones, dark mode) cannot be inlined: keep them
+            // in a <style> block in the head.
+            .keep_at_rules(true)
             .build();
         let html_inlined = inliner.inline(&html_raw).map_err(|e| {
             SourceError::new(sources.path("issue.html"), 0, 0, format!("CSS inlining failed: {e}"))

@@ -224,8 +224,16 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
         .map(|(_, v)| v.as_str())
         .collect();
     let mut seen_http = HashSet::new();
+    // Article images are checked against the issue file, with their place.
+    let article_images: HashSet<&str> = c
+        .issue
+        .sections
+        .iter()
+        .flat_map(|s| s.articles.iter())
+        .filter_map(|a| a.image.as_ref().map(|i| i.src.as_str()))
+        .collect();
     for t in &tags {
-        if t.name == "img" {
+        if t.name == "img" && !t.attr("src").is_some_and(|s| article_images.contains(s)) {
             let alt = t.attr("alt").map(str::trim).unwrap_or("");
             if alt.is_empty() {
                 out.push(finding(Severity::Failure, "image-alt-missing", &file, nowhere,
