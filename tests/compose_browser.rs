@@ -32,6 +32,8 @@ fn base_args(profile: &Path, width: u32) -> Vec<String> {
         "--disable-component-update",
         "--disable-sync",
         "--hide-scrollbars",
+        // Nothing leaves the machine: remote images simply do not load.
+        "--host-resolver-rules=MAP * ~NOTFOUND",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -71,10 +73,15 @@ fn the_issue_renders_in_chromium_at_phone_and_desktop_widths_without_overflow() 
     let html = sample_html();
     let page = dir.path().join("issue.html");
     std::fs::write(&page, &html).unwrap();
-    // The same page with a probe that writes the layout widths into the DOM.
-    let probe = html.replace(
-        "</body>",
-        "<script>document.body.setAttribute('data-probe', document.documentElement.scrollWidth + 'x' + window.innerWidth);</script></body>",
+    // Headless Chromium will not make a window narrower than 500 px, so the
+    // probe lays the issue out in a 375 px iframe and writes its widths into
+    // the DOM that --dump-dom prints.
+    let srcdoc = html.replace('&', "&amp;").replace('"', "&quot;");
+    let probe = format!(
+        "<!DOCTYPE html><html><body style=\"margin:0\"><iframe id=\"f\" width=\"375\" height=\"800\" \
+         style=\"border:0\" srcdoc=\"{srcdoc}\" onload=\"var w=this.contentWindow;\
+         document.body.setAttribute('data-probe', w.document.documentElement.scrollWidth + 'x' + w.innerWidth)\">\
+         </iframe></body></html>"
     );
     let probe_page = dir.path().join("probe.html");
     std::fs::write(&probe_page, probe).unwrap();
@@ -96,7 +103,7 @@ fn the_issue_renders_in_chromium_at_phone_and_desktop_widths_without_overflow() 
     }
 
     let out = Command::new(&chrome)
-        .args(base_args(&dir.path().join("profile-probe"), 375))
+        .args(base_args(&dir.path().join("profile-probe"), 800))
         .arg("--dump-dom")
         .arg(format!("file://{}", probe_page.display()))
         .output()
