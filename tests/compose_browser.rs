@@ -12,13 +12,15 @@ use whatsup::config::Newsletter;
 use whatsup::domain::OrgKind;
 
 fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"].into_iter().find_map(|name| {
-        std::env::var_os("PATH")?
-            .to_str()?
-            .split(':')
-            .map(|d| Path::new(d).join(name))
-            .find(|p| p.exists())
-    })
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find_map(|name| {
+            std::env::var_os("PATH")?
+                .to_str()?
+                .split(':')
+                .map(|d| Path::new(d).join(name))
+                .find(|p| p.exists())
+        })
 }
 
 fn base_args(profile: &Path, width: u32) -> Vec<String> {
@@ -92,12 +94,19 @@ fn the_issue_renders_in_chromium_at_phone_and_desktop_widths_without_overflow() 
         let png = shots.join(format!("issue-214-{width}.png"));
         let _ = std::fs::remove_file(&png);
         let out = Command::new(&chrome)
-            .args(base_args(&dir.path().join(format!("profile-{width}")), width))
+            .args(base_args(
+                &dir.path().join(format!("profile-{width}")),
+                width,
+            ))
             .arg(format!("--screenshot={}", png.display()))
             .arg(format!("file://{}", page.display()))
             .output()
             .unwrap();
-        assert!(png.exists(), "no screenshot at {width}px: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            png.exists(),
+            "no screenshot at {width}px: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(png_width(&png), width);
         eprintln!("screenshot: {}", png.display());
     }
@@ -113,9 +122,17 @@ fn the_issue_renders_in_chromium_at_phone_and_desktop_widths_without_overflow() 
         .split("data-probe=\"")
         .nth(1)
         .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("the probe did not run: {}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "the probe did not run: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     let (scroll, inner) = probe.split_once('x').unwrap();
     let (scroll, inner): (u32, u32) = (scroll.parse().unwrap(), inner.parse().unwrap());
     assert_eq!(inner, 375, "the viewport is 375 px wide");
-    assert!(scroll <= inner, "horizontal overflow at 375 px: the page is {scroll} px wide");
+    assert!(
+        scroll <= inner,
+        "horizontal overflow at 375 px: the page is {scroll} px wide"
+    );
 }

@@ -55,12 +55,15 @@ fn compiled() -> CompiledIssue {
 
 fn snapshot(name: &str, actual: &str) {
     let path = root().join("tests/snapshots").join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() || !path.exists() && std::env::var_os("CI").is_none() {
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some()
+        || !path.exists() && std::env::var_os("CI").is_none()
+    {
         std::fs::write(&path, actual).unwrap();
         eprintln!("wrote snapshot {}", path.display());
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     if expected != actual {
         let new = path.with_extension(format!(
             "{}.new",
@@ -77,12 +80,18 @@ fn snapshot(name: &str, actual: &str) {
 
 #[test]
 fn the_html_part_matches_its_snapshot() {
-    snapshot("issue-214.html", &compiled().html_for(&ambassador()).unwrap());
+    snapshot(
+        "issue-214.html",
+        &compiled().html_for(&ambassador()).unwrap(),
+    );
 }
 
 #[test]
 fn the_text_part_matches_its_snapshot() {
-    snapshot("issue-214.txt", &compiled().text_for(&ambassador()).unwrap());
+    snapshot(
+        "issue-214.txt",
+        &compiled().text_for(&ambassador()).unwrap(),
+    );
 }
 
 #[test]
@@ -92,7 +101,10 @@ fn an_embassy_and_a_city_are_greeted_differently() {
     let city = c.greeting(&mayor()).unwrap();
     assert_eq!(embassy, "Dear H.E. Amélie Durand,");
     assert_eq!(city, "Dear Mayor Jordan Lee and friends in Example City,");
-    assert!(c.html_for(&mayor()).unwrap().contains("friends in Example City"));
+    assert!(c
+        .html_for(&mayor())
+        .unwrap()
+        .contains("friends in Example City"));
 }
 
 #[test]
@@ -102,7 +114,10 @@ fn personal_values_are_escaped_in_html_and_plain_in_text() {
     r.title = String::new();
     let c = compiled();
     let html = c.html_for(&r).unwrap();
-    assert!(html.contains("Dear &lt;b&gt;Bob &amp; Co&lt;/b&gt;,"), "greeting not escaped");
+    assert!(
+        html.contains("Dear &lt;b&gt;Bob &amp; Co&lt;/b&gt;,"),
+        "greeting not escaped"
+    );
     assert!(!html.contains("<b>Bob"));
     assert!(c.text_for(&r).unwrap().contains("Dear <b>Bob & Co</b>,"));
 }
@@ -110,7 +125,10 @@ fn personal_values_are_escaped_in_html_and_plain_in_text() {
 #[test]
 fn every_part_carries_the_recipients_links() {
     let c = compiled();
-    for part in [c.html_for(&ambassador()).unwrap(), c.text_for(&ambassador()).unwrap()] {
+    for part in [
+        c.html_for(&ambassador()).unwrap(),
+        c.text_for(&ambassador()).unwrap(),
+    ] {
         assert!(part.contains("https://whatsup.tokyo.example.org/unsubscribe/tok_abc123"));
         assert!(part.contains("https://whatsup.tokyo.example.org/preferences/tok_abc123"));
         assert!(part.contains("https://whatsup.tokyo.example.org/issues/214/tok_abc123"));
@@ -120,11 +138,17 @@ fn every_part_carries_the_recipients_links() {
 #[test]
 fn the_html_has_inlined_css_sized_images_and_a_dark_mode_block() {
     let html = compiled().html_for(&ambassador()).unwrap();
-    assert!(html.contains("<td class=\"masthead\" style="), "CSS is not inlined");
+    assert!(
+        html.contains("<td class=\"masthead\" style="),
+        "CSS is not inlined"
+    );
     assert!(html.contains("prefers-color-scheme: dark"));
     assert!(html.contains("width=\"536\""));
     assert!(html.contains("alt=\"Paper lanterns glowing on the dark water of the Sumida River\""));
-    assert!(html.contains("19 July 2025, 18:00 JST"), "event time in Tokyo time");
+    assert!(
+        html.contains("19 July 2025, 18:00 JST"),
+        "event time in Tokyo time"
+    );
 }
 
 fn message() -> Vec<u8> {
@@ -143,7 +167,11 @@ fn the_message_uses_crlf_only_and_short_lines() {
     assert!(!bytes.starts_with(b"\n"));
     for line in bytes.split(|&b| b == b'\n') {
         assert!(line.len() <= 998 + 1, "line of {} octets", line.len());
-        assert!(line.len() <= 78 + 1 || line.starts_with(b"List-Unsubscribe"), "long line: {}", String::from_utf8_lossy(line));
+        assert!(
+            line.len() <= 78 + 1 || line.starts_with(b"List-Unsubscribe"),
+            "long line: {}",
+            String::from_utf8_lossy(line)
+        );
     }
     assert!(bytes.is_ascii(), "the wire form is 7-bit");
 }
@@ -151,8 +179,13 @@ fn the_message_uses_crlf_only_and_short_lines() {
 #[test]
 fn the_message_parses_back_with_its_parts_headers_and_encodings() {
     let bytes = message();
-    let m = MessageParser::default().parse(&bytes).expect("mail-parser reads the message");
-    assert_eq!(m.subject(), Some("Night gardens, river lanterns and a cooler Tokyo this summer"));
+    let m = MessageParser::default()
+        .parse(&bytes)
+        .expect("mail-parser reads the message");
+    assert_eq!(
+        m.subject(),
+        Some("Night gardens, river lanterns and a cooler Tokyo this summer")
+    );
     let from = m.from().unwrap().first().unwrap();
     assert_eq!(from.address(), Some("whatsup@tokyo.example.org"));
     assert_eq!(from.name(), Some("Tokyo Metropolitan Government"));
@@ -165,23 +198,44 @@ fn the_message_parses_back_with_its_parts_headers_and_encodings() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("\r\nMIME-Version: 1.0\r\n"));
     assert!(text.contains("List-Id: WHAT'S UP Tokyo <whatsup.tokyo.example.org>\r\n"));
-    assert!(text.contains("List-Unsubscribe: <https://whatsup.tokyo.example.org/unsubscribe/tok_abc123>\r\n"));
+    assert!(text.contains(
+        "List-Unsubscribe: <https://whatsup.tokyo.example.org/unsubscribe/tok_abc123>\r\n"
+    ));
     assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
-    assert_eq!(text.matches("\r\nFrom: ").count() + usize::from(text.starts_with("From: ")), 1);
+    assert_eq!(
+        text.matches("\r\nFrom: ").count() + usize::from(text.starts_with("From: ")),
+        1
+    );
     assert_eq!(text.matches("Date: ").count(), 1);
 
     let ct = m.content_type().unwrap();
-    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("alternative")));
+    assert_eq!(
+        (ct.ctype(), ct.subtype()),
+        ("multipart", Some("alternative"))
+    );
     assert_eq!(m.text_body_count(), 1);
     assert_eq!(m.html_body_count(), 1);
     for (i, part) in m.parts.iter().enumerate().skip(1) {
         let ct = part.content_type().unwrap();
         assert_eq!(ct.attribute("charset"), Some("utf-8"), "part {i}");
-        assert_eq!(part.content_transfer_encoding(), Some("quoted-printable"), "part {i}");
+        assert_eq!(
+            part.content_transfer_encoding(),
+            Some("quoted-printable"),
+            "part {i}"
+        );
     }
     let body_text = m.body_text(0).unwrap();
-    assert_eq!(body_text, compiled().text_for(&ambassador()).unwrap().replace('\n', "\r\n").trim_end_matches("\r\n").to_string() + "\r\n"
-        , "the text part decodes to the preview text");
+    assert_eq!(
+        body_text,
+        compiled()
+            .text_for(&ambassador())
+            .unwrap()
+            .replace('\n', "\r\n")
+            .trim_end_matches("\r\n")
+            .to_string()
+            + "\r\n",
+        "the text part decodes to the preview text"
+    );
     let html = m.body_html(0).unwrap();
     assert!(html.contains("Dear H.E. Amélie Durand,"));
     assert!(html.contains("Gardens after dark"));
@@ -189,10 +243,12 @@ fn the_message_parses_back_with_its_parts_headers_and_encodings() {
 
 #[test]
 fn a_non_ascii_subject_is_encoded_and_decodes_back() {
-    let src = std::fs::read_to_string(root().join("samples/issue-214.md")).unwrap().replace(
-        "subject = \"Night gardens, river lanterns and a cooler Tokyo this summer\"",
-        "subject = \"東京の夏 — Night gardens and lanterns\"",
-    );
+    let src = std::fs::read_to_string(root().join("samples/issue-214.md"))
+        .unwrap()
+        .replace(
+            "subject = \"Night gardens, river lanterns and a cooler Tokyo this summer\"",
+            "subject = \"東京の夏 — Night gardens and lanterns\"",
+        );
     let issue = Issue::parse("x.md", &src).unwrap();
     let c = CompiledIssue::compile(issue, &Newsletter::default()).unwrap();
     let bytes = c.render_for(&ambassador()).unwrap().bytes;
@@ -227,7 +283,10 @@ fn compile_err(nl: &Newsletter) -> whatsup::compose::SourceError {
 
 #[test]
 fn an_undefined_variable_is_an_error_at_its_line_and_column() {
-    let (_d, nl) = with_override("issue.txt", "Hello\n\nNumber {{ issue.numbr }}\n{{ links.unsubscribe }}\n");
+    let (_d, nl) = with_override(
+        "issue.txt",
+        "Hello\n\nNumber {{ issue.numbr }}\n{{ links.unsubscribe }}\n",
+    );
     let e = compile_err(&nl);
     assert!(e.file.ends_with("issue.txt"), "{e}");
     assert_eq!((e.line, e.column), (3, 11), "{e}");
@@ -273,16 +332,25 @@ fn broken_front_matter_is_an_error_at_its_line_and_column() {
 
 #[test]
 fn a_filter_that_mangles_a_personal_value_is_refused() {
-    let (_d, nl) = with_override("issue.txt", "{{ recipient.name[:3] }} {{ links.unsubscribe }}\n");
+    let (_d, nl) = with_override(
+        "issue.txt",
+        "{{ recipient.name[:3] }} {{ links.unsubscribe }}\n",
+    );
     let e = compile_err(&nl);
     assert!(e.message.contains("personal value"), "{e}");
 }
 
 #[test]
 fn an_editor_override_replaces_one_template_and_keeps_the_rest() {
-    let (_d, nl) = with_override("greeting.txt", "Hello from Tokyo, {{ recipient.organisation }}!");
+    let (_d, nl) = with_override(
+        "greeting.txt",
+        "Hello from Tokyo, {{ recipient.organisation }}!",
+    );
     let c = CompiledIssue::compile(sample(), &nl).unwrap();
     let html = c.html_for(&ambassador()).unwrap();
     assert!(html.contains("Hello from Tokyo, Embassy of France in Japan!"));
-    assert!(html.contains("Lantern evenings on the Sumida River"), "built-in issue.html still used");
+    assert!(
+        html.contains("Lantern evenings on the Sumida River"),
+        "built-in issue.html still used"
+    );
 }

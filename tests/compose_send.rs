@@ -12,14 +12,22 @@ fn root() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn smtp_sink() -> Option<PathBuf> {
-    ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink", "/usr/local/sbin/smtp-sink"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    [
+        "/usr/sbin/smtp-sink",
+        "/usr/bin/smtp-sink",
+        "/usr/local/sbin/smtp-sink",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
 
 /// Ends the server when the test ends, even on failure.
@@ -36,7 +44,10 @@ fn whatsup(dir: &Path, args: &[&str], env: &[(&str, String)]) -> std::process::O
     cmd.args(args)
         .current_dir(root())
         .env("WHATSUP_CONFIG", root().join("config/whatsup.toml"))
-        .env("WHATSUP_DATABASE_URL", format!("sqlite://{}", dir.join("t.db").display()));
+        .env(
+            "WHATSUP_DATABASE_URL",
+            format!("sqlite://{}", dir.join("t.db").display()),
+        );
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -68,7 +79,12 @@ fn test_send_delivers_the_issue_to_a_real_smtp_server() {
         cmd.args(["-u", "nobody"]);
     }
     cmd.arg(format!("127.0.0.1:{port}")).arg("100");
-    let _server = Guard(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let _server = Guard(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "smtp-sink did not start");
@@ -76,14 +92,24 @@ fn test_send_delivers_the_issue_to_a_real_smtp_server() {
     }
     let out = whatsup(
         dir.path(),
-        &["issues", "test-send", "samples/issue-214.md", "--to", "editor@example.org"],
+        &[
+            "issues",
+            "test-send",
+            "samples/issue-214.md",
+            "--to",
+            "editor@example.org",
+        ],
         &[
             ("WHATSUP_SMTP_HOST", "127.0.0.1".into()),
             ("WHATSUP_SMTP_PORT", port.to_string()),
             ("WHATSUP_SMTP_TLS", "none".into()),
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let file = loop {
         if let Some(f) = std::fs::read_dir(&dump).unwrap().flatten().next() {
@@ -94,11 +120,23 @@ fn test_send_delivers_the_issue_to_a_real_smtp_server() {
     };
     std::thread::sleep(Duration::from_millis(200));
     let text = std::fs::read_to_string(file).unwrap();
-    assert!(text.contains("X-Mail-Args: <whatsup@tokyo.example.org>"), "{text}");
+    assert!(
+        text.contains("X-Mail-Args: <whatsup@tokyo.example.org>"),
+        "{text}"
+    );
     assert!(text.contains("X-Rcpt-Args: <editor@example.org>"), "{text}");
-    assert!(text.contains("Subject: Night gardens, river lanterns and a cooler Tokyo"), "{text}");
-    assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{text}");
-    assert!(text.contains("Content-Type: text/html; charset=utf-8"), "{text}");
+    assert!(
+        text.contains("Subject: Night gardens, river lanterns and a cooler Tokyo"),
+        "{text}"
+    );
+    assert!(
+        text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Content-Type: text/html; charset=utf-8"),
+        "{text}"
+    );
 }
 
 fn unsafe_is_root() -> bool {
@@ -113,17 +151,60 @@ fn unsafe_is_root() -> bool {
 fn preview_writes_html_text_and_eml_for_a_stored_contact() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("preview");
-    let add = whatsup(dir.path(), &["orgs", "add", "--kind", "city", "--name", "City of Example", "--city", "Example City"], &[]);
-    assert!(add.status.success(), "adding an organisation: {}", String::from_utf8_lossy(&add.stderr));
-    let contact_args = ["subscribers", "add", "mayor@city.example.net", "--name", "Jordan Lee", "--title", "Mayor", "--org", "City of Example"];
-    let c = whatsup(dir.path(), &contact_args, &[]);
-    assert!(c.status.success(), "adding a contact: {}", String::from_utf8_lossy(&c.stderr));
-    let out = whatsup(
+    let add = whatsup(
         dir.path(),
-        &["issues", "preview", "samples/issue-214.md", "--as", "mayor@city.example.net", "--out", out_dir.to_str().unwrap()],
+        &[
+            "orgs",
+            "add",
+            "--kind",
+            "city",
+            "--name",
+            "City of Example",
+            "--city",
+            "Example City",
+        ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        add.status.success(),
+        "adding an organisation: {}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let contact_args = [
+        "subscribers",
+        "add",
+        "mayor@city.example.net",
+        "--name",
+        "Jordan Lee",
+        "--title",
+        "Mayor",
+        "--org",
+        "City of Example",
+    ];
+    let c = whatsup(dir.path(), &contact_args, &[]);
+    assert!(
+        c.status.success(),
+        "adding a contact: {}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    let out = whatsup(
+        dir.path(),
+        &[
+            "issues",
+            "preview",
+            "samples/issue-214.md",
+            "--as",
+            "mayor@city.example.net",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let html = std::fs::read_to_string(out_dir.join("issue-214.html")).unwrap();
     let text = std::fs::read_to_string(out_dir.join("issue-214.txt")).unwrap();
     let eml = std::fs::read(out_dir.join("issue-214.eml")).unwrap();
@@ -134,10 +215,16 @@ fn preview_writes_html_text_and_eml_for_a_stored_contact() {
 
 fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(out)
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +250,11 @@ async fn the_preview_server_refreshes_when_the_issue_file_changes() {
     assert!(get("/html").await.unwrap().contains("Gardens after dark"));
     assert!(get("/").await.unwrap().contains("width=\"375\""));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    std::fs::write(&file, sample.replace("Gardens after dark", "Gardens by lantern light")).unwrap();
+    std::fs::write(
+        &file,
+        sample.replace("Gardens after dark", "Gardens by lantern light"),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if get("/version").await.unwrap() != "1" {
@@ -172,7 +263,10 @@ async fn the_preview_server_refreshes_when_the_issue_file_changes() {
         assert!(Instant::now() < deadline, "the preview did not refresh");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(get("/html").await.unwrap().contains("Gardens by lantern light"));
+    assert!(get("/html")
+        .await
+        .unwrap()
+        .contains("Gardens by lantern light"));
     let _ = tx.send(());
     server.await.unwrap().unwrap();
 }

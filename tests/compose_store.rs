@@ -18,17 +18,53 @@ fn text<'a>(number: u32, subject: &'a str, source: &'a str) -> IssueText<'a> {
 }
 
 async fn revisions_are_kept(store: &Store, number: u32) {
-    assert_eq!(store.save_issue(&text(number, "First", "one")).await.unwrap(), Saved::Created);
-    assert_eq!(store.save_issue(&text(number, "First", "one")).await.unwrap(), Saved::Unchanged(1));
-    assert_eq!(store.save_issue(&text(number, "Second", "two")).await.unwrap(), Saved::Revised(2));
+    assert_eq!(
+        store
+            .save_issue(&text(number, "First", "one"))
+            .await
+            .unwrap(),
+        Saved::Created
+    );
+    assert_eq!(
+        store
+            .save_issue(&text(number, "First", "one"))
+            .await
+            .unwrap(),
+        Saved::Unchanged(1)
+    );
+    assert_eq!(
+        store
+            .save_issue(&text(number, "Second", "two"))
+            .await
+            .unwrap(),
+        Saved::Revised(2)
+    );
     let issue = store.issue(number).await.unwrap().unwrap();
     assert_eq!((issue.subject.as_str(), issue.revisions), ("Second", 2));
-    assert_eq!(store.issue_revision(number, Some(1)).await.unwrap().source, "one");
-    assert_eq!(store.issue_revision(number, None).await.unwrap().source, "two");
+    assert_eq!(
+        store.issue_revision(number, Some(1)).await.unwrap().source,
+        "one"
+    );
+    assert_eq!(
+        store.issue_revision(number, None).await.unwrap().source,
+        "two"
+    );
     let history = store.issue_history(number).await.unwrap();
-    assert_eq!(history.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![1, 2]);
-    assert!(store.list_issues().await.unwrap().iter().any(|i| i.number == i64::from(number)));
-    let err = store.issue_revision(number, Some(9)).await.unwrap_err().to_string();
+    assert_eq!(
+        history.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(store
+        .list_issues()
+        .await
+        .unwrap()
+        .iter()
+        .any(|i| i.number == i64::from(number)));
+    let err = store
+        .issue_revision(number, Some(9))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no revision 9"), "{err}");
     assert!(store.issue_revision(number + 100_000, None).await.is_err());
 }

@@ -118,7 +118,11 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                 .with_context(|| format!("writing {}", path.display()))?;
             import_one(&store, &path).await?;
             store.close().await;
-            println!("wrote {}: fill it in, then `whatsup issues check {}`", path.display(), path.display());
+            println!(
+                "wrote {}: fill it in, then `whatsup issues check {}`",
+                path.display(),
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         IssuesCmd::Import { files } => {
@@ -148,11 +152,18 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                         ]
                     })
                     .collect();
-                print_table(&["number", "date", "revisions", "updated (UTC)", "subject"], &rows);
+                print_table(
+                    &["number", "date", "revisions", "updated (UTC)", "subject"],
+                    &rows,
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        IssuesCmd::Show { number, revision, json } => {
+        IssuesCmd::Show {
+            number,
+            revision,
+            json,
+        } => {
             let store = Store::open(config).await?;
             let issue = store
                 .issue(number)
@@ -162,9 +173,14 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             let rev = store.issue_revision(number, revision).await?;
             store.close().await;
             if json {
-                print_json(&serde_json::json!({ "issue": issue, "history": history, "revision": rev }))?;
+                print_json(
+                    &serde_json::json!({ "issue": issue, "history": history, "revision": rev }),
+                )?;
             } else {
-                println!("issue {} ({}): {}", issue.number, issue.issue_date, issue.subject);
+                println!(
+                    "issue {} ({}): {}",
+                    issue.number, issue.issue_date, issue.subject
+                );
                 println!("file: {}", issue.source_path);
                 for h in &history {
                     println!(
@@ -212,14 +228,25 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        IssuesCmd::Preview { issue, as_contact, out, serve, port } => {
+        IssuesCmd::Preview {
+            issue,
+            as_contact,
+            out,
+            serve,
+            port,
+        } => {
             let store = Store::open(config).await?;
             let (file, parsed) = load(&store, &issue).await?;
             let recipient = recipient(&store, as_contact.as_deref(), None).await?;
             store.close().await;
             let compiled = CompiledIssue::compile(parsed, &config.newsletter)?;
             let w = preview::write_files(&compiled, &recipient, &out)?;
-            println!("html: {}\ntext: {}\neml:  {}", w.html.display(), w.text.display(), w.eml.display());
+            println!(
+                "html: {}\ntext: {}\neml:  {}",
+                w.html.display(),
+                w.text.display(),
+                w.eml.display()
+            );
             if serve {
                 let path = match file {
                     Some(p) => p,
@@ -229,7 +256,10 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                     .await
                     .with_context(|| format!("binding 127.0.0.1:{port}"))?;
-                println!("serving the preview on http://{} (Ctrl-C to stop)", listener.local_addr()?);
+                println!(
+                    "serving the preview on http://{} (Ctrl-C to stop)",
+                    listener.local_addr()?
+                );
                 let src = preview::Source {
                     issue: path,
                     newsletter: config.newsletter.clone(),
@@ -242,7 +272,11 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        IssuesCmd::TestSend { issue, to, as_contact } => {
+        IssuesCmd::TestSend {
+            issue,
+            to,
+            as_contact,
+        } => {
             let to = EmailAddress::parse(&to).map_err(|e| anyhow!("--to: {e}"))?;
             let store = Store::open(config).await?;
             let (_, parsed) = load(&store, &issue).await?;
@@ -257,7 +291,10 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             let compiled = CompiledIssue::compile(parsed, &config.newsletter)?;
             let msg = compiled.render_for(&r)?;
             let reply = send::send_one(&config.smtp, &msg).await?;
-            println!("sent {} to {} via {}:{}: {reply}", msg.message_id, msg.to, config.smtp.host, config.smtp.port);
+            println!(
+                "sent {} to {} via {}:{}: {reply}",
+                msg.message_id, msg.to, config.smtp.host, config.smtp.port
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -266,7 +303,8 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
 async fn check(config: &Config, issue: &str, json: bool) -> Result<ExitCode> {
     let report = match IssueRef::parse(issue).map_err(|e| anyhow!(e))? {
         IssueRef::File(p) => {
-            let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
             preflight::check_source(&p.display().to_string(), &text, &config.newsletter)
         }
         IssueRef::Number(n) => {
@@ -282,7 +320,11 @@ async fn check(config: &Config, issue: &str, json: bool) -> Result<ExitCode> {
     } else {
         print!("{}", report.to_text());
     }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn import_one(store: &Store, path: &Path) -> Result<()> {
@@ -298,9 +340,17 @@ async fn import_one(store: &Store, path: &Path) -> Result<()> {
         })
         .await?;
     match saved {
-        Saved::Created => println!("{}: issue {} created (revision 1)", path.display(), issue.number),
+        Saved::Created => println!(
+            "{}: issue {} created (revision 1)",
+            path.display(),
+            issue.number
+        ),
         Saved::Revised(r) => println!("{}: issue {} revision {r}", path.display(), issue.number),
-        Saved::Unchanged(r) => println!("{}: issue {} unchanged (revision {r})", path.display(), issue.number),
+        Saved::Unchanged(r) => println!(
+            "{}: issue {} unchanged (revision {r})",
+            path.display(),
+            issue.number
+        ),
     }
     Ok(())
 }
@@ -318,7 +368,11 @@ async fn load(store: &Store, arg: &str) -> Result<(Option<PathBuf>, Issue)> {
 }
 
 /// The contact to personalise for, or a sample.
-async fn recipient(store: &Store, email: Option<&str>, to: Option<&EmailAddress>) -> Result<Recipient> {
+async fn recipient(
+    store: &Store,
+    email: Option<&str>,
+    to: Option<&EmailAddress>,
+) -> Result<Recipient> {
     match email {
         Some(e) => {
             let c = store

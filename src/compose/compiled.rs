@@ -152,7 +152,10 @@ pub fn kind_label(kind: Option<OrgKind>) -> &'static str {
 #[derive(Debug, Clone)]
 enum Piece {
     /// Static text: the decoded text and its quoted-printable encoding.
-    Static { text: String, qp: Vec<u8> },
+    Static {
+        text: String,
+        qp: Vec<u8>,
+    },
     Slot(Slot),
 }
 
@@ -209,7 +212,9 @@ impl Part {
     }
 
     fn has_slot(&self, slot: Slot) -> bool {
-        self.pieces.iter().any(|p| matches!(p, Piece::Slot(s) if *s == slot))
+        self.pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Slot(s) if *s == slot))
     }
 }
 
@@ -301,7 +306,10 @@ impl CompiledIssue {
                 "config",
                 0,
                 0,
-                format!("newsletter.timezone {:?} is not an IANA zone", newsletter.timezone),
+                format!(
+                    "newsletter.timezone {:?} is not an IANA zone",
+                    newsletter.timezone
+                ),
             )
         })?;
         let dir = Some(newsletter.templates_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
@@ -408,7 +416,12 @@ impl CompiledIssue {
             .keep_at_rules(true)
             .build();
         let html_inlined = inliner.inline(&html_raw).map_err(|e| {
-            SourceError::new(sources.path("issue.html"), 0, 0, format!("CSS inlining failed: {e}"))
+            SourceError::new(
+                sources.path("issue.html"),
+                0,
+                0,
+                format!("CSS inlining failed: {e}"),
+            )
         })?;
         let html = Part::split(&html_inlined, &sources.path("issue.html"))?;
         let text = Part::split(&text_raw, &sources.path("issue.txt"))?;
@@ -429,7 +442,10 @@ impl CompiledIssue {
         let boundary = format!("=_whatsup_{nonce}");
         let mut common = String::new();
         common.push_str("From: ");
-        common.push_str(&mime::mailbox(&newsletter.from_name, &newsletter.from_address));
+        common.push_str(&mime::mailbox(
+            &newsletter.from_name,
+            &newsletter.from_address,
+        ));
         common.push_str("\r\n");
         if !newsletter.reply_to.is_empty() {
             common.push_str("Reply-To: ");
@@ -546,10 +562,17 @@ impl CompiledIssue {
     }
 
     /// The complete message for one recipient with a given Date header.
-    pub fn render_for_at(&self, r: &Recipient, now: DateTime<Utc>) -> Result<RenderedMessage, SourceError> {
+    pub fn render_for_at(
+        &self,
+        r: &Recipient,
+        now: DateTime<Utc>,
+    ) -> Result<RenderedMessage, SourceError> {
         let f = self.fill(r)?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let message_id = format!("<{}.{seq}.{}@{}>", self.nonce, self.issue.number, self.domain);
+        let message_id = format!(
+            "<{}.{seq}.{}@{}>",
+            self.nonce, self.issue.number, self.domain
+        );
         let mut out: Vec<u8> =
             Vec::with_capacity(self.html.encoded_len + self.text.encoded_len + 2048);
         let mut h = String::with_capacity(1024);
@@ -574,12 +597,17 @@ impl CompiledIssue {
         h.push_str(&self.boundary);
         h.push_str("\"\r\n\r\nThis is a MIME message with a text and an HTML version.\r\n");
         out.extend_from_slice(h.as_bytes());
-        for (part, ctype, html) in [(&self.text, "text/plain", false), (&self.html, "text/html", true)] {
+        for (part, ctype, html) in [
+            (&self.text, "text/plain", false),
+            (&self.html, "text/html", true),
+        ] {
             out.extend_from_slice(b"--");
             out.extend_from_slice(self.boundary.as_bytes());
             out.extend_from_slice(b"\r\nContent-Type: ");
             out.extend_from_slice(ctype.as_bytes());
-            out.extend_from_slice(b"; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
+            out.extend_from_slice(
+                b"; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+            );
             encode_part(part, &f, html, &mut out);
         }
         out.extend_from_slice(b"--");

@@ -22,7 +22,12 @@ pub struct SourceError {
 }
 
 impl SourceError {
-    pub fn new(file: impl Into<String>, line: usize, column: usize, message: impl Into<String>) -> Self {
+    pub fn new(
+        file: impl Into<String>,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
         SourceError {
             file: file.into(),
             line,
@@ -32,7 +37,12 @@ impl SourceError {
     }
 
     /// Builds an error at a byte offset of `source`.
-    pub fn at_offset(file: impl Into<String>, source: &str, offset: usize, message: impl Into<String>) -> Self {
+    pub fn at_offset(
+        file: impl Into<String>,
+        source: &str,
+        offset: usize,
+        message: impl Into<String>,
+    ) -> Self {
         let (line, column) = line_col(source, offset);
         SourceError::new(file, line, column, message)
     }

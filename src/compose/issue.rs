@@ -146,7 +146,12 @@ impl Issue {
     /// Reads and parses an issue file.
     pub fn load(path: &Path) -> Result<Issue, SourceError> {
         let source = std::fs::read_to_string(path).map_err(|e| {
-            SourceError::new(path.display().to_string(), 0, 0, format!("cannot read: {e}"))
+            SourceError::new(
+                path.display().to_string(),
+                0,
+                0,
+                format!("cannot read: {e}"),
+            )
         })?;
         Issue::parse(&path.display().to_string(), &source)
     }
@@ -168,7 +173,10 @@ impl Issue {
         let mut pos = fm_start;
         let mut fm_end = None;
         while pos < source.len() {
-            let end = source[pos..].find('\n').map(|i| pos + i).unwrap_or(source.len());
+            let end = source[pos..]
+                .find('\n')
+                .map(|i| pos + i)
+                .unwrap_or(source.len());
             if source[pos..end].trim_end() == FENCE {
                 fm_end = Some((pos, (end + 1).min(source.len())));
                 break;
@@ -195,7 +203,12 @@ impl Issue {
         let date = match (d.date, d.time) {
             (Some(date), None) if d.offset.is_none() => {
                 NaiveDate::from_ymd_opt(date.year as i32, date.month as u32, date.day as u32)
-                    .ok_or_else(|| err(fm_start + date_span.start, "date: not a calendar date".into()))?
+                    .ok_or_else(|| {
+                        err(
+                            fm_start + date_span.start,
+                            "date: not a calendar date".into(),
+                        )
+                    })?
             }
             _ => {
                 return Err(err(
@@ -346,12 +359,21 @@ mod tests {
     fn a_well_formed_issue_parses_with_places() {
         let i = Issue::parse("a.md", GOOD).unwrap();
         assert_eq!(i.subject, "Hello");
-        assert_eq!(i.subject_pos, Pos { line: 2, column: 11 });
+        assert_eq!(
+            i.subject_pos,
+            Pos {
+                line: 2,
+                column: 11
+            }
+        );
         assert_eq!(i.number, 3);
         assert_eq!(i.date, NaiveDate::from_ymd_opt(2025, 7, 1).unwrap());
         assert_eq!(i.sections[0].articles[0].heading, "Fireworks");
         assert_eq!(i.sections[0].articles[0].pos.line, 10);
-        assert_eq!(i.sections[0].articles[0].image.as_ref().unwrap().pos.line, 12);
+        assert_eq!(
+            i.sections[0].articles[0].image.as_ref().unwrap().pos.line,
+            12
+        );
         assert_eq!(i.intro, "Intro *text*.\n");
         assert_eq!(i.intro_pos.line, 14);
     }

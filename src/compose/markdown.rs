@@ -33,15 +33,46 @@ fn options() -> Options {
 /// The sanitiser, configured with the documented allow-list.
 pub fn sanitizer() -> ammonia::Builder<'static> {
     let tags: HashSet<&str> = [
-        "p", "br", "hr", "h3", "h4", "blockquote", "pre", "code", "strong", "b", "em", "i", "u",
-        "s", "del", "small", "sub", "sup", "abbr", "span", "ul", "ol", "li", "a", "img", "table",
-        "thead", "tbody", "tr", "th", "td",
+        "p",
+        "br",
+        "hr",
+        "h3",
+        "h4",
+        "blockquote",
+        "pre",
+        "code",
+        "strong",
+        "b",
+        "em",
+        "i",
+        "u",
+        "s",
+        "del",
+        "small",
+        "sub",
+        "sup",
+        "abbr",
+        "span",
+        "ul",
+        "ol",
+        "li",
+        "a",
+        "img",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
     ]
     .into_iter()
     .collect();
     let mut attrs: HashMap<&str, HashSet<&str>> = HashMap::new();
     attrs.insert("a", ["href", "title"].into_iter().collect());
-    attrs.insert("img", ["src", "alt", "width", "height"].into_iter().collect());
+    attrs.insert(
+        "img",
+        ["src", "alt", "width", "height"].into_iter().collect(),
+    );
     attrs.insert("abbr", ["title"].into_iter().collect());
     attrs.insert("ol", ["start"].into_iter().collect());
     attrs.insert("th", ["colspan", "rowspan", "align"].into_iter().collect());
@@ -60,7 +91,12 @@ pub fn sanitizer() -> ammonia::Builder<'static> {
 /// are demoted so that `#` becomes `<h3>` (the design owns h1/h2).
 pub fn to_html(markdown: &str, clean: &ammonia::Builder<'_>) -> String {
     let events = Parser::new_ext(markdown, options()).map(|e| match e {
-        Event::Start(Tag::Heading { level, id, classes, attrs }) => Event::Start(Tag::Heading {
+        Event::Start(Tag::Heading {
+            level,
+            id,
+            classes,
+            attrs,
+        }) => Event::Start(Tag::Heading {
             level: demote(level),
             id,
             classes,
@@ -211,9 +247,9 @@ pub fn to_text(markdown: &str, links: &mut LinkList, width: usize) -> String {
                 para.push_str(&h);
                 flush(&mut para, &mut out, &prefix);
             }
-            Event::End(TagEnd::Paragraph) | Event::End(TagEnd::TableRow) | Event::End(TagEnd::TableHead) => {
-                flush(&mut para, &mut out, &prefix)
-            }
+            Event::End(TagEnd::Paragraph)
+            | Event::End(TagEnd::TableRow)
+            | Event::End(TagEnd::TableHead) => flush(&mut para, &mut out, &prefix),
             Event::End(TagEnd::TableCell) => para.push_str("  "),
             _ => {}
         }
@@ -318,7 +354,11 @@ mod tests {
     fn text_links_are_numbered_across_calls() {
         let mut links = LinkList::default();
         let a = to_text("See [the plan](https://example.org/plan).", &mut links, 72);
-        let b = to_text("Again [here](https://example.org/plan) and [there](https://example.org/b).", &mut links, 72);
+        let b = to_text(
+            "Again [here](https://example.org/plan) and [there](https://example.org/b).",
+            &mut links,
+            72,
+        );
         assert_eq!(a, "See the plan [1].");
         assert_eq!(b, "Again here [1] and there [2].");
         assert_eq!(links.links.len(), 2);

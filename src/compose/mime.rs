@@ -143,9 +143,7 @@ pub fn mailbox(name: &str, addr: &str) -> String {
         return addr.to_string();
     }
     let phrase = if is_plain(name) {
-        let special = name
-            .chars()
-            .any(|c| "()<>[]:;@\\,.\"".contains(c));
+        let special = name.chars().any(|c| "()<>[]:;@\\,.\"".contains(c));
         if special {
             format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
         } else {
@@ -197,7 +195,9 @@ mod tests {
         let mut i = 0;
         while i < b.len() {
             if b[i] == b'=' {
-                out.push(u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16).unwrap());
+                out.push(
+                    u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16).unwrap(),
+                );
                 i += 3;
             } else {
                 out.push(b[i]);
@@ -209,7 +209,10 @@ mod tests {
 
     #[test]
     fn quoted_printable_round_trips_and_keeps_lines_short() {
-        let text = format!("Tōkyō = 東京 \n.leading dot\ntrailing space \n{}\n", "x".repeat(300));
+        let text = format!(
+            "Tōkyō = 東京 \n.leading dot\ntrailing space \n{}\n",
+            "x".repeat(300)
+        );
         let mut out = Vec::new();
         qp_encode_into(&text, &mut out);
         for line in out.split(|&b| b == b'\n') {
@@ -240,8 +243,14 @@ mod tests {
 
     #[test]
     fn mailboxes_quote_or_encode_their_names() {
-        assert_eq!(mailbox("Tokyo Metropolitan Government", "a@example.org"), "Tokyo Metropolitan Government <a@example.org>");
-        assert_eq!(mailbox("Dr. A", "a@example.org"), "\"Dr. A\" <a@example.org>");
+        assert_eq!(
+            mailbox("Tokyo Metropolitan Government", "a@example.org"),
+            "Tokyo Metropolitan Government <a@example.org>"
+        );
+        assert_eq!(
+            mailbox("Dr. A", "a@example.org"),
+            "\"Dr. A\" <a@example.org>"
+        );
         assert!(mailbox("Zoë", "a@example.org").starts_with("=?UTF-8?B?"));
         assert_eq!(mailbox("", "a@example.org"), "a@example.org");
     }

@@ -57,10 +57,16 @@ pub struct Report {
 
 impl Report {
     pub fn failures(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Failure).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Failure)
+            .count()
     }
     pub fn warnings(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Warning).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count()
     }
     pub fn passed(&self) -> bool {
         self.failures() == 0
@@ -84,7 +90,11 @@ impl Report {
         s.push_str(&format!(
             "{}: {} ({} failure(s), {} warning(s); HTML {} bytes, text {} bytes)\n",
             self.file,
-            if self.passed() { "ready to send" } else { "NOT ready to send" },
+            if self.passed() {
+                "ready to send"
+            } else {
+                "NOT ready to send"
+            },
             self.failures(),
             self.warnings(),
             self.html_bytes,
@@ -144,7 +154,14 @@ pub fn check(issue: Issue, newsletter: &Newsletter) -> Report {
         Err(e) => findings.push(from_error(e)),
         Ok(compiled) => compiled_rules(&compiled, &mut findings, &mut report),
     }
-    findings.sort_by_key(|f| (f.severity != Severity::Failure, f.file.clone(), f.line, f.column));
+    findings.sort_by_key(|f| {
+        (
+            f.severity != Severity::Failure,
+            f.file.clone(),
+            f.line,
+            f.column,
+        )
+    });
     report.findings = findings;
     report
 }
@@ -153,30 +170,59 @@ fn issue_rules(issue: &Issue, out: &mut Vec<Finding>) {
     let file = &issue.file;
     let subject = issue.subject.trim();
     if subject.is_empty() {
-        out.push(finding(Severity::Failure, "subject-missing", file, issue.subject_pos, "the issue has no subject".into()));
+        out.push(finding(
+            Severity::Failure,
+            "subject-missing",
+            file,
+            issue.subject_pos,
+            "the issue has no subject".into(),
+        ));
     } else {
         let n = subject.chars().count();
         if n > 78 {
-            out.push(finding(Severity::Warning, "subject-too-long", file, issue.subject_pos,
-                format!("the subject is {n} characters long; inboxes cut it after about 78")));
+            out.push(finding(
+                Severity::Warning,
+                "subject-too-long",
+                file,
+                issue.subject_pos,
+                format!("the subject is {n} characters long; inboxes cut it after about 78"),
+            ));
         }
         let letters: Vec<char> = subject.chars().filter(|c| c.is_alphabetic()).collect();
-        let cased: Vec<&char> = letters.iter().filter(|c| c.is_uppercase() || c.is_lowercase()).collect();
+        let cased: Vec<&char> = letters
+            .iter()
+            .filter(|c| c.is_uppercase() || c.is_lowercase())
+            .collect();
         if cased.len() >= 4 && cased.iter().all(|c| c.is_uppercase()) {
-            out.push(finding(Severity::Warning, "subject-all-caps", file, issue.subject_pos,
-                "the subject is in capitals, which reads as shouting and trips spam filters".into()));
+            out.push(finding(
+                Severity::Warning,
+                "subject-all-caps",
+                file,
+                issue.subject_pos,
+                "the subject is in capitals, which reads as shouting and trips spam filters".into(),
+            ));
         }
     }
     if issue.preheader.trim().is_empty() {
-        out.push(finding(Severity::Warning, "preheader-missing", file, Pos { line: 1, column: 1 },
-            "no preheader: inboxes will show the first words of the page instead".into()));
+        out.push(finding(
+            Severity::Warning,
+            "preheader-missing",
+            file,
+            Pos { line: 1, column: 1 },
+            "no preheader: inboxes will show the first words of the page instead".into(),
+        ));
     }
     for s in &issue.sections {
         for a in &s.articles {
             if let Some(img) = &a.image {
                 if img.alt.trim().is_empty() {
-                    out.push(finding(Severity::Failure, "image-alt-missing", file, img.pos,
-                        format!("the image of \"{}\" has no alt text", a.heading)));
+                    out.push(finding(
+                        Severity::Failure,
+                        "image-alt-missing",
+                        file,
+                        img.pos,
+                        format!("the image of \"{}\" has no alt text", a.heading),
+                    ));
                 }
             }
         }
@@ -187,12 +233,22 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
     let file = c.issue.file.clone();
     let nowhere = Pos::default();
     if !c.html_has(Slot::Unsubscribe) {
-        out.push(finding(Severity::Failure, "unsubscribe-missing", "issue.html", nowhere,
-            "the HTML part has no unsubscribe link ({{ links.unsubscribe }})".into()));
+        out.push(finding(
+            Severity::Failure,
+            "unsubscribe-missing",
+            "issue.html",
+            nowhere,
+            "the HTML part has no unsubscribe link ({{ links.unsubscribe }})".into(),
+        ));
     }
     if !c.text_has(Slot::Unsubscribe) {
-        out.push(finding(Severity::Failure, "unsubscribe-missing", "issue.txt", nowhere,
-            "the text part has no unsubscribe link ({{ links.unsubscribe }})".into()));
+        out.push(finding(
+            Severity::Failure,
+            "unsubscribe-missing",
+            "issue.txt",
+            nowhere,
+            "the text part has no unsubscribe link ({{ links.unsubscribe }})".into(),
+        ));
     }
     // The personal template must render for every kind of organisation.
     let kinds = OrgKind::ALL.iter().copied().map(Some).chain([None]);
@@ -213,8 +269,16 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
     report.html_bytes = html.len();
     report.text_bytes = text.len();
     if html.len() > HTML_LIMIT {
-        out.push(finding(Severity::Warning, "html-too-large", &file, nowhere,
-            format!("the HTML is {} KiB; Gmail clips messages over 102 KiB", html.len() / 1024)));
+        out.push(finding(
+            Severity::Warning,
+            "html-too-large",
+            &file,
+            nowhere,
+            format!(
+                "the HTML is {} KiB; Gmail clips messages over 102 KiB",
+                html.len() / 1024
+            ),
+        ));
     }
     let tags = scan_tags(&html);
     let ids: HashSet<&str> = tags
@@ -236,31 +300,54 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
         if t.name == "img" && !t.attr("src").is_some_and(|s| article_images.contains(s)) {
             let alt = t.attr("alt").map(str::trim).unwrap_or("");
             if alt.is_empty() {
-                out.push(finding(Severity::Failure, "image-alt-missing", &file, nowhere,
-                    format!("an image has no alt text: {}", t.attr("src").unwrap_or("(no src)"))));
+                out.push(finding(
+                    Severity::Failure,
+                    "image-alt-missing",
+                    &file,
+                    nowhere,
+                    format!(
+                        "an image has no alt text: {}",
+                        t.attr("src").unwrap_or("(no src)")
+                    ),
+                ));
             }
         }
         for key in ["href", "src"] {
             if let Some(v) = t.attr(key) {
                 if v.starts_with("http://") && seen_http.insert(v.to_string()) {
-                    out.push(finding(Severity::Warning, "insecure-link", &file, nowhere,
-                        format!("{v} is not https")));
+                    out.push(finding(
+                        Severity::Warning,
+                        "insecure-link",
+                        &file,
+                        nowhere,
+                        format!("{v} is not https"),
+                    ));
                 }
             }
         }
         if t.name == "a" {
             if let Some(anchor) = t.attr("href").and_then(|h| h.strip_prefix('#')) {
                 if !ids.contains(anchor) {
-                    out.push(finding(Severity::Warning, "anchor-missing", &file, nowhere,
-                        format!("a link points to #{anchor}, but no element has that id")));
+                    out.push(finding(
+                        Severity::Warning,
+                        "anchor-missing",
+                        &file,
+                        nowhere,
+                        format!("a link points to #{anchor}, but no element has that id"),
+                    ));
                 }
             }
         }
     }
     for word in text.split_whitespace() {
         if word.starts_with("http://") && seen_http.insert(word.to_string()) {
-            out.push(finding(Severity::Warning, "insecure-link", &file, nowhere,
-                format!("{word} is not https (text part)")));
+            out.push(finding(
+                Severity::Warning,
+                "insecure-link",
+                &file,
+                nowhere,
+                format!("{word} is not https (text part)"),
+            ));
         }
     }
 }
@@ -274,7 +361,10 @@ pub struct TagInfo {
 
 impl TagInfo {
     pub fn attr(&self, key: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -308,7 +398,8 @@ pub fn scan_tags(html: &str) -> Vec<TagInfo> {
                 break;
             }
             let ks = i;
-            while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'>' | b'/') {
+            while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'>' | b'/')
+            {
                 i += 1;
             }
             let key = html[ks..i].to_ascii_lowercase();

@@ -39,9 +39,12 @@ pub fn write_files(c: &CompiledIssue, r: &Recipient, dir: &Path) -> Result<Writt
         text: dir.join(format!("{stem}.txt")),
         eml: dir.join(format!("{stem}.eml")),
     };
-    std::fs::write(&w.html, c.html_for(r)?).with_context(|| format!("writing {}", w.html.display()))?;
-    std::fs::write(&w.text, c.text_for(r)?).with_context(|| format!("writing {}", w.text.display()))?;
-    std::fs::write(&w.eml, c.render_for(r)?.bytes).with_context(|| format!("writing {}", w.eml.display()))?;
+    std::fs::write(&w.html, c.html_for(r)?)
+        .with_context(|| format!("writing {}", w.html.display()))?;
+    std::fs::write(&w.text, c.text_for(r)?)
+        .with_context(|| format!("writing {}", w.text.display()))?;
+    std::fs::write(&w.eml, c.render_for(r)?.bytes)
+        .with_context(|| format!("writing {}", w.eml.display()))?;
     Ok(w)
 }
 
@@ -89,7 +92,9 @@ fn build(src: &Source, version: u64) -> Snapshot {
 
 /// The newest modification time of the issue file and the override files.
 fn stamp(src: &Source) -> Option<SystemTime> {
-    let mut newest = std::fs::metadata(&src.issue).and_then(|m| m.modified()).ok();
+    let mut newest = std::fs::metadata(&src.issue)
+        .and_then(|m| m.modified())
+        .ok();
     let dir = &src.newsletter.templates_dir;
     if !dir.as_os_str().is_empty() {
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -135,7 +140,9 @@ pub async fn serve(
         .route("/eml", get(eml))
         .route("/version", get(version))
         .with_state(state);
-    let res = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     watcher.abort();
     res.context("preview server")
 }

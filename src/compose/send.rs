@@ -36,7 +36,9 @@ pub async fn send_one(smtp: &Smtp, msg: &RenderedMessage) -> Result<String> {
             .with_context(|| format!("setting up TLS to {}", smtp.host))?,
         other => return Err(anyhow!("smtp.tls: unknown mode {other:?}")),
     };
-    builder = builder.port(smtp.port).timeout(Some(Duration::from_secs(30)));
+    builder = builder
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(30)));
     if !smtp.username.is_empty() {
         builder = builder.credentials(Credentials::new(
             smtp.username.clone(),
@@ -50,7 +52,13 @@ pub async fn send_one(smtp: &Smtp, msg: &RenderedMessage) -> Result<String> {
         transport.send_raw(&envelope, &msg.bytes),
     )
     .await
-    .map_err(|_| anyhow!("SMTP server {}:{} did not finish within 120 s", smtp.host, smtp.port))?
+    .map_err(|_| {
+        anyhow!(
+            "SMTP server {}:{} did not finish within 120 s",
+            smtp.host,
+            smtp.port
+        )
+    })?
     .with_context(|| format!("sending through {}:{}", smtp.host, smtp.port))?;
     Ok(response.message().collect::<Vec<_>>().join(" "))
 }

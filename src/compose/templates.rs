@@ -26,7 +26,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("issue.txt", include_str!("../../templates/issue.txt")),
     ("greeting.txt", include_str!("../../templates/greeting.txt")),
     ("style.css", include_str!("../../templates/style.css")),
-    ("responsive.css", include_str!("../../templates/responsive.css")),
+    (
+        "responsive.css",
+        include_str!("../../templates/responsive.css"),
+    ),
 ];
 
 /// Where the text of each loaded template came from, for error columns.
@@ -98,11 +101,14 @@ pub fn environment(
             text
         }))
     });
-    env.add_filter("datetime", move |value: String, format: Option<String>, kwargs: Kwargs| {
-        let tz: Option<String> = kwargs.get("tz")?;
-        kwargs.assert_all_used()?;
-        format_datetime(&value, format.as_deref(), tz.as_deref(), default_tz)
-    });
+    env.add_filter(
+        "datetime",
+        move |value: String, format: Option<String>, kwargs: Kwargs| {
+            let tz: Option<String> = kwargs.get("tz")?;
+            kwargs.assert_all_used()?;
+            format_datetime(&value, format.as_deref(), tz.as_deref(), default_tz)
+        },
+    );
     (env, sources)
 }
 
@@ -128,7 +134,9 @@ pub fn format_datetime(
     let check = |f: &str| -> Result<(), Error> {
         use chrono::format::{Item, StrftimeItems};
         if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
-            return Err(bad(format!("datetime: {f:?} is not a valid strftime format")));
+            return Err(bad(format!(
+                "datetime: {f:?} is not a valid strftime format"
+            )));
         }
         Ok(())
     };
@@ -198,13 +206,22 @@ mod tests {
     #[test]
     fn dates_format_in_the_requested_zone() {
         let tz: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
-        assert_eq!(format_datetime("2025-07-01", None, None, tz).unwrap(), "1 July 2025");
+        assert_eq!(
+            format_datetime("2025-07-01", None, None, tz).unwrap(),
+            "1 July 2025"
+        );
         assert_eq!(
             format_datetime("2025-07-19T18:00:00+09:00", None, None, tz).unwrap(),
             "19 July 2025, 18:00 JST"
         );
         assert_eq!(
-            format_datetime("2025-07-19T18:00:00+09:00", Some("%H:%M %Z"), Some("Europe/Paris"), tz).unwrap(),
+            format_datetime(
+                "2025-07-19T18:00:00+09:00",
+                Some("%H:%M %Z"),
+                Some("Europe/Paris"),
+                tz
+            )
+            .unwrap(),
             "11:00 CEST"
         );
         assert!(format_datetime("soon", None, None, tz).is_err());
