@@ -212,6 +212,10 @@ pub fn to_text(markdown: &str, links: &mut LinkList, width: usize) -> String {
             }
             Event::End(TagEnd::List(_)) => {
                 list_stack.pop();
+                // A blank line after the outermost list.
+                if list_stack.is_empty() && !out.ends_with("\n\n") {
+                    out.push('\n');
+                }
             }
             Event::Start(Tag::Item) => {
                 flush(&mut para, &mut out, &prefix);
@@ -255,9 +259,6 @@ pub fn to_text(markdown: &str, links: &mut LinkList, width: usize) -> String {
         }
     }
     flush(&mut para, &mut out, &prefix);
-    if out.ends_with("\n\n") && !list_stack.is_empty() {
-        out.pop();
-    }
     out.trim_end().to_string()
 }
 
@@ -367,7 +368,7 @@ mod tests {
     #[test]
     fn text_is_wrapped_and_lists_are_marked() {
         let t = to_text("- one\n- two\n\nA long line of words that goes on and on until it must wrap somewhere.", &mut LinkList::default(), 30);
-        assert!(t.starts_with("- one\n- two\n"), "{t:?}");
+        assert!(t.starts_with("- one\n- two\n\nA long"), "{t:?}");
         assert!(t.lines().all(|l| l.chars().count() <= 30), "{t}");
     }
 
