@@ -53,6 +53,7 @@ pub struct Config {
     pub import: Import,
     pub smtp: Smtp,
     pub security: Security,
+    pub newsletter: Newsletter,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -147,6 +148,51 @@ pub struct Security {
     pub token_secret: Secret,
 }
 
+/// The newsletter's identity and the links every message carries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Newsletter {
+    /// The newsletter's name, shown in the masthead and the List-Id phrase.
+    pub name: String,
+    /// Display name of the sender.
+    pub from_name: String,
+    /// Sender address; Message-IDs are made on its domain.
+    pub from_address: String,
+    /// Reply-To address; empty for none.
+    pub reply_to: String,
+    /// List-Id identifier (RFC 2919), a domain-like name.
+    pub list_id: String,
+    /// Base URL of the public web endpoints (unsubscribe, preferences,
+    /// view in browser); must be https.
+    pub base_url: String,
+    /// Optional mailto address offered in List-Unsubscribe beside the URL.
+    pub unsubscribe_mailto: String,
+    /// Time zone in which issue dates and event times are shown.
+    pub timezone: String,
+    /// Directory whose files override the built-in templates by name; empty
+    /// for none.
+    pub templates_dir: PathBuf,
+    /// Port of `whatsup issues preview --serve` on 127.0.0.1 (0: any free port).
+    pub preview_port: u16,
+}
+
+impl Default for Newsletter {
+    fn default() -> Self {
+        Newsletter {
+            name: "WHAT'S UP Tokyo".into(),
+            from_name: "Tokyo Metropolitan Government".into(),
+            from_address: "whatsup@tokyo.example.org".into(),
+            reply_to: String::new(),
+            list_id: "whatsup.tokyo.example.org".into(),
+            base_url: "https://whatsup.tokyo.example.org".into(),
+            unsubscribe_mailto: String::new(),
+            timezone: "Asia/Tokyo".into(),
+            templates_dir: PathBuf::new(),
+            preview_port: 8025,
+        }
+    }
+}
+
 /// Where the settings came from, for `whatsup config show`.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -228,6 +274,26 @@ impl Config {
             bail!(
                 "smtp.tls: {:?} is not one of none, starttls, tls",
                 self.smtp.tls
+            );
+        }
+        if self.newsletter.timezone.parse::<chrono_tz::Tz>().is_err() {
+            bail!(
+                "newsletter.timezone: {:?} is not an IANA time zone",
+                self.newsletter.timezone
+            );
+        }
+        if !self.newsletter.base_url.starts_with("https://")
+            && !self.newsletter.base_url.starts_with("http://")
+        {
+            bail!(
+                "newsletter.base_url: {:?} must start with https://",
+                self.newsletter.base_url
+            );
+        }
+        if !self.newsletter.from_address.contains('@') {
+            bail!(
+                "newsletter.from_address: {:?} is not an email address",
+                self.newsletter.from_address
             );
         }
         if !self.security.token_secret.is_empty() && self.security.token_secret.expose().len() < 32

@@ -4,6 +4,7 @@
 //! ARCHITECTURE.md for the map of modules and the invariants between them.
 
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod domain;
 pub mod export;

@@ -3,6 +3,7 @@
 //! `--json`; every failure returns a non-zero exit code.
 
 mod demo;
+mod issues;
 mod orgs;
 mod output;
 mod subscribers;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Manage organisations
     #[command(subcommand)]
     Orgs(orgs::OrgsCmd),
+    /// Write, store, check, preview and test-send newsletter issues
+    #[command(subcommand)]
+    Issues(issues::IssuesCmd),
     /// Show the effective configuration (secrets redacted)
     Config {
         #[arg(long)]
@@ -135,6 +139,7 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             store.close().await;
             code
         }
+        Command::Issues(cmd) => issues::run(&config, cmd).await,
         Command::Orgs(cmd) => {
             let store = Store::open(&config).await?;
             let code = orgs::run(&store, cmd).await;

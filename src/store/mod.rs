@@ -77,6 +77,9 @@ macro_rules! ensure_tag {
     }};
 }
 
+// Declared after the macros above, which it uses.
+pub mod issues;
+
 /// A handle on the database. Cheap to clone (the pools are reference-counted).
 #[derive(Clone, Debug)]
 pub enum Store {
