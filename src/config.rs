@@ -54,6 +54,8 @@ pub struct Config {
     pub smtp: Smtp,
     pub security: Security,
     pub newsletter: Newsletter,
+    pub sending: Sending,
+    pub dkim: Dkim,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -118,25 +120,193 @@ impl Default for Import {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Smtp {
-    pub host: String,
-    pub port: u16,
-    /// `none`, `starttls` or `tls` (implicit TLS).
-    pub tls: String,
-    pub username: String,
-    pub password: Secret,
+/// Declares an SMTP server settings struct; `Smtp` (the primary server)
+/// has the same fields plus the list of fallbacks.
+macro_rules! smtp_server_struct {
+    ($(#[$meta:meta])* $name:ident { $($extra:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Deserialize, Serialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            /// Name in logs, delivery records and rate-limit windows.
+            pub name: String,
+            pub host: String,
+            pub port: u16,
+            /// `none`, `starttls` or `tls` (implicit TLS).
+            pub tls: String,
+            pub username: String,
+            pub password: Secret,
+            /// Share of messages relative to the other servers' weights.
+            pub weight: u32,
+            /// Most connections open at once to this server.
+            pub max_connections: u32,
+            /// Token bucket: messages per second (0: unlimited).
+            pub per_second: u32,
+            /// Ceilings per UTC hour and day for all workers together (0: none).
+            pub per_hour: i64,
+            pub per_day: i64,
+            /// Timeout for each SMTP step, in seconds.
+            pub timeout_secs: u64,
+            $($extra)*
+        }
+    };
 }
+
+smtp_server_struct!(
+    /// The primary SMTP relay.
+    Smtp {
+        /// More relays, used by weight and when another is down.
+        pub fallback: Vec<SmtpServer>,
+    }
+);
+
+smtp_server_struct!(
+    /// A further SMTP relay (`[[smtp.fallback]]`).
+    SmtpServer {}
+);
 
 impl Default for Smtp {
     fn default() -> Self {
+        let s = SmtpServer::default();
         Smtp {
+            name: "primary".into(),
+            host: s.host,
+            port: s.port,
+            tls: s.tls,
+            username: s.username,
+            password: s.password,
+            weight: s.weight,
+            max_connections: s.max_connections,
+            per_second: s.per_second,
+            per_hour: s.per_hour,
+            per_day: s.per_day,
+            timeout_secs: s.timeout_secs,
+            fallback: Vec::new(),
+        }
+    }
+}
+
+impl Default for SmtpServer {
+    fn default() -> Self {
+        SmtpServer {
+            name: String::new(),
             host: "localhost".into(),
             port: 25,
             tls: "none".into(),
             username: String::new(),
             password: Secret::default(),
+            weight: 1,
+            max_connections: 4,
+            per_second: 0,
+            per_hour: 0,
+            per_day: 0,
+            timeout_secs: 60,
+        }
+    }
+}
+
+impl Smtp {
+    /// Every configured server, the primary first.
+    pub fn servers(&self) -> Vec<SmtpServer> {
+        let mut out = vec![SmtpServer {
+            name: self.name.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            weight: self.weight,
+            max_connections: self.max_connections,
+            per_second: self.per_second,
+            per_hour: self.per_hour,
+            per_day: self.per_day,
+            timeout_secs: self.timeout_secs,
+        }];
+        for (i, f) in self.fallback.iter().enumerate() {
+            let mut f = f.clone();
+            if f.name.is_empty() {
+                f.name = format!("fallback{}", i + 1);
+            }
+            out.push(f);
+        }
+        out
+    }
+}
+
+/// How campaigns are sent.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sending {
+    /// Transport for new campaigns: `outbox` (one .eml file per message) or `smtp`.
+    pub transport: String,
+    /// Where the outbox transport writes; empty: `<data_dir>/outbox`.
+    pub outbox_dir: PathBuf,
+    /// Deliveries claimed per batch (also the completion batch).
+    pub batch_size: u32,
+    /// Seconds a claim is held; after that another worker may take it over.
+    pub lease_secs: u64,
+    /// Attempts before a temporary failure becomes permanent.
+    pub max_attempts: u32,
+    /// Retry backoff: base and cap in seconds (exponential, with jitter).
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// Pause the campaign when at least this share of the recent outcomes
+    /// (the last `pause_error_window`) are permanent failures; 0: never.
+    pub pause_error_rate: f64,
+    pub pause_error_window: u32,
+    /// VERP base address: the envelope sender becomes
+    /// `local+TOKEN@domain`; empty: the From address, without VERP.
+    pub bounce_address: String,
+    /// Optional Feedback-ID header value (Gmail's feedback loop).
+    pub feedback_id: String,
+    /// Seconds an idle worker waits before looking for work again.
+    pub poll_secs: u64,
+}
+
+impl Default for Sending {
+    fn default() -> Self {
+        Sending {
+            transport: "outbox".into(),
+            outbox_dir: PathBuf::new(),
+            batch_size: 100,
+            lease_secs: 300,
+            max_attempts: 6,
+            retry_base_secs: 60,
+            retry_max_secs: 3600,
+            pause_error_rate: 0.5,
+            pause_error_window: 200,
+            bounce_address: "bounces@tokyo.example.org".into(),
+            feedback_id: String::new(),
+            poll_secs: 5,
+        }
+    }
+}
+
+/// DKIM signing of every campaign message.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dkim {
+    pub enabled: bool,
+    /// Signing domain (d=) and selector (s=).
+    pub domain: String,
+    pub selector: String,
+    /// `ed25519` or `rsa` (rsa-sha256).
+    pub algorithm: String,
+    /// PEM file with the private key.
+    pub key_file: PathBuf,
+    /// The PEM itself (prefer WHATSUP_DKIM_PRIVATE_KEY); wins over key_file.
+    pub private_key: Secret,
+}
+
+impl Default for Dkim {
+    fn default() -> Self {
+        Dkim {
+            enabled: false,
+            domain: String::new(),
+            selector: String::new(),
+            algorithm: "ed25519".into(),
+            key_file: PathBuf::new(),
+            private_key: Secret::default(),
         }
     }
 }
@@ -146,6 +316,8 @@ impl Default for Smtp {
 pub struct Security {
     /// Key for HMAC-signed unsubscribe and preference tokens (at least 32 bytes).
     pub token_secret: Secret,
+    /// Earlier keys, still accepted when verifying tokens (key rotation).
+    pub previous_token_secrets: Vec<Secret>,
 }
 
 /// The newsletter's identity and the links every message carries.
@@ -270,10 +442,37 @@ impl Config {
                 self.general.timezone
             );
         }
-        if !matches!(self.smtp.tls.as_str(), "none" | "starttls" | "tls") {
+        for server in self.smtp.servers() {
+            if !matches!(server.tls.as_str(), "none" | "starttls" | "tls") {
+                bail!(
+                    "smtp.tls ({}): {:?} is not one of none, starttls, tls",
+                    server.name,
+                    server.tls
+                );
+            }
+            if server.weight == 0 || server.max_connections == 0 {
+                bail!(
+                    "smtp ({}): weight and max_connections must be at least 1",
+                    server.name
+                );
+            }
+        }
+        if !matches!(self.sending.transport.as_str(), "outbox" | "smtp") {
             bail!(
-                "smtp.tls: {:?} is not one of none, starttls, tls",
-                self.smtp.tls
+                "sending.transport: {:?} is not one of outbox, smtp",
+                self.sending.transport
+            );
+        }
+        if self.sending.batch_size == 0 || self.sending.max_attempts == 0 {
+            bail!("sending.batch_size and sending.max_attempts must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.sending.pause_error_rate) {
+            bail!("sending.pause_error_rate must be between 0 and 1");
+        }
+        if !matches!(self.dkim.algorithm.as_str(), "ed25519" | "rsa") {
+            bail!(
+                "dkim.algorithm: {:?} is not one of ed25519, rsa",
+                self.dkim.algorithm
             );
         }
         if self.newsletter.timezone.parse::<chrono_tz::Tz>().is_err() {
@@ -348,6 +547,18 @@ fn apply_env(
                     raw.trim()
                         .parse()
                         .with_context(|| format!("{name}: not an integer"))?,
+                ),
+                toml::Value::Float(_) => toml::Value::Float(
+                    raw.trim()
+                        .parse()
+                        .with_context(|| format!("{name}: not a number"))?,
+                ),
+                toml::Value::Array(_) => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_string()))
+                        .collect(),
                 ),
                 toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
                     "1" | "true" | "yes" | "on" => true,

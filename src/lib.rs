@@ -6,7 +6,9 @@
 pub mod cli;
 pub mod compose;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod export;
 pub mod import;
+pub mod send;
 pub mod store;

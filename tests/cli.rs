@@ -54,7 +54,7 @@ fn fixture() -> String {
 fn migrate_creates_the_database_and_reports_the_schema_version() {
     let cli = Cli::new();
     let out = cli.ok(&["migrate"]);
-    assert!(out.contains("schema version 1"), "{out}");
+    assert!(out.contains("schema version 3"), "{out}");
     assert!(cli.dir.path().join("cli.db").exists());
 }
 
@@ -323,20 +323,52 @@ fn every_command_has_help() {
 }
 
 #[test]
-fn the_demo_imports_the_seed_and_prints_a_summary_by_kind_and_region() {
+fn the_demo_imports_the_seed_previews_the_sample_issue_and_sends_it_to_the_outbox() {
     let cli = Cli::new();
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("subscribers");
-    let out = cli.ok(&["demo", "--seed-dir", &seed.display().to_string()]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let seed = root.join("subscribers").display().to_string();
+    let issue = root.join("samples/issue-214.md").display().to_string();
+    let args = ["demo", "--seed-dir", &seed, "--issue", &issue];
+    let out = cli.ok(&args);
     assert!(out.contains("0 rejected"), "{out}");
     assert!(
         out.contains("embassy") && out.contains("Europe") && out.contains("total"),
         "{out}"
     );
-    let again = cli.ok(&["demo", "--seed-dir", &seed.display().to_string()]);
+    assert!(out.contains("preflight passed"), "{out}");
+    let data = cli.dir.path().join("data");
+    assert!(data.join("preview/issue-214.html").exists());
+    assert!(data.join("preview/issue-214.eml").exists());
+    // One .eml per active seed contact (227 contacts, all active).
+    let outbox = data.join("outbox/campaign-1");
+    let files = std::fs::read_dir(&outbox)
+        .unwrap_or_else(|e| panic!("{}: {e}; output: {out}", outbox.display()))
+        .filter(|e| {
+            e.as_ref()
+                .map(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .unwrap_or(false)
+        })
+        .count();
+    assert!(
+        out.contains(&format!("campaign 1: {files} sent, 0 failed")),
+        "{out}"
+    );
+    assert!(files > 200, "{files} messages in the outbox");
+    let one = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(one).unwrap();
+    assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    assert!(text.contains("Return-Path: <bounces+"));
+    let again = cli.ok(&args);
     assert!(
         again.contains(" 0 created"),
         "a second run changes nothing: {again}"
     );
+    assert!(again.contains("already sent"), "{again}");
 }
 
 /// Writes `rows` valid rows, each contact tagged, to a CSV in `dir`.
@@ -379,7 +411,7 @@ fn counts(db: &Path) -> (i64, i64) {
 fn interrupt_import(cli: &Cli, csv: &Path, signal: i32) -> Output {
     let db = cli.dir.path().join("cli.db");
     cli.ok(&["migrate"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_whatsup"))
+    let child = Command::new(env!("CARGO_BIN_EXE_whatsup"))
         .args([
             "--database",
             &format!("sqlite://{}", db.display()),

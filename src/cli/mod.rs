@@ -2,6 +2,7 @@
 //! command group. Commands print human-readable text by default and JSON with
 //! `--json`; every failure returns a non-zero exit code.
 
+mod campaigns;
 mod demo;
 mod issues;
 mod orgs;
@@ -50,6 +51,14 @@ pub enum Command {
     /// Write, store, check, preview and test-send newsletter issues
     #[command(subcommand)]
     Issues(issues::IssuesCmd),
+    /// Create, schedule and control campaigns
+    #[command(subcommand)]
+    Campaigns(campaigns::CampaignsCmd),
+    /// Send a campaign in the foreground with a progress bar (starts it if needed)
+    Send(campaigns::SendArgs),
+    /// Run scheduled and running campaigns until stopped (several may share
+    /// one PostgreSQL database)
+    Worker,
     /// Show the effective configuration (secrets redacted)
     Config {
         #[arg(long)]
@@ -140,6 +149,24 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             code
         }
         Command::Issues(cmd) => issues::run(&config, cmd).await,
+        Command::Campaigns(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = campaigns::run(&store, &config, cmd).await;
+            store.close().await;
+            code
+        }
+        Command::Send(args) => {
+            let store = Store::open(&config).await?;
+            let code = campaigns::send(&store, &config, args).await;
+            store.close().await;
+            code
+        }
+        Command::Worker => {
+            let store = Store::open(&config).await?;
+            let code = campaigns::worker(&store, &config).await;
+            store.close().await;
+            code
+        }
         Command::Orgs(cmd) => {
             let store = Store::open(&config).await?;
             let code = orgs::run(&store, cmd).await;

@@ -157,20 +157,18 @@ pub async fn import_file(
     let mut reader = reader::Reader::new(BufReader::with_capacity(1 << 16, input));
     let mut rec = reader::Record::default();
     // The header decides the columns.
-    let header = loop {
-        match reader
-            .read(&mut rec)
-            .with_context(|| format!("reading {display}"))?
-        {
-            reader::Read::Eof => bail!(
-                "{display}: the file is empty (expected a header line: {})",
-                COLUMNS.join(",")
-            ),
-            reader::Read::Bad(e) => {
-                bail!("{display}:{}:{}: header: {}", e.line, e.column, e.message)
-            }
-            reader::Read::Record => break rec.raw.clone(),
+    let header = match reader
+        .read(&mut rec)
+        .with_context(|| format!("reading {display}"))?
+    {
+        reader::Read::Eof => bail!(
+            "{display}: the file is empty (expected a header line: {})",
+            COLUMNS.join(",")
+        ),
+        reader::Read::Bad(e) => {
+            bail!("{display}:{}:{}: header: {}", e.line, e.column, e.message)
         }
+        reader::Read::Record => rec.raw.clone(),
     };
     let columns = Columns::from_header(&rec).map_err(|e| anyhow::anyhow!("{display}: {e}"))?;
     let mut reject_out = match &opts.reject_file {

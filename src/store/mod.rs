@@ -77,7 +77,8 @@ macro_rules! ensure_tag {
     }};
 }
 
-// Declared after the macros above, which it uses.
+// Declared after the macros above, which they use.
+pub mod campaigns;
 pub mod issues;
 
 /// A handle on the database. Cheap to clone (the pools are reference-counted).
