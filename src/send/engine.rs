@@ -115,6 +115,9 @@ impl Engine {
         mut progress: impl FnMut(&Counts),
     ) -> Result<RunEnd> {
         let id = self.campaign.id;
+        // Counting is a scan of the campaign's deliveries: report progress
+        // at most once a second, not after every batch.
+        let mut last_report: Option<std::time::Instant> = None;
         loop {
             if stop.load(Ordering::SeqCst) {
                 return Ok(RunEnd::Stopped);
@@ -145,7 +148,10 @@ impl Engine {
             }
             let outcomes = self.send_batch(claimed).await;
             self.store.complete(&self.worker, id, &outcomes).await?;
-            progress(&self.store.delivery_counts(id).await?);
+            if last_report.map_or(true, |t| t.elapsed() >= Duration::from_secs(1)) {
+                progress(&self.store.delivery_counts(id).await?);
+                last_report = Some(std::time::Instant::now());
+            }
             if let Some(reason) = self.error_rate_trip(&outcomes) {
                 self.store
                     .move_campaign(
