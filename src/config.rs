@@ -53,6 +53,10 @@ pub struct Config {
     pub import: Import,
     pub smtp: Smtp,
     pub security: Security,
+    pub newsletter: Newsletter,
+    pub sending: Sending,
+    pub dkim: Dkim,
+    pub bounces: Bounces,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -117,25 +121,193 @@ impl Default for Import {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Smtp {
-    pub host: String,
-    pub port: u16,
-    /// `none`, `starttls` or `tls` (implicit TLS).
-    pub tls: String,
-    pub username: String,
-    pub password: Secret,
+/// Declares an SMTP server settings struct; `Smtp` (the primary server)
+/// has the same fields plus the list of fallbacks.
+macro_rules! smtp_server_struct {
+    ($(#[$meta:meta])* $name:ident { $($extra:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Deserialize, Serialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            /// Name in logs, delivery records and rate-limit windows.
+            pub name: String,
+            pub host: String,
+            pub port: u16,
+            /// `none`, `starttls` or `tls` (implicit TLS).
+            pub tls: String,
+            pub username: String,
+            pub password: Secret,
+            /// Share of messages relative to the other servers' weights.
+            pub weight: u32,
+            /// Most connections open at once to this server.
+            pub max_connections: u32,
+            /// Token bucket: messages per second (0: unlimited).
+            pub per_second: u32,
+            /// Ceilings per UTC hour and day for all workers together (0: none).
+            pub per_hour: i64,
+            pub per_day: i64,
+            /// Timeout for each SMTP step, in seconds.
+            pub timeout_secs: u64,
+            $($extra)*
+        }
+    };
 }
+
+smtp_server_struct!(
+    /// The primary SMTP relay.
+    Smtp {
+        /// More relays, used by weight and when another is down.
+        pub fallback: Vec<SmtpServer>,
+    }
+);
+
+smtp_server_struct!(
+    /// A further SMTP relay (`[[smtp.fallback]]`).
+    SmtpServer {}
+);
 
 impl Default for Smtp {
     fn default() -> Self {
+        let s = SmtpServer::default();
         Smtp {
+            name: "primary".into(),
+            host: s.host,
+            port: s.port,
+            tls: s.tls,
+            username: s.username,
+            password: s.password,
+            weight: s.weight,
+            max_connections: s.max_connections,
+            per_second: s.per_second,
+            per_hour: s.per_hour,
+            per_day: s.per_day,
+            timeout_secs: s.timeout_secs,
+            fallback: Vec::new(),
+        }
+    }
+}
+
+impl Default for SmtpServer {
+    fn default() -> Self {
+        SmtpServer {
+            name: String::new(),
             host: "localhost".into(),
             port: 25,
             tls: "none".into(),
             username: String::new(),
             password: Secret::default(),
+            weight: 1,
+            max_connections: 4,
+            per_second: 0,
+            per_hour: 0,
+            per_day: 0,
+            timeout_secs: 60,
+        }
+    }
+}
+
+impl Smtp {
+    /// Every configured server, the primary first.
+    pub fn servers(&self) -> Vec<SmtpServer> {
+        let mut out = vec![SmtpServer {
+            name: self.name.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            weight: self.weight,
+            max_connections: self.max_connections,
+            per_second: self.per_second,
+            per_hour: self.per_hour,
+            per_day: self.per_day,
+            timeout_secs: self.timeout_secs,
+        }];
+        for (i, f) in self.fallback.iter().enumerate() {
+            let mut f = f.clone();
+            if f.name.is_empty() {
+                f.name = format!("fallback{}", i + 1);
+            }
+            out.push(f);
+        }
+        out
+    }
+}
+
+/// How campaigns are sent.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sending {
+    /// Transport for new campaigns: `outbox` (one .eml file per message) or `smtp`.
+    pub transport: String,
+    /// Where the outbox transport writes; empty: `<data_dir>/outbox`.
+    pub outbox_dir: PathBuf,
+    /// Deliveries claimed per batch (also the completion batch).
+    pub batch_size: u32,
+    /// Seconds a claim is held; after that another worker may take it over.
+    pub lease_secs: u64,
+    /// Attempts before a temporary failure becomes permanent.
+    pub max_attempts: u32,
+    /// Retry backoff: base and cap in seconds (exponential, with jitter).
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// Pause the campaign when at least this share of the recent outcomes
+    /// (the last `pause_error_window`) are permanent failures; 0: never.
+    pub pause_error_rate: f64,
+    pub pause_error_window: u32,
+    /// VERP base address: the envelope sender becomes
+    /// `local+TOKEN@domain`; empty: the From address, without VERP.
+    pub bounce_address: String,
+    /// Optional Feedback-ID header value (Gmail's feedback loop).
+    pub feedback_id: String,
+    /// Seconds an idle worker waits before looking for work again.
+    pub poll_secs: u64,
+}
+
+impl Default for Sending {
+    fn default() -> Self {
+        Sending {
+            transport: "outbox".into(),
+            outbox_dir: PathBuf::new(),
+            batch_size: 100,
+            lease_secs: 300,
+            max_attempts: 6,
+            retry_base_secs: 60,
+            retry_max_secs: 3600,
+            pause_error_rate: 0.5,
+            pause_error_window: 200,
+            bounce_address: "bounces@tokyo.example.org".into(),
+            feedback_id: String::new(),
+            poll_secs: 5,
+        }
+    }
+}
+
+/// DKIM signing of every campaign message.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dkim {
+    pub enabled: bool,
+    /// Signing domain (d=) and selector (s=).
+    pub domain: String,
+    pub selector: String,
+    /// `ed25519` or `rsa` (rsa-sha256).
+    pub algorithm: String,
+    /// PEM file with the private key.
+    pub key_file: PathBuf,
+    /// The PEM itself (prefer WHATSUP_DKIM_PRIVATE_KEY); wins over key_file.
+    pub private_key: Secret,
+}
+
+impl Default for Dkim {
+    fn default() -> Self {
+        Dkim {
+            enabled: false,
+            domain: String::new(),
+            selector: String::new(),
+            algorithm: "ed25519".into(),
+            key_file: PathBuf::new(),
+            private_key: Secret::default(),
         }
     }
 }
@@ -145,6 +317,53 @@ impl Default for Smtp {
 pub struct Security {
     /// Key for HMAC-signed unsubscribe and preference tokens (at least 32 bytes).
     pub token_secret: Secret,
+    /// Earlier keys, still accepted when verifying tokens (key rotation).
+    pub previous_token_secrets: Vec<Secret>,
+}
+
+/// The newsletter's identity and the links every message carries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Newsletter {
+    /// The newsletter's name, shown in the masthead and the List-Id phrase.
+    pub name: String,
+    /// Display name of the sender.
+    pub from_name: String,
+    /// Sender address; Message-IDs are made on its domain.
+    pub from_address: String,
+    /// Reply-To address; empty for none.
+    pub reply_to: String,
+    /// List-Id identifier (RFC 2919), a domain-like name.
+    pub list_id: String,
+    /// Base URL of the public web endpoints (unsubscribe, preferences,
+    /// view in browser); must be https.
+    pub base_url: String,
+    /// Optional mailto address offered in List-Unsubscribe beside the URL.
+    pub unsubscribe_mailto: String,
+    /// Time zone in which issue dates and event times are shown.
+    pub timezone: String,
+    /// Directory whose files override the built-in templates by name; empty
+    /// for none.
+    pub templates_dir: PathBuf,
+    /// Port of `whatsup issues preview --serve` on 127.0.0.1 (0: any free port).
+    pub preview_port: u16,
+}
+
+impl Default for Newsletter {
+    fn default() -> Self {
+        Newsletter {
+            name: "WHAT'S UP Tokyo".into(),
+            from_name: "Tokyo Metropolitan Government".into(),
+            from_address: "whatsup@tokyo.example.org".into(),
+            reply_to: String::new(),
+            list_id: "whatsup.tokyo.example.org".into(),
+            base_url: "https://whatsup.tokyo.example.org".into(),
+            unsubscribe_mailto: String::new(),
+            timezone: "Asia/Tokyo".into(),
+            templates_dir: PathBuf::new(),
+            preview_port: 8025,
+        }
+    }
 }
 
 /// Where the settings came from, for `whatsup config show`.
@@ -156,6 +375,41 @@ pub struct Loaded {
 }
 
 /// The config file used when `--config` is not given, if it exists.
+/// What whatsup does with what comes back (see docs/bounces.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bounces {
+    /// Action for a hard bounce: `bounce` (the contact becomes bounced at
+    /// once), `unsubscribe` or `record` (only recorded).
+    pub hard_action: String,
+    /// Action once a contact reaches the soft-bounce threshold.
+    pub soft_action: String,
+    /// Soft bounces within `soft_window_days`, with no successful delivery
+    /// in between, that trigger `soft_action`.
+    pub soft_threshold: u32,
+    pub soft_window_days: u32,
+    /// Action for a complaint (ARF): `unsubscribe` by default.
+    pub complaint_action: String,
+    /// Messages larger than this are set aside without being read.
+    pub max_message_bytes: u64,
+    /// Where unreadable messages are set aside; empty: `<data_dir>/bounces/quarantine`.
+    pub quarantine_dir: PathBuf,
+}
+
+impl Default for Bounces {
+    fn default() -> Self {
+        Bounces {
+            hard_action: "bounce".into(),
+            soft_action: "bounce".into(),
+            soft_threshold: 3,
+            soft_window_days: 30,
+            complaint_action: "unsubscribe".into(),
+            max_message_bytes: 10 * 1024 * 1024,
+            quarantine_dir: PathBuf::new(),
+        }
+    }
+}
+
 pub const DEFAULT_FILE: &str = "config/whatsup.toml";
 
 impl Config {
@@ -224,10 +478,69 @@ impl Config {
                 self.general.timezone
             );
         }
-        if !matches!(self.smtp.tls.as_str(), "none" | "starttls" | "tls") {
+        for server in self.smtp.servers() {
+            if !matches!(server.tls.as_str(), "none" | "starttls" | "tls") {
+                bail!(
+                    "smtp.tls ({}): {:?} is not one of none, starttls, tls",
+                    server.name,
+                    server.tls
+                );
+            }
+            if server.weight == 0 || server.max_connections == 0 {
+                bail!(
+                    "smtp ({}): weight and max_connections must be at least 1",
+                    server.name
+                );
+            }
+        }
+        if !matches!(self.sending.transport.as_str(), "outbox" | "smtp") {
             bail!(
-                "smtp.tls: {:?} is not one of none, starttls, tls",
-                self.smtp.tls
+                "sending.transport: {:?} is not one of outbox, smtp",
+                self.sending.transport
+            );
+        }
+        if self.sending.batch_size == 0 || self.sending.max_attempts == 0 {
+            bail!("sending.batch_size and sending.max_attempts must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.sending.pause_error_rate) {
+            bail!("sending.pause_error_rate must be between 0 and 1");
+        }
+        for (key, action) in [
+            ("bounces.hard_action", &self.bounces.hard_action),
+            ("bounces.soft_action", &self.bounces.soft_action),
+            ("bounces.complaint_action", &self.bounces.complaint_action),
+        ] {
+            if !matches!(action.as_str(), "bounce" | "unsubscribe" | "record") {
+                bail!("{key}: {action:?} is not one of bounce, unsubscribe, record");
+            }
+        }
+        if self.bounces.soft_threshold == 0 || self.bounces.soft_window_days == 0 {
+            bail!("bounces.soft_threshold and bounces.soft_window_days must be at least 1");
+        }
+        if !matches!(self.dkim.algorithm.as_str(), "ed25519" | "rsa") {
+            bail!(
+                "dkim.algorithm: {:?} is not one of ed25519, rsa",
+                self.dkim.algorithm
+            );
+        }
+        if self.newsletter.timezone.parse::<chrono_tz::Tz>().is_err() {
+            bail!(
+                "newsletter.timezone: {:?} is not an IANA time zone",
+                self.newsletter.timezone
+            );
+        }
+        if !self.newsletter.base_url.starts_with("https://")
+            && !self.newsletter.base_url.starts_with("http://")
+        {
+            bail!(
+                "newsletter.base_url: {:?} must start with https://",
+                self.newsletter.base_url
+            );
+        }
+        if !self.newsletter.from_address.contains('@') {
+            bail!(
+                "newsletter.from_address: {:?} is not an email address",
+                self.newsletter.from_address
             );
         }
         if !self.security.token_secret.is_empty() && self.security.token_secret.expose().len() < 32
@@ -282,6 +595,18 @@ fn apply_env(
                     raw.trim()
                         .parse()
                         .with_context(|| format!("{name}: not an integer"))?,
+                ),
+                toml::Value::Float(_) => toml::Value::Float(
+                    raw.trim()
+                        .parse()
+                        .with_context(|| format!("{name}: not a number"))?,
+                ),
+                toml::Value::Array(_) => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_string()))
+                        .collect(),
                 ),
                 toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
                     "1" | "true" | "yes" | "on" => true,

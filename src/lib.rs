@@ -5,8 +5,11 @@
 
 pub mod bounce;
 pub mod cli;
+pub mod compose;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod export;
 pub mod import;
+pub mod send;
 pub mod store;

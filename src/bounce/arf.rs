@@ -4,8 +4,8 @@
 //! sent to.
 //!
 //! The reported recipient is every `Original-Rcpt-To`; if there is none
-//! (providers often redact it), the returned message's
-//! `X-Whatsup-Recipient`, else its `To`. Feedback types `abuse`, `fraud`,
+//! (providers often redact it), the returned message's `To` (the intake
+//! also matches through its `X-Whatsup-Delivery` header). Feedback types `abuse`, `fraud`,
 //! `virus`, `other` and any unknown type are complaints. `auth-failure`
 //! (RFC 6591) is about our own SPF/DKIM and `not-spam` is the opposite of a
 //! complaint: both are reported with kind `unknown` and `is_bounce: false`.
@@ -41,13 +41,7 @@ pub fn read(msg: &View, report: &str, result: &mut Classification) {
         .map(|a| a.to_lowercase())
         .collect();
     if addresses.is_empty() {
-        addresses.extend(
-            result
-                .original
-                .recipient
-                .clone()
-                .or_else(|| result.original.to.clone()),
-        );
+        addresses.extend(result.original.to.clone());
     }
     let diagnostic = collapse_ws(msg.human());
     let remote = fields

@@ -185,11 +185,7 @@ impl<'a> View<'a> {
         Original {
             message_id: fields.get("Message-ID").and_then(clean),
             campaign: fields.get("X-Whatsup-Campaign").and_then(clean),
-            recipient: fields.get("X-Whatsup-Recipient").and_then(|v| {
-                first_address(v)
-                    .map(|a| a.to_lowercase())
-                    .or_else(|| clean(v))
-            }),
+            delivery: fields.get("X-Whatsup-Delivery").and_then(clean),
             to: fields
                 .get("To")
                 .and_then(first_address)

@@ -8,7 +8,7 @@
 //!    report-type=feedback-report`). Feedback types `abuse`, `fraud`,
 //!    `virus`, `other` and unknown types are complaints: kind `complaint`,
 //!    reason `complaint`, for each `Original-Rcpt-To`, else the returned
-//!    message's `X-Whatsup-Recipient`, else its `To`. `auth-failure`
+//!    message's `To`. `auth-failure`
 //!    (RFC 6591) and `not-spam` reports are kept with kind `unknown` and
 //!    `is_bounce: false`: they are about our authentication or are the
 //!    opposite of a complaint, and must not unsubscribe anyone.
@@ -54,7 +54,7 @@
 //! delivered to (`X-Original-To`, else `Delivered-To`, else `Envelope-To`,
 //! else `To`), which carries the VERP-encoded recipient when the sender used
 //! one. [`Classification::original`] holds the Message-ID and the
-//! `X-Whatsup-Campaign` and `X-Whatsup-Recipient` headers of the returned
+//! `X-Whatsup-Campaign` and `X-Whatsup-Delivery` headers of the returned
 //! message, read from a `message/rfc822` (or `message/global`) part, a
 //! `text/rfc822-headers` part, or the copy that text bounces quote inline.
 //!
@@ -69,6 +69,7 @@ mod arf;
 mod autoreply;
 mod dsn;
 mod fields;
+pub mod intake;
 mod message;
 pub mod rules;
 mod scan;
@@ -206,8 +207,8 @@ pub struct Original {
     pub message_id: Option<String>,
     /// Its `X-Whatsup-Campaign` header.
     pub campaign: Option<String>,
-    /// Its `X-Whatsup-Recipient` header.
-    pub recipient: Option<String>,
+    /// Its `X-Whatsup-Delivery` header (the id of the delivery row).
+    pub delivery: Option<String>,
     /// The first address of its `To` header, lower-cased.
     pub to: Option<String>,
 }

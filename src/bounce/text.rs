@@ -242,7 +242,7 @@ pub fn read(
     if recipients.is_empty() && found.is_empty() {
         // A notice that names no address: the returned message tells whom
         // it was for. The text's first line with a code is the diagnostic.
-        let address = original.recipient.clone().or_else(|| original.to.clone());
+        let address = original.to.clone();
         if let Some(address) = address {
             let line = msg
                 .human()

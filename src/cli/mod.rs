@@ -3,7 +3,9 @@
 //! `--json`; every failure returns a non-zero exit code.
 
 mod bounces;
+mod campaigns;
 mod demo;
+mod issues;
 mod orgs;
 mod output;
 mod subscribers;
@@ -47,6 +49,17 @@ pub enum Command {
     /// Manage organisations
     #[command(subcommand)]
     Orgs(orgs::OrgsCmd),
+    /// Write, store, check, preview and test-send newsletter issues
+    #[command(subcommand)]
+    Issues(issues::IssuesCmd),
+    /// Create, schedule and control campaigns
+    #[command(subcommand)]
+    Campaigns(campaigns::CampaignsCmd),
+    /// Send a campaign in the foreground with a progress bar (starts it if needed)
+    Send(campaigns::SendArgs),
+    /// Run scheduled and running campaigns until stopped (several may share
+    /// one PostgreSQL database)
+    Worker,
     /// Bounces, complaints and auto-replies
     #[command(subcommand)]
     Bounces(bounces::BouncesCmd),
@@ -133,10 +146,29 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&config, args).await,
-        Command::Bounces(cmd) => bounces::run(cmd),
+        Command::Bounces(cmd) => bounces::run(&config, cmd).await,
         Command::Subscribers(cmd) => {
             let store = Store::open(&config).await?;
             let code = subscribers::run(&store, &config, cmd).await;
+            store.close().await;
+            code
+        }
+        Command::Issues(cmd) => issues::run(&config, cmd).await,
+        Command::Campaigns(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = campaigns::run(&store, &config, cmd).await;
+            store.close().await;
+            code
+        }
+        Command::Send(args) => {
+            let store = Store::open(&config).await?;
+            let code = campaigns::send(&store, &config, args).await;
+            store.close().await;
+            code
+        }
+        Command::Worker => {
+            let store = Store::open(&config).await?;
+            let code = campaigns::worker(&store, &config).await;
             store.close().await;
             code
         }

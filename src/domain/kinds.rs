@@ -1,5 +1,5 @@
 //! Small closed vocabularies of the data model: organisation kinds, city
-//! relationships, contact statuses, plus the time-zone and language types.
+//! relationships, contact statuses, campaign and delivery states, plus the time-zone and language types.
 //!
 //! Each parses from the exact lower-case word used in CSV files, the CLI and
 //! the database, and displays back as that word.
@@ -81,6 +81,32 @@ word_enum!(
         Unsubscribed => "unsubscribed",
         Bounced => "bounced",
         Blocklisted => "blocklisted",
+    }
+);
+
+word_enum!(
+    /// Where a campaign is in its life: draft → scheduled → running ⇄ paused →
+    /// finished | cancelled.
+    CampaignState, "campaign state", {
+        Draft => "draft",
+        Scheduled => "scheduled",
+        Running => "running",
+        Paused => "paused",
+        Finished => "finished",
+        Cancelled => "cancelled",
+    }
+);
+
+word_enum!(
+    /// One recipient's delivery: pending → sending (claimed under a lease) →
+    /// sent | retry | failed | skipped.
+    DeliveryStatus, "delivery status", {
+        Pending => "pending",
+        Sending => "sending",
+        Sent => "sent",
+        Retry => "retry",
+        Failed => "failed",
+        Skipped => "skipped",
     }
 );
 

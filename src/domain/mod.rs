@@ -10,6 +10,6 @@ pub mod segment;
 pub use country::{CountryCode, CountryError};
 pub use email::{EmailAddress, EmailError};
 pub use kinds::{
-    ContactStatus, Language, LanguageError, OrgKind, Relationship, TimeZone, TimeZoneError,
-    UnknownWord,
+    CampaignState, ContactStatus, DeliveryStatus, Language, LanguageError, OrgKind, Relationship,
+    TimeZone, TimeZoneError, UnknownWord,
 };

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -157,20 +157,18 @@ pub async fn import_file(
     let mut reader = reader::Reader::new(BufReader::with_capacity(1 << 16, input));
     let mut rec = reader::Record::default();
     // The header decides the columns.
-    let header = loop {
-        match reader
-            .read(&mut rec)
-            .with_context(|| format!("reading {display}"))?
-        {
-            reader::Read::Eof => bail!(
-                "{display}: the file is empty (expected a header line: {})",
-                COLUMNS.join(",")
-            ),
-            reader::Read::Bad(e) => {
-                bail!("{display}:{}:{}: header: {}", e.line, e.column, e.message)
-            }
-            reader::Read::Record => break rec.raw.clone(),
+    let header = match reader
+        .read(&mut rec)
+        .with_context(|| format!("reading {display}"))?
+    {
+        reader::Read::Eof => bail!(
+            "{display}: the file is empty (expected a header line: {})",
+            COLUMNS.join(",")
+        ),
+        reader::Read::Bad(e) => {
+            bail!("{display}:{}:{}: header: {}", e.line, e.column, e.message)
         }
+        reader::Read::Record => rec.raw.clone(),
     };
     let columns = Columns::from_header(&rec).map_err(|e| anyhow::anyhow!("{display}: {e}"))?;
     let mut reject_out = match &opts.reject_file {
@@ -427,6 +425,30 @@ async fn process_batch(
             state.orgs.insert(rec.name_key.clone(), (rec, None));
         }
     }
+    // Organisations still unknown are new: create them all in one statement,
+    // each as its first row in the file describes it.
+    let mut fresh: Vec<(OrgRecord, u64)> = Vec::new();
+    {
+        let mut queued = HashSet::new();
+        for r in &rows {
+            if let Some(input) = &r.org {
+                if !state.orgs.contains_key(&input.key) && queued.insert(input.key.as_str()) {
+                    fresh.push((input.to_record(), r.line));
+                }
+            }
+        }
+    }
+    if !fresh.is_empty() {
+        let recs: Vec<&OrgRecord> = fresh.iter().map(|(rec, _)| rec).collect();
+        let ids = session.insert_orgs(&recs, now).await?;
+        for (mut rec, line) in fresh {
+            rec.id = *ids
+                .get(&rec.name_key)
+                .ok_or_else(|| anyhow!("organisation {:?} was not created", rec.name))?;
+            report.orgs_created += 1;
+            state.orgs.insert(rec.name_key.clone(), (rec, Some(line)));
+        }
+    }
     let mut org_ids: Vec<Option<i64>> = Vec::with_capacity(rows.len());
     let mut keep = Vec::with_capacity(rows.len());
     for r in rows.drain(..) {
@@ -436,14 +458,11 @@ async fn process_batch(
             continue;
         };
         match state.orgs.get_mut(&input.key) {
-            None => {
-                let mut rec = input.to_record();
-                rec.id = session.insert_org(&rec, now).await?;
-                report.orgs_created += 1;
-                org_ids.push(Some(rec.id));
-                state.orgs.insert(input.key.clone(), (rec, Some(r.line)));
-                keep.push(r);
-            }
+            None => bail!(
+                "line {}: organisation {:?} was neither found nor created",
+                r.line,
+                input.name
+            ),
             Some((rec, defined_at)) => {
                 let diffs = input.differences(rec);
                 if diffs.is_empty() {

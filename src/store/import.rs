@@ -37,7 +37,7 @@ macro_rules! on_conn {
 }
 
 /// An organisation as the importer sees it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct OrgRecord {
     pub id: i64,
     pub name_key: String,
@@ -200,17 +200,34 @@ impl ImportSession {
         )
     }
 
-    /// Inserts an organisation (its `id` is ignored) and returns the new id.
-    pub async fn insert_org(&mut self, o: &OrgRecord, now: DateTime<Utc>) -> Result<i64> {
-        let sql =
-            "INSERT INTO organisations (kind, name, name_key, country, region, city, timezone, \
-                   relationship, relationship_since, notes, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', $10, $10) RETURNING id";
-        Ok(on_conn!(&mut self.conn, c => sqlx::query_scalar(sql)
-            .bind(&o.kind).bind(&o.name).bind(&o.name_key).bind(&o.country).bind(&o.region)
-            .bind(&o.city).bind(&o.timezone).bind(&o.relationship).bind(o.relationship_since)
-            .bind(now)
-            .fetch_one(&mut **c).await?))
+    /// Inserts organisations (their `id`s are ignored) in one statement and
+    /// returns name key → new id.
+    pub async fn insert_orgs(
+        &mut self,
+        orgs: &[&OrgRecord],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, i64>> {
+        if orgs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = match self.dialect {
+            Dialect::Sqlite => "INSERT INTO organisations (kind, name, name_key, country, region, city, timezone, \
+                 relationship, relationship_since, notes, created_at, updated_at) \
+                 SELECT j.value ->> 'kind', j.value ->> 'name', j.value ->> 'name_key', j.value ->> 'country', \
+                 j.value ->> 'region', j.value ->> 'city', j.value ->> 'timezone', j.value ->> 'relationship', \
+                 j.value ->> 'relationship_since', '', $2, $2 FROM json_each($1) AS j WHERE true \
+                 RETURNING name_key, id",
+            Dialect::Postgres => "INSERT INTO organisations (kind, name, name_key, country, region, city, timezone, \
+                 relationship, relationship_since, notes, created_at, updated_at) \
+                 SELECT x.kind, x.name, x.name_key, x.country, x.region, x.city, x.timezone, x.relationship, \
+                 x.relationship_since, '', $2, $2 FROM jsonb_to_recordset($1::text::jsonb) AS x(kind text, \
+                 name text, name_key text, country text, region text, city text, timezone text, \
+                 relationship text, relationship_since bigint) RETURNING name_key, id",
+        };
+        let doc = serde_json::to_string(orgs)?;
+        let rows: Vec<(String, i64)> = on_conn!(&mut self.conn, c => sqlx::query_as(sql)
+            .bind(&doc).bind(now).fetch_all(&mut **c).await?);
+        Ok(rows.into_iter().collect())
     }
 
     /// Overwrites an organisation's imported fields.

@@ -77,6 +77,11 @@ macro_rules! ensure_tag {
     }};
 }
 
+// Declared after the macros above, which they use.
+pub mod bounces;
+pub mod campaigns;
+pub mod issues;
+
 /// A handle on the database. Cheap to clone (the pools are reference-counted).
 #[derive(Clone, Debug)]
 pub enum Store {

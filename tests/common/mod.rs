@@ -4,6 +4,8 @@
 //! skipped.
 #![allow(dead_code)]
 
+pub mod sink;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -146,4 +148,39 @@ pub fn temp_csv(content: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("input.csv");
     std::fs::write(&path, content).expect("write csv");
     (dir, path)
+}
+
+/// Stores the sample issue (`samples/issue-214.md`, number 214).
+pub async fn save_sample_issue(store: &Store) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/issue-214.md");
+    let source = std::fs::read_to_string(&path).expect("read the sample issue");
+    let issue = whatsup::compose::Issue::parse("samples/issue-214.md", &source).expect("parse it");
+    store
+        .save_issue(&whatsup::store::issues::IssueText {
+            number: issue.number,
+            subject: &issue.subject,
+            date: issue.date,
+            source_path: "samples/issue-214.md",
+            source: &source,
+            actor: "test",
+        })
+        .await
+        .expect("save the sample issue");
+}
+
+/// A draft campaign of issue 214 over SMTP to `segment`.
+pub async fn draft_campaign(store: &Store, name: &str, segment: &str) -> i64 {
+    store
+        .create_campaign(&whatsup::store::campaigns::NewCampaign {
+            name,
+            issue_number: 214,
+            segment,
+            from_name: "WHAT'S UP Tokyo",
+            from_address: "whatsup@example.org",
+            reply_to: "",
+            transport: "smtp",
+            actor: "test",
+        })
+        .await
+        .expect("create the campaign")
 }

@@ -1,0 +1,85 @@
+//! Rendering benchmark: compile a ~10 KiB issue once, then render complete
+//! personalised messages (headers, both MIME parts, quoted-printable) for
+//! 100,000 synthetic contacts on one thread.
+//!
+//! `cargo run --release --example render_bench [CONTACTS]`
+
+use std::time::Instant;
+
+use whatsup::compose::{CompiledIssue, Issue, Recipient};
+use whatsup::config::Newsletter;
+use whatsup::domain::OrgKind;
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let sample =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/issue-214.md"))
+            .expect("samples/issue-214.md");
+    // Grow the sample to about 10 KiB by repeating its Events section.
+    let (front, intro) = sample.split_at(sample.rfind("\n+++\n").expect("front matter"));
+    let events_start = front
+        .find("[[sections]]\ntitle = \"Events\"")
+        .expect("events section");
+    let events_end = front
+        .find("[[sections]]\ntitle = \"Culture & Nature\"")
+        .expect("culture section");
+    let mut source = front.to_string();
+    while source.len() + intro.len() < 10 * 1024 {
+        source.push('\n');
+        source.push_str(&front[events_start..events_end]);
+    }
+    source.push_str(intro);
+    let kinds = [
+        OrgKind::Embassy,
+        OrgKind::City,
+        OrgKind::InternationalOrg,
+        OrgKind::RepresentativeOffice,
+    ];
+    let contacts: Vec<Recipient> = (0..n)
+        .map(|i| Recipient {
+            email: format!("contact{i}@org{}.example.org", i % 997),
+            name: format!("Contact Nümber {i}"),
+            title: if i % 3 == 0 {
+                "H.E.".into()
+            } else {
+                String::new()
+            },
+            organisation: format!("Organisation {}", i % 997),
+            kind: Some(kinds[i % kinds.len()]),
+            country: "FR".into(),
+            city: "Paris".into(),
+            timezone: "Europe/Paris".into(),
+            token: format!("tok{i:08x}abcdef0123456789"),
+        })
+        .collect();
+
+    let t0 = Instant::now();
+    let issue = Issue::parse("bench.md", &source).expect("issue parses");
+    let compiled = CompiledIssue::compile(issue, &Newsletter::default()).expect("issue compiles");
+    let compile = t0.elapsed();
+
+    let t1 = Instant::now();
+    let mut bytes = 0usize;
+    for c in &contacts {
+        let m = compiled.render_for(c).expect("renders");
+        bytes += m.bytes.len();
+    }
+    let render = t1.elapsed();
+    let rate = n as f64 / render.as_secs_f64();
+    println!(
+        "issue source: {} bytes ({:.1} KiB)",
+        source.len(),
+        source.len() as f64 / 1024.0
+    );
+    println!("compile once: {:.1} ms", compile.as_secs_f64() * 1e3);
+    println!(
+        "rendered {n} messages in {:.2} s on one thread: {:.0} messages/s ({:.1} µs each, {:.1} KiB average)",
+        render.as_secs_f64(),
+        rate,
+        render.as_secs_f64() * 1e6 / n as f64,
+        bytes as f64 / n as f64 / 1024.0
+    );
+}

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Sending benchmark: whatsup vs Postfix's smtp-source, against one smtp-sink.
+
+In one run, for each database (SQLite, and PostgreSQL when a URL is given)
+and each signing mode (none, DKIM ed25519, DKIM RSA-2048):
+  - imports N generated contacts and the sample issue (padded to ~10 KiB),
+  - `whatsup send` one campaign to all of them through smtp-sink on loopback
+    with the rate limit off, timing it and taking its peak RSS,
+and, as the baseline, `smtp-source -d -s C -m N -l 10240` against the same
+sink with the same concurrency C. Prints messages/s, the ratio and peak RSS.
+
+Usage: scripts/bench_send.py [--recipients 100000] [--concurrency 8]
+                             [--pg-url postgres://...] [--binary PATH]
+Not a test: nothing here asserts a time.
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run(cmd, env=None, cwd=None):
+    """Runs cmd; returns (seconds, peak RSS in MiB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"command failed ({code}): {' '.join(cmd)}\n{proc.stderr.read().decode(errors='replace')}")
+    return elapsed, usage.ru_maxrss / 1024, out.decode(errors="replace")
+
+
+def start_sink(port):
+    cmd = ["smtp-sink"]
+    if os.geteuid() == 0:
+        cmd += ["-u", "nobody"]
+    cmd += [f"127.0.0.1:{port}", "1024"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return p
+        except OSError:
+            time.sleep(0.02)
+    sys.exit("smtp-sink did not start")
+
+
+def padded_issue(src, dst, target=10 * 1024):
+    """The sample issue with an extra article so the HTML is about 10 KiB."""
+    text = open(src, encoding="utf-8").read()
+    para = ("Tokyo's ward offices publish a yearly digest of the events they host for residents "
+            "and visitors, from lantern evenings to morning markets. ")
+    extra = "\n[[sections.articles]]\nheading = \"More from the wards\"\nbody = '''\n"
+    while len(text.encode()) + len(extra.encode()) < target:
+        extra += para
+    extra += "\n'''\n"
+    open(dst, "w", encoding="utf-8").write(text.rstrip("\n") + "\n" + extra)
+
+
+def gen_contacts(path, n):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("email,name,title,organisation,kind,country,timezone\n")
+        for i in range(n):
+            o = i % 500
+            f.write(f"r{i}@org{o}.example.org,Recipient {i},Counsellor,Embassy {o},embassy,FR,Europe/Paris\n")
+
+
+def keys(tmp):
+    ed = os.path.join(tmp, "ed25519.pem")
+    rsa = os.path.join(tmp, "rsa.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", ed], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rsa],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {"ed25519": ed, "rsa": rsa}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recipients", type=int, default=100_000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--pg-url", default=os.environ.get("WHATSUP_TEST_POSTGRES_URL"))
+    ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "whatsup"))
+    ap.add_argument("--modes", default="none,ed25519,rsa")
+    args = ap.parse_args()
+    if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):
+        sys.exit("smtp-sink and smtp-source are needed (Debian package postfix)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tmp = tempfile.mkdtemp(prefix="whatsup-send-bench-")
+    contacts = os.path.join(tmp, "contacts.csv")
+    gen_contacts(contacts, args.recipients)
+    issue = os.path.join(tmp, "issue.md")
+    padded_issue(os.path.join(root, "samples", "issue-214.md"), issue)
+    pem = keys(tmp) if shutil.which("openssl") else {}
+    port = free_port()
+    sink = start_sink(port)
+    results = []
+    try:
+        base_t, _, _ = run(["smtp-source", "-d", "-s", str(args.concurrency), "-m", str(args.recipients),
+                            "-l", "10240", "-f", "bench@example.org", "-t", "sink@example.net",
+                            f"127.0.0.1:{port}"])
+        base_rate = args.recipients / base_t
+        results.append(("smtp-source (baseline)", base_t, base_rate, None, None))
+
+        dbs = [("SQLite", None)]
+        if args.pg_url:
+            dbs.append(("PostgreSQL", args.pg_url))
+        else:
+            print("!!! no --pg-url / WHATSUP_TEST_POSTGRES_URL: PostgreSQL part skipped")
+        for db_name, pg in dbs:
+            for mode in args.modes.split(","):
+                if mode != "none" and mode not in pem:
+                    print(f"!!! openssl not found: DKIM {mode} skipped")
+                    continue
+                work = os.path.join(tmp, f"{db_name}-{mode}")
+                os.makedirs(work)
+                env = dict(os.environ)
+                for k in list(env):
+                    if k.startswith("WHATSUP_"):
+                        del env[k]
+                dbname = None
+                if pg:
+                    dbname = f"whatsup_sendbench_{os.getpid()}_{mode}"
+                    subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {dbname}"], check=True,
+                                   stdout=subprocess.DEVNULL)
+                    env["WHATSUP_DATABASE_URL"] = pg.rsplit("/", 1)[0] + "/" + dbname
+                else:
+                    env["WHATSUP_DATABASE_URL"] = f"sqlite://{os.path.join(work, 'whatsup.db')}"
+                env.update({
+                    "WHATSUP_GENERAL_DATA_DIR": work,
+                    "WHATSUP_SMTP_HOST": "127.0.0.1",
+                    "WHATSUP_SMTP_PORT": str(port),
+                    "WHATSUP_SMTP_MAX_CONNECTIONS": str(args.concurrency),
+                    "WHATSUP_SENDING_TRANSPORT": "smtp",
+                    "WHATSUP_SENDING_BATCH_SIZE": "500",
+                    "WHATSUP_SECURITY_TOKEN_SECRET": SECRET,
+                })
+                if mode != "none":
+                    env.update({
+                        "WHATSUP_DKIM_ENABLED": "true",
+                        "WHATSUP_DKIM_DOMAIN": "example.org",
+                        "WHATSUP_DKIM_SELECTOR": "bench",
+                        "WHATSUP_DKIM_ALGORITHM": mode,
+                        "WHATSUP_DKIM_KEY_FILE": pem[mode],
+                    })
+                try:
+                    b = args.binary
+                    run([b, "subscribers", "import", contacts], env=env, cwd=work)
+                    run([b, "issues", "import", issue], env=env, cwd=work)
+                    _, _, out = run([b, "campaigns", "create", "--issue", "214", "--json"], env=env, cwd=work)
+                    import json
+                    cid = json.loads(out)["id"]
+                    t, rss, out = run([b, "send", str(cid), "--json"], env=env, cwd=work)
+                    summary = json.loads(out)
+                    sent = summary["counts"]["sent"]
+                    if sent != args.recipients:
+                        sys.exit(f"only {sent} of {args.recipients} sent: {summary}")
+                    rate = sent / t
+                    label = f"whatsup send, {db_name}, " + ("no DKIM" if mode == "none" else f"DKIM {mode}")
+                    results.append((label, t, rate, rate / base_rate, rss))
+                finally:
+                    if dbname:
+                        subprocess.run(["psql", pg, "-qc", f"DROP DATABASE IF EXISTS {dbname}"],
+                                       stdout=subprocess.DEVNULL)
+    finally:
+        sink.kill()
+    print(f"\n{args.recipients} messages of ~10 KiB, concurrency {args.concurrency}, rate limit off")
+    print(f"{'what':42} {'seconds':>8} {'msgs/s':>9} {'ratio':>6} {'peak RSS':>9}")
+    for name, t, rate, ratio, rss in results:
+        r = f"{ratio:.2f}" if ratio is not None else ""
+        m = f"{rss:.0f} MiB" if rss is not None else ""
+        print(f"{name:42} {t:8.2f} {rate:9.0f} {r:>6} {m:>9}")
+    print("\nratio = whatsup messages/s divided by smtp-source's in this run (goal without DKIM: >= 0.6)")
+    print("the whatsup time includes starting the campaign (freezing the recipients)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,663 @@
+//! Compile once, render per recipient.
+//!
+//! [`CompiledIssue::compile`] does all the expensive work once per campaign:
+//! Markdown, sanitising, the templates, CSS inlining and quoted-printable
+//! encoding. Personal values (the recipient's name, organisation, greeting and
+//! the token-bearing links) are rendered into the templates as *slots*:
+//! private-use sentinels that the compiled output is split on. For each
+//! recipient [`CompiledIssue::render_for`] only fills the slots, encodes those
+//! few short values and writes the headers, so a message costs a few
+//! microseconds.
+//!
+//! Because personal values are slots, templates may print them (`{{
+//! recipient.name }}`, `{{ links.unsubscribe }}`) but should not branch on or
+//! transform them: conditional wording belongs in `greeting.txt`, which is
+//! rendered with minijinja per recipient with the real values. A filter that
+//! mangles a slot is detected and reported as an error.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use minijinja::{context, Environment, Value};
+use serde::Serialize;
+
+use super::error::SourceError;
+use super::issue::Issue;
+use super::markdown::{self, LinkList, TextLink};
+use super::mime::{self, qp_encode_into};
+use super::templates::{self, Sources};
+use crate::config::Newsletter;
+use crate::domain::OrgKind;
+use crate::store::Contact;
+
+/// The per-recipient values, one per slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Slot {
+    Name,
+    Title,
+    Email,
+    Organisation,
+    Kind,
+    KindLabel,
+    Country,
+    CountryName,
+    City,
+    Greeting,
+    Unsubscribe,
+    Preferences,
+    Browser,
+}
+
+impl Slot {
+    const ALL: [Slot; 13] = [
+        Slot::Name,
+        Slot::Title,
+        Slot::Email,
+        Slot::Organisation,
+        Slot::Kind,
+        Slot::KindLabel,
+        Slot::Country,
+        Slot::CountryName,
+        Slot::City,
+        Slot::Greeting,
+        Slot::Unsubscribe,
+        Slot::Preferences,
+        Slot::Browser,
+    ];
+
+    fn marker(self) -> String {
+        format!("{OPEN}{:02}{CLOSE}", self as u8)
+    }
+}
+
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+/// Someone a message is rendered for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Recipient {
+    pub email: String,
+    pub name: String,
+    pub title: String,
+    pub organisation: String,
+    pub kind: Option<OrgKind>,
+    /// ISO 3166 alpha-2 code.
+    pub country: String,
+    pub city: String,
+    /// IANA zone of the recipient's organisation, if known.
+    pub timezone: String,
+    /// The per-recipient token that goes into the unsubscribe, preferences and
+    /// view-in-browser links. Signed tokens are made by the delivery side; any
+    /// string is accepted here and percent-encoded.
+    pub token: String,
+}
+
+impl Recipient {
+    /// A recipient from a stored contact and its token.
+    pub fn from_contact(c: &Contact, token: impl Into<String>) -> Recipient {
+        Recipient {
+            email: c.email.clone(),
+            name: c.name.clone(),
+            title: c.title.clone(),
+            organisation: c.org_name.clone().unwrap_or_default(),
+            kind: c.org_kind.as_deref().and_then(|k| OrgKind::parse(k).ok()),
+            country: c.org_country.clone().unwrap_or_default(),
+            city: c.org_city.clone().unwrap_or_default(),
+            timezone: c.org_timezone.clone().unwrap_or_default(),
+            token: token.into(),
+        }
+    }
+
+    /// A stand-in used by `check` to exercise the personal templates.
+    pub fn sample(kind: Option<OrgKind>) -> Recipient {
+        Recipient {
+            email: "preview@example.org".into(),
+            name: "Alex Example".into(),
+            title: "Director".into(),
+            organisation: match kind {
+                Some(OrgKind::Embassy) => "Embassy of Example in Japan".into(),
+                Some(OrgKind::City) => "City of Example".into(),
+                Some(_) => "Example Office".into(),
+                None => String::new(),
+            },
+            kind,
+            country: "FR".into(),
+            city: "Paris".into(),
+            timezone: "Europe/Paris".into(),
+            token: "preview".into(),
+        }
+    }
+
+    fn country_name(&self) -> &'static str {
+        crate::domain::CountryCode::parse(&self.country)
+            .map(|c| c.name())
+            .unwrap_or("")
+    }
+}
+
+/// Words for an organisation kind, for templates.
+pub fn kind_label(kind: Option<OrgKind>) -> &'static str {
+    match kind {
+        Some(OrgKind::City) => "City government",
+        Some(OrgKind::Embassy) => "Embassy",
+        Some(OrgKind::RepresentativeOffice) => "Representative office",
+        Some(OrgKind::InternationalOrg) => "International organisation",
+        Some(OrgKind::Other) | None => "",
+    }
+}
+
+/// A piece of a compiled part.
+#[derive(Debug, Clone)]
+enum Piece {
+    /// Static text: the decoded text and its quoted-printable encoding.
+    Static {
+        text: String,
+        qp: Vec<u8>,
+    },
+    Slot(Slot),
+}
+
+/// One MIME part, compiled.
+#[derive(Debug, Clone)]
+struct Part {
+    pieces: Vec<Piece>,
+    encoded_len: usize,
+}
+
+impl Part {
+    fn split(rendered: &str, file: &str) -> Result<Part, SourceError> {
+        let mut pieces = Vec::new();
+        let mut rest = rendered;
+        let push_static = |pieces: &mut Vec<Piece>, text: &str| {
+            if !text.is_empty() {
+                let mut qp = Vec::with_capacity(text.len() + text.len() / 8);
+                qp_encode_into(text, &mut qp);
+                pieces.push(Piece::Static {
+                    text: text.to_string(),
+                    qp,
+                });
+            }
+        };
+        while let Some(i) = rest.find(OPEN) {
+            push_static(&mut pieces, &rest[..i]);
+            let after = &rest[i + OPEN.len_utf8()..];
+            let slot = after
+                .get(..2)
+                .and_then(|d| d.parse::<usize>().ok())
+                .and_then(|n| Slot::ALL.get(n).copied())
+                .filter(|_| after[2..].starts_with(CLOSE));
+            let Some(slot) = slot else {
+                return Err(mangled(file));
+            };
+            pieces.push(Piece::Slot(slot));
+            rest = &after[2 + CLOSE.len_utf8()..];
+        }
+        if rest.contains(CLOSE) {
+            return Err(mangled(file));
+        }
+        push_static(&mut pieces, rest);
+        let encoded_len = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Static { qp, .. } => qp.len(),
+                Piece::Slot(_) => 64,
+            })
+            .sum();
+        Ok(Part {
+            pieces,
+            encoded_len,
+        })
+    }
+
+    fn has_slot(&self, slot: Slot) -> bool {
+        self.pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Slot(s) if *s == slot))
+    }
+}
+
+fn mangled(file: &str) -> SourceError {
+    SourceError::new(
+        file,
+        0,
+        0,
+        "a personal value (recipient.*, links.*, greeting) was changed by a filter or cut; \
+         print personal values as they are, and put conditional wording in greeting.txt",
+    )
+}
+
+/// The values a recipient's slots are filled with.
+struct Filled {
+    values: [String; 13],
+}
+
+/// A rendered message: the exact bytes to transmit, and what the envelope needs.
+#[derive(Debug, Clone)]
+pub struct RenderedMessage {
+    pub message_id: String,
+    pub from: String,
+    pub to: String,
+    /// The whole message: headers and body, CRLF line endings.
+    pub bytes: Vec<u8>,
+}
+
+/// An issue compiled for a campaign; cheap to render per recipient.
+pub struct CompiledIssue {
+    pub issue: Issue,
+    pub subject: String,
+    html: Part,
+    text: Part,
+    /// The text part's numbered links (also in the text itself).
+    pub text_links: Vec<TextLink>,
+    env: Environment<'static>,
+    sources: Sources,
+    newsletter: Newsletter,
+    /// Headers shared by every message, already encoded and folded.
+    common_headers: String,
+    boundary: String,
+    domain: String,
+    nonce: String,
+    seq: AtomicU64,
+}
+
+impl std::fmt::Debug for CompiledIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledIssue")
+            .field("number", &self.issue.number)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct ArticleCtx {
+    id: String,
+    heading: String,
+    body_html: Value,
+    body_text: String,
+    image: Option<super::issue::Image>,
+    read_more: Option<ReadMoreCtx>,
+    when: Option<String>,
+    place: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ReadMoreCtx {
+    url: String,
+    label: String,
+    n: usize,
+}
+
+#[derive(Serialize)]
+struct SectionCtx {
+    id: String,
+    title: String,
+    articles: Vec<ArticleCtx>,
+}
+
+impl CompiledIssue {
+    /// Compiles an issue with the newsletter settings. Every template error
+    /// names its file, line and column.
+    pub fn compile(issue: Issue, newsletter: &Newsletter) -> Result<CompiledIssue, SourceError> {
+        let tz: chrono_tz::Tz = newsletter.timezone.parse().map_err(|_| {
+            SourceError::new(
+                "config",
+                0,
+                0,
+                format!(
+                    "newsletter.timezone {:?} is not an IANA zone",
+                    newsletter.timezone
+                ),
+            )
+        })?;
+        let dir = Some(newsletter.templates_dir.as_path()).filter(|d| !d.as_os_str().is_empty());
+        if let Some(d) = dir {
+            if !d.is_dir() {
+                return Err(SourceError::new(
+                    d.display().to_string(),
+                    0,
+                    0,
+                    "newsletter.templates_dir is not a directory",
+                ));
+            }
+        }
+        let (env, sources) = templates::environment(dir, tz);
+        let clean = markdown::sanitizer();
+        let mut links = LinkList::default();
+        let intro_html = markdown::to_html(&issue.intro, &clean);
+        let intro_text = markdown::to_text(&issue.intro, &mut links, 72);
+        let mut used_ids = std::collections::HashSet::new();
+        let mut unique = |base: String| {
+            let mut id = base.clone();
+            let mut n = 2;
+            while !used_ids.insert(id.clone()) {
+                id = format!("{base}-{n}");
+                n += 1;
+            }
+            id
+        };
+        let mut sections = Vec::new();
+        for s in &issue.sections {
+            let mut articles = Vec::new();
+            for a in &s.articles {
+                let body_text = markdown::to_text(&a.body, &mut links, 72);
+                let read_more = a.read_more.as_ref().map(|r| ReadMoreCtx {
+                    n: links.number(&r.url),
+                    url: r.url.clone(),
+                    label: r.label.clone().unwrap_or_else(|| "Read more".into()),
+                });
+                articles.push(ArticleCtx {
+                    id: unique(markdown::slug(&a.heading)),
+                    heading: a.heading.clone(),
+                    body_html: Value::from_safe_string(markdown::to_html(&a.body, &clean)),
+                    body_text,
+                    image: a.image.clone(),
+                    read_more,
+                    when: a.when.clone(),
+                    place: a.place.clone(),
+                });
+            }
+            sections.push(SectionCtx {
+                id: unique(markdown::slug(&s.title)),
+                title: s.title.clone(),
+                articles,
+            });
+        }
+        let base = newsletter.base_url.trim_end_matches('/');
+        let recipient = context! {
+            name => Slot::Name.marker(),
+            title => Slot::Title.marker(),
+            email => Slot::Email.marker(),
+            organisation => Slot::Organisation.marker(),
+            kind => Slot::Kind.marker(),
+            kind_label => Slot::KindLabel.marker(),
+            country => Slot::Country.marker(),
+            country_name => Slot::CountryName.marker(),
+            city => Slot::City.marker(),
+        };
+        let ctx = context! {
+            newsletter => context! {
+                name => newsletter.name.clone(),
+                from_name => newsletter.from_name.clone(),
+                base_url => base.to_string(),
+                archive_url => format!("{base}/issues"),
+            },
+            issue => context! {
+                subject => issue.subject.clone(),
+                preheader => issue.preheader.clone(),
+                number => issue.number,
+                date => issue.date.format("%Y-%m-%d").to_string(),
+                intro_html => Value::from_safe_string(intro_html),
+                intro_text => intro_text,
+                sections => Value::from_serialize(&sections),
+            },
+            recipient => recipient,
+            greeting => Slot::Greeting.marker(),
+            links => context! {
+                unsubscribe => Slot::Unsubscribe.marker(),
+                preferences => Slot::Preferences.marker(),
+                browser => Slot::Browser.marker(),
+            },
+            text_links => Value::from_serialize(&links.links),
+        };
+        let render = |name: &str| -> Result<String, SourceError> {
+            env.get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| templates::source_error(&e, &sources, name))
+        };
+        let html_raw = render("issue.html")?;
+        let text_raw = render("issue.txt")?;
+        let inliner = css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            // @media rules (phones, dark mode) cannot be inlined: keep them
+            // in a <style> block in the head.
+            .keep_at_rules(true)
+            .build();
+        let html_inlined = inliner.inline(&html_raw).map_err(|e| {
+            SourceError::new(
+                sources.path("issue.html"),
+                0,
+                0,
+                format!("CSS inlining failed: {e}"),
+            )
+        })?;
+        let html = Part::split(&html_inlined, &sources.path("issue.html"))?;
+        let text = Part::split(&text_raw, &sources.path("issue.txt"))?;
+        // The personal template must compile; it is rendered per recipient.
+        env.get_template("greeting.txt")
+            .map_err(|e| templates::source_error(&e, &sources, "greeting.txt"))?;
+
+        let domain = newsletter
+            .from_address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| "localhost".into());
+        let nonce = format!(
+            "{:x}{:x}",
+            Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+            std::process::id()
+        );
+        let boundary = format!("=_whatsup_{nonce}");
+        let mut common = String::new();
+        common.push_str("From: ");
+        common.push_str(&mime::mailbox(
+            &newsletter.from_name,
+            &newsletter.from_address,
+        ));
+        common.push_str("\r\n");
+        if !newsletter.reply_to.is_empty() {
+            common.push_str("Reply-To: ");
+            common.push_str(&newsletter.reply_to);
+            common.push_str("\r\n");
+        }
+        common.push_str("Subject: ");
+        common.push_str(&mime::encode_unstructured(&issue.subject, 9));
+        common.push_str("\r\nMIME-Version: 1.0\r\nList-Id: ");
+        common.push_str(&mime::encode_unstructured(&newsletter.name, 9));
+        common.push_str(&format!(" <{}>\r\n", newsletter.list_id));
+        Ok(CompiledIssue {
+            subject: issue.subject.clone(),
+            issue,
+            html,
+            text,
+            text_links: links.links,
+            env,
+            sources,
+            newsletter: newsletter.clone(),
+            common_headers: common,
+            boundary,
+            domain,
+            nonce,
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Loads and compiles an issue file.
+    pub fn from_file(path: &Path, newsletter: &Newsletter) -> Result<CompiledIssue, SourceError> {
+        CompiledIssue::compile(Issue::load(path)?, newsletter)
+    }
+
+    /// Does the part contain the slot? (`check` uses it for the unsubscribe link.)
+    pub fn html_has(&self, slot: Slot) -> bool {
+        self.html.has_slot(slot)
+    }
+
+    pub fn text_has(&self, slot: Slot) -> bool {
+        self.text.has_slot(slot)
+    }
+
+    /// The greeting for a recipient, from `greeting.txt`.
+    pub fn greeting(&self, r: &Recipient) -> Result<String, SourceError> {
+        let ctx = context! {
+            recipient => context! {
+                name => r.name.as_str(),
+                title => r.title.as_str(),
+                email => r.email.as_str(),
+                organisation => r.organisation.as_str(),
+                kind => r.kind.map(|k| k.as_str()).unwrap_or(""),
+                kind_label => kind_label(r.kind),
+                country => r.country.as_str(),
+                country_name => r.country_name(),
+                city => r.city.as_str(),
+                timezone => r.timezone.as_str(),
+            },
+            newsletter => context! { name => self.newsletter.name.as_str() },
+        };
+        self.env
+            .get_template("greeting.txt")
+            .and_then(|t| t.render(ctx))
+            .map(|s| s.trim().to_string())
+            .map_err(|e| templates::source_error(&e, &self.sources, "greeting.txt"))
+    }
+
+    /// The URLs for a recipient's token.
+    pub fn links(&self, token: &str) -> (String, String, String) {
+        let base = self.newsletter.base_url.trim_end_matches('/');
+        let t = mime::url_component(token);
+        (
+            format!("{base}/unsubscribe/{t}"),
+            format!("{base}/preferences/{t}"),
+            format!("{base}/issues/{}/{t}", self.issue.number),
+        )
+    }
+
+    fn fill(&self, r: &Recipient) -> Result<Filled, SourceError> {
+        let (unsubscribe, preferences, browser) = self.links(&r.token);
+        Ok(Filled {
+            values: [
+                r.name.clone(),
+                r.title.clone(),
+                r.email.clone(),
+                r.organisation.clone(),
+                r.kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
+                kind_label(r.kind).to_string(),
+                r.country.clone(),
+                r.country_name().to_string(),
+                r.city.clone(),
+                self.greeting(r)?,
+                unsubscribe,
+                preferences,
+                browser,
+            ],
+        })
+    }
+
+    /// The HTML part as the recipient sees it.
+    pub fn html_for(&self, r: &Recipient) -> Result<String, SourceError> {
+        let f = self.fill(r)?;
+        Ok(decoded(&self.html, &f, true))
+    }
+
+    /// The text part as the recipient sees it.
+    pub fn text_for(&self, r: &Recipient) -> Result<String, SourceError> {
+        let f = self.fill(r)?;
+        Ok(decoded(&self.text, &f, false))
+    }
+
+    /// The complete message for one recipient, dated now.
+    pub fn render_for(&self, r: &Recipient) -> Result<RenderedMessage, SourceError> {
+        self.render_for_at(r, Utc::now())
+    }
+
+    /// The complete message for one recipient with a given Date header.
+    pub fn render_for_at(
+        &self,
+        r: &Recipient,
+        now: DateTime<Utc>,
+    ) -> Result<RenderedMessage, SourceError> {
+        let f = self.fill(r)?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let message_id = format!(
+            "<{}.{seq}.{}@{}>",
+            self.nonce, self.issue.number, self.domain
+        );
+        let mut out: Vec<u8> =
+            Vec::with_capacity(self.html.encoded_len + self.text.encoded_len + 2048);
+        let mut h = String::with_capacity(1024);
+        h.push_str("Date: ");
+        h.push_str(&now.to_rfc2822());
+        h.push_str("\r\n");
+        h.push_str(&self.common_headers);
+        h.push_str("To: ");
+        h.push_str(&mime::mailbox(&r.name, &r.email));
+        h.push_str("\r\nMessage-ID: ");
+        h.push_str(&message_id);
+        h.push_str("\r\nList-Unsubscribe: <");
+        h.push_str(&f.values[Slot::Unsubscribe as usize]);
+        h.push('>');
+        if !self.newsletter.unsubscribe_mailto.is_empty() {
+            h.push_str(",\r\n <mailto:");
+            h.push_str(&self.newsletter.unsubscribe_mailto);
+            h.push_str("?subject=unsubscribe>");
+        }
+        h.push_str("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+        h.push_str("Content-Type: multipart/alternative;\r\n boundary=\"");
+        h.push_str(&self.boundary);
+        h.push_str("\"\r\n\r\nThis is a MIME message with a text and an HTML version.\r\n");
+        out.extend_from_slice(h.as_bytes());
+        for (part, ctype, html) in [
+            (&self.text, "text/plain", false),
+            (&self.html, "text/html", true),
+        ] {
+            out.extend_from_slice(b"--");
+            out.extend_from_slice(self.boundary.as_bytes());
+            out.extend_from_slice(b"\r\nContent-Type: ");
+            out.extend_from_slice(ctype.as_bytes());
+            out.extend_from_slice(
+                b"; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n",
+            );
+            encode_part(part, &f, html, &mut out);
+        }
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(self.boundary.as_bytes());
+        out.extend_from_slice(b"--\r\n");
+        Ok(RenderedMessage {
+            message_id,
+            from: self.newsletter.from_address.clone(),
+            to: r.email.clone(),
+            bytes: out,
+        })
+    }
+}
+
+fn decoded(part: &Part, f: &Filled, html: bool) -> String {
+    let mut s = String::new();
+    for p in &part.pieces {
+        match p {
+            Piece::Static { text, .. } => s.push_str(text),
+            Piece::Slot(slot) => {
+                let v = &f.values[*slot as usize];
+                if html {
+                    mime::html_escape_into(v, &mut s)
+                } else {
+                    s.push_str(v)
+                }
+            }
+        }
+    }
+    s
+}
+
+fn encode_part(part: &Part, f: &Filled, html: bool, out: &mut Vec<u8>) {
+    let mut scratch = String::new();
+    for p in &part.pieces {
+        match p {
+            Piece::Static { qp, .. } => out.extend_from_slice(qp),
+            Piece::Slot(slot) => {
+                let v = &f.values[*slot as usize];
+                if html {
+                    scratch.clear();
+                    mime::html_escape_into(v, &mut scratch);
+                    qp_encode_into(&scratch, out);
+                } else {
+                    qp_encode_into(v, out);
+                }
+            }
+        }
+    }
+    // The delimiter's own CRLF follows; this one keeps a final soft break
+    // (`=` CRLF) intact for decoders.
+    out.extend_from_slice(b"\r\n");
+}

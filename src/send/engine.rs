@@ -1,0 +1,401 @@
+//! Runs a campaign: claim a batch, render and send each message, record
+//! the outcomes, repeat.
+//!
+//! Invariants (see ARCHITECTURE.md):
+//! - a claim is committed before any SMTP conversation, and outcomes are
+//!   committed after; no transaction is open while talking SMTP;
+//! - a crash at any moment loses no recipient: unfinished claims come back
+//!   when their lease expires. Only messages that were in flight (sent but
+//!   not yet recorded) can go out twice, at most `batch_size` per worker;
+//! - suppression is checked in the claim transaction, just before sending;
+//! - 4xx replies and network failures retry with exponential backoff and
+//!   jitter up to `max_attempts`, then fail; 5xx fail at once and become
+//!   bounce events;
+//! - a sustained share of permanent failures pauses the campaign and says
+//!   why; an unreachable relay only stalls it (messages wait for retry).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::Utc;
+use futures_util::stream::{self, StreamExt};
+
+use super::identity::Identity;
+use super::schedule;
+use super::transport::{Failure, Outgoing, Transport};
+use crate::compose::{CompiledIssue, Issue, Recipient};
+use crate::config::{Config, Sending};
+use crate::domain::{CampaignState, DeliveryStatus, OrgKind};
+use crate::store::campaigns::{Campaign, Claimed, Counts, Outcome, SmtpBounce};
+use crate::store::Store;
+
+/// Why [`Engine::run`] returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    /// Every delivery is done; the campaign is finished.
+    Finished,
+    /// The campaign is not running (paused, cancelled, or never started).
+    NotRunning(CampaignState),
+    /// Nothing is claimable before this time (Unix ms): retries or local-time
+    /// slots are due later.
+    Idle(i64),
+    /// The stop flag was raised.
+    Stopped,
+}
+
+/// Sends one campaign's messages; several engines (workers) may run the
+/// same campaign at once.
+pub struct Engine {
+    store: Store,
+    sending: Sending,
+    transport: Arc<Transport>,
+    identity: Arc<Identity>,
+    compiled: Arc<CompiledIssue>,
+    campaign: Campaign,
+    worker: String,
+    /// Recent outcomes: true for a permanent failure.
+    recent: VecDeque<bool>,
+}
+
+/// Compiles a campaign's issue revision with the campaign's sender identity.
+pub async fn compile_for(store: &Store, config: &Config, c: &Campaign) -> Result<CompiledIssue> {
+    let number = u32::try_from(c.issue_number).context("issue number")?;
+    let rev = store
+        .issue_revision(number, c.issue_revision)
+        .await
+        .with_context(|| format!("campaign {}: issue {number}", c.id))?;
+    let issue = Issue::parse(
+        &format!("issue {number} revision {}", rev.revision),
+        &rev.source,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let mut newsletter = config.newsletter.clone();
+    newsletter.from_name = c.from_name.clone();
+    newsletter.from_address = c.from_address.clone();
+    newsletter.reply_to = c.reply_to.clone();
+    CompiledIssue::compile(issue, &newsletter).map_err(|e| anyhow!("{e}"))
+}
+
+impl Engine {
+    /// Prepares to send campaign `id`: compiles its issue once.
+    pub async fn new(
+        store: Store,
+        config: &Config,
+        transport: Arc<Transport>,
+        identity: Arc<Identity>,
+        id: i64,
+        worker: &str,
+    ) -> Result<Engine> {
+        let campaign = store.campaign_or_err(id).await?;
+        let compiled = Arc::new(compile_for(&store, config, &campaign).await?);
+        Ok(Engine {
+            store,
+            sending: config.sending.clone(),
+            transport,
+            identity,
+            compiled,
+            campaign,
+            worker: worker.to_string(),
+            recent: VecDeque::new(),
+        })
+    }
+
+    pub fn campaign(&self) -> &Campaign {
+        &self.campaign
+    }
+
+    /// Sends until the campaign is finished, not running, idle, or `stop`
+    /// is raised; `progress` is called after every batch.
+    pub async fn run(
+        &mut self,
+        stop: &AtomicBool,
+        mut progress: impl FnMut(&Counts),
+    ) -> Result<RunEnd> {
+        let id = self.campaign.id;
+        // Counting is a scan of the campaign's deliveries: report progress
+        // at most once a second, not after every batch.
+        let mut last_report: Option<std::time::Instant> = None;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(RunEnd::Stopped);
+            }
+            let state = self.store.campaign_or_err(id).await?.state()?;
+            if state != CampaignState::Running {
+                return Ok(RunEnd::NotRunning(state));
+            }
+            let now_ms = Utc::now().timestamp_millis();
+            let lease_until = now_ms + (self.sending.lease_secs.max(1) * 1000) as i64;
+            let claimed = self
+                .store
+                .claim(
+                    id,
+                    &self.worker,
+                    now_ms,
+                    lease_until,
+                    self.sending.batch_size as i64,
+                )
+                .await?;
+            if claimed.is_empty() {
+                if self.store.finish_if_done(id, &self.worker).await? {
+                    progress(&self.store.delivery_counts(id).await?);
+                    return Ok(RunEnd::Finished);
+                }
+                let next = self.store.next_due(id).await?.unwrap_or(now_ms + 1000);
+                return Ok(RunEnd::Idle(next.max(now_ms + 50)));
+            }
+            let outcomes = self.send_batch(claimed).await;
+            self.store.complete(&self.worker, id, &outcomes).await?;
+            if last_report.map_or(true, |t| t.elapsed() >= Duration::from_secs(1)) {
+                progress(&self.store.delivery_counts(id).await?);
+                last_report = Some(std::time::Instant::now());
+            }
+            if let Some(reason) = self.error_rate_trip(&outcomes) {
+                self.store
+                    .move_campaign(
+                        id,
+                        &[CampaignState::Running],
+                        CampaignState::Paused,
+                        &self.worker,
+                        &reason,
+                    )
+                    .await?;
+                tracing::warn!(campaign = id, "paused: {reason}");
+                return Ok(RunEnd::NotRunning(CampaignState::Paused));
+            }
+        }
+    }
+
+    async fn send_batch(&self, claimed: Vec<Claimed>) -> Vec<Outcome> {
+        let concurrency = self.transport.concurrency().max(1);
+        stream::iter(claimed)
+            .map(|c| self.deliver(c))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await
+    }
+
+    /// Renders, signs and sends one message; never fails (a failure is an
+    /// outcome).
+    async fn deliver(&self, c: Claimed) -> Outcome {
+        let mut out = Outcome {
+            delivery_id: c.id,
+            status: DeliveryStatus::Sent,
+            due_ms: None,
+            code: None,
+            reply: String::new(),
+            message_id: None,
+            server: None,
+            uncounted: 0,
+            bounce: None,
+        };
+        let bytes = match self.render(&c) {
+            Ok((mid, bytes)) => {
+                out.message_id = Some(mid);
+                bytes
+            }
+            Err(e) => {
+                out.status = DeliveryStatus::Failed;
+                out.reply = format!("not sent: {e:#}");
+                return out;
+            }
+        };
+        let mail_from = match self.identity.envelope_from(self.campaign.id, c.contact_id) {
+            Ok(f) => f,
+            Err(e) => {
+                out.status = DeliveryStatus::Failed;
+                out.reply = format!("not sent: envelope sender: {e:#}");
+                return out;
+            }
+        };
+        let result = self
+            .transport
+            .send(Outgoing {
+                campaign: self.campaign.id,
+                delivery: c.id,
+                mail_from: &mail_from,
+                rcpt_to: &c.email,
+                bytes: &bytes,
+            })
+            .await;
+        match result {
+            Ok(a) => {
+                out.server = Some(a.server);
+                out.reply = a.reply;
+            }
+            Err(Failure::Permanent { server, code, text }) => {
+                out.status = DeliveryStatus::Failed;
+                out.server = Some(server);
+                out.bounce = Some(SmtpBounce {
+                    contact_id: c.contact_id,
+                    email: c.email.clone(),
+                    status: code.clone(),
+                    diagnostic: text.clone(),
+                });
+                out.code = Some(code).filter(|c| !c.is_empty());
+                out.reply = text;
+            }
+            Err(Failure::Transient { server, code, text }) => {
+                out.server = Some(server);
+                out.code = Some(code).filter(|c| !c.is_empty());
+                out.reply = text;
+                self.retry_or_fail(&c, &mut out);
+            }
+            Err(Failure::Network { server, text }) => {
+                out.server = Some(server);
+                out.reply = text;
+                self.retry_or_fail(&c, &mut out);
+            }
+            Err(Failure::Ceiling { until_ms }) => {
+                out.status = DeliveryStatus::Retry;
+                out.due_ms = Some(until_ms);
+                out.uncounted = 1;
+                out.reply = "waiting: the hourly or daily sending ceiling is reached".into();
+            }
+        }
+        out
+    }
+
+    fn retry_or_fail(&self, c: &Claimed, out: &mut Outcome) {
+        if c.attempts >= i64::from(self.sending.max_attempts) {
+            out.status = DeliveryStatus::Failed;
+            out.reply = format!("gave up after {} attempts: {}", c.attempts, out.reply);
+        } else {
+            out.status = DeliveryStatus::Retry;
+            let seed =
+                (c.id as u64) ^ ((c.attempts as u64) << 40) ^ Utc::now().timestamp_micros() as u64;
+            out.due_ms = Some(
+                Utc::now().timestamp_millis()
+                    + schedule::backoff_ms(
+                        c.attempts,
+                        self.sending.retry_base_secs,
+                        self.sending.retry_max_secs,
+                        seed,
+                    ),
+            );
+        }
+    }
+
+    /// The message bytes for one recipient and its Message-ID.
+    fn render(&self, c: &Claimed) -> Result<(String, Vec<u8>)> {
+        let token = self.identity.token(self.campaign.id, c.contact_id);
+        let r = Recipient {
+            email: c.email.clone(),
+            name: c.name.clone(),
+            title: c.title.clone(),
+            organisation: c.org_name.clone().unwrap_or_default(),
+            kind: c.org_kind.as_deref().and_then(|k| OrgKind::parse(k).ok()),
+            country: c.org_country.clone().unwrap_or_default(),
+            city: c.org_city.clone().unwrap_or_default(),
+            timezone: c.org_timezone.clone().unwrap_or_default(),
+            token,
+        };
+        let msg = self
+            .compiled
+            .render_for(&r)
+            .map_err(|e| anyhow!("rendering: {e}"))?;
+        let mut bytes = Vec::with_capacity(msg.bytes.len() + 512);
+        bytes.extend_from_slice(
+            format!(
+                "X-Whatsup-Campaign: {}\r\nX-Whatsup-Delivery: {}\r\n",
+                self.campaign.id, c.id
+            )
+            .as_bytes(),
+        );
+        if !self.sending.feedback_id.is_empty() {
+            bytes.extend_from_slice(
+                format!(
+                    "Feedback-ID: {}:{}\r\n",
+                    self.campaign.id, self.sending.feedback_id
+                )
+                .as_bytes(),
+            );
+        }
+        bytes.extend_from_slice(&msg.bytes);
+        let bytes = self.identity.sign(bytes)?;
+        Ok((msg.message_id, bytes))
+    }
+
+    /// Records outcomes in the recent window; a reason to pause when the
+    /// share of permanent failures reaches the configured rate.
+    fn error_rate_trip(&mut self, outcomes: &[Outcome]) -> Option<String> {
+        let window = self.sending.pause_error_window.max(1) as usize;
+        let rate = self.sending.pause_error_rate;
+        if rate <= 0.0 {
+            return None;
+        }
+        for o in outcomes.iter().filter(|o| o.uncounted == 0) {
+            self.recent.push_back(o.bounce.is_some());
+            if self.recent.len() > window {
+                self.recent.pop_front();
+            }
+        }
+        let failures = self.recent.iter().filter(|f| **f).count();
+        let n = self.recent.len();
+        if n >= window.min(20) && failures as f64 >= rate * n as f64 {
+            let share = 100.0 * failures as f64 / n as f64;
+            self.recent.clear();
+            return Some(format!(
+                "{failures} of the last {n} messages were rejected permanently ({share:.0}%, limit {:.0}%); check the list and the relay, then resume",
+                rate * 100.0
+            ));
+        }
+        None
+    }
+}
+
+/// Starts a draft or scheduled campaign now: checks that its issue compiles,
+/// freezes the recipients and moves it to running. Returns the number of
+/// recipients, or `None` if another worker started it first.
+pub async fn start(store: &Store, config: &Config, id: i64, actor: &str) -> Result<Option<i64>> {
+    let c = store.campaign_or_err(id).await?;
+    let state = c.state()?;
+    if !matches!(state, CampaignState::Draft | CampaignState::Scheduled) {
+        bail!("campaign {id} is {state}; only a draft or scheduled campaign can start");
+    }
+    let number = u32::try_from(c.issue_number).context("issue number")?;
+    let rev = store.issue_revision(number, None).await?;
+    let mut frozen = c.clone();
+    frozen.issue_revision = Some(rev.revision);
+    // Any template or front-matter error stops the start, never a send.
+    compile_for(store, config, &frozen).await?;
+    let segment = if c.segment.trim().is_empty() {
+        None
+    } else {
+        Some(
+            crate::domain::segment::Segment::parse(&c.segment)
+                .map_err(|e| anyhow!("campaign {id} segment: {}", e.render(&c.segment)))?,
+        )
+    };
+    let default_tz: chrono_tz::Tz = config
+        .newsletter
+        .timezone
+        .parse()
+        .map_err(|_| anyhow!("newsletter.timezone is not an IANA zone"))?;
+    let now_ms = Utc::now().timestamp_millis();
+    let due = match (c.schedule_mode.as_str(), &c.local_date, &c.local_time) {
+        ("local", Some(d), Some(t)) => {
+            let (d, t) = schedule::check_local(d, t)?;
+            let zones = store.organisation_zones().await?;
+            schedule::local_due_times(d, t, &zones, default_tz)
+        }
+        _ => [(String::new(), now_ms)].into_iter().collect(),
+    };
+    store
+        .start_campaign(id, rev.revision, segment.as_ref(), &due, actor)
+        .await
+}
+
+/// Waits until `until_ms` or the stop flag, whichever is first, checking
+/// the flag every 100 ms.
+pub async fn sleep_until(until_ms: i64, stop: &AtomicBool) {
+    loop {
+        let left = until_ms - Utc::now().timestamp_millis();
+        if left <= 0 || stop.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(left.clamp(1, 100) as u64)).await;
+    }
+}

@@ -1,0 +1,443 @@
+//! Where rendered messages go: SMTP relays or the outbox directory.
+//!
+//! **SMTP.** One lettre async transport with a connection pool per
+//! configured server. Each server has an explicit bound on concurrent
+//! connections (a semaphore the size of its pool), a timeout on every SMTP
+//! step, a token bucket for messages per second (governor), and hourly and
+//! daily ceilings reserved in the database, so they hold for every worker
+//! together. Servers are chosen by weight; one that cannot be reached, or
+//! whose ceiling is used up, is passed over until it recovers.
+//!
+//! **Outbox.** Writes `<dir>/campaign-<id>/<delivery>.eml` (to a temporary
+//! name, then renamed), with the envelope in `Return-Path` and
+//! `X-Envelope-To` headers. A message sent again after a crash overwrites
+//! its own file, so the outbox never holds duplicates.
+//!
+//! Every failure is classified: [`Failure::Permanent`] (5xx),
+//! [`Failure::Transient`] (4xx, including 421), or [`Failure::Network`]
+//! (refused or lost connections, timeouts, TLS): the caller decides what
+//! each means for the delivery.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::PoolConfig;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use tokio::sync::Semaphore;
+
+use crate::config::SmtpServer;
+use crate::store::Store;
+
+/// How long a server that could not be reached is passed over.
+const DOWN_FOR: Duration = Duration::from_secs(10);
+/// Sends reserved from the shared ceilings at a time.
+const RESERVE_CHUNK: i64 = 10;
+
+/// A message accepted by a server (or written to the outbox).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub server: String,
+    pub reply: String,
+}
+
+/// Why a message was not accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// A 5xx reply: do not retry.
+    Permanent {
+        server: String,
+        code: String,
+        text: String,
+    },
+    /// A 4xx reply: retry later.
+    Transient {
+        server: String,
+        code: String,
+        text: String,
+    },
+    /// No SMTP reply: connection refused or lost, timeout, TLS.
+    Network { server: String, text: String },
+    /// Every server's hourly or daily ceiling is used up until this time
+    /// (Unix ms); the message was not attempted.
+    Ceiling { until_ms: i64 },
+}
+
+/// The envelope and bytes of one message.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub campaign: i64,
+    pub delivery: i64,
+    pub mail_from: &'a str,
+    pub rcpt_to: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// The configured transport.
+pub enum Transport {
+    Smtp(SmtpPool),
+    Outbox(Outbox),
+}
+
+impl Transport {
+    /// How many messages may be in flight at once.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            Transport::Smtp(p) => p
+                .servers
+                .iter()
+                .map(|s| s.cfg.max_connections as usize)
+                .sum(),
+            Transport::Outbox(_) => 4,
+        }
+    }
+
+    pub async fn send(&self, m: Outgoing<'_>) -> Result<Accepted, Failure> {
+        match self {
+            Transport::Smtp(p) => p.send(m).await,
+            Transport::Outbox(o) => o.write(m).await,
+        }
+    }
+}
+
+/// Writes messages as files.
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+impl Outbox {
+    pub fn new(dir: impl Into<PathBuf>) -> Outbox {
+        Outbox { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn write(&self, m: Outgoing<'_>) -> Result<Accepted, Failure> {
+        let dir = self.dir.join(format!("campaign-{}", m.campaign));
+        let path = dir.join(format!("{:09}.eml", m.delivery));
+        let tmp = dir.join(format!(".{:09}.eml.tmp", m.delivery));
+        let mut data = Vec::with_capacity(m.bytes.len() + 128);
+        data.extend_from_slice(format!("Return-Path: <{}>\r\n", m.mail_from).as_bytes());
+        data.extend_from_slice(format!("X-Envelope-To: <{}>\r\n", m.rcpt_to).as_bytes());
+        data.extend_from_slice(m.bytes);
+        let result = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(&tmp, &data).await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(Accepted {
+                server: "outbox".into(),
+                reply: format!("written to {}", path.display()),
+            }),
+            Err(e) => Err(Failure::Network {
+                server: "outbox".into(),
+                text: format!("writing {}: {e}", path.display()),
+            }),
+        }
+    }
+}
+
+/// One SMTP server with its limits.
+struct Server {
+    cfg: SmtpServer,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    connections: Semaphore,
+    per_second: Option<DefaultDirectRateLimiter>,
+    /// Passed over until this instant (unreachable).
+    down_until: Mutex<Option<Instant>>,
+    /// Sends reserved from the shared ceilings: (window key, remaining).
+    /// Only touched under `reserving`, so concurrent sends neither
+    /// over-reserve nor lose a reservation.
+    allowance: Mutex<(i64, i64)>,
+    reserving: tokio::sync::Mutex<()>,
+    /// Ceiling used up until this Unix ms.
+    full_until: Mutex<i64>,
+}
+
+/// The SMTP servers, chosen by weight with failover.
+pub struct SmtpPool {
+    servers: Vec<Arc<Server>>,
+    /// Server indexes repeated by weight, walked round-robin.
+    wheel: Vec<usize>,
+    next: AtomicU64,
+    store: Store,
+}
+
+impl SmtpPool {
+    pub fn new(servers: &[SmtpServer], store: Store) -> Result<SmtpPool> {
+        let mut out = Vec::new();
+        let mut wheel = Vec::new();
+        for (i, cfg) in servers.iter().enumerate() {
+            let mut b = match cfg.tls.as_str() {
+                "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
+                "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)
+                    .with_context(|| format!("smtp {}: STARTTLS to {}", cfg.name, cfg.host))?,
+                "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)
+                    .with_context(|| format!("smtp {}: TLS to {}", cfg.name, cfg.host))?,
+                other => return Err(anyhow!("smtp {}: unknown tls mode {other:?}", cfg.name)),
+            };
+            b = b
+                .port(cfg.port)
+                .timeout(Some(Duration::from_secs(cfg.timeout_secs.max(1))))
+                .pool_config(
+                    PoolConfig::new()
+                        .max_size(cfg.max_connections)
+                        .idle_timeout(Duration::from_secs(30)),
+                );
+            if !cfg.username.is_empty() {
+                b = b.credentials(Credentials::new(
+                    cfg.username.clone(),
+                    cfg.password.expose().to_string(),
+                ));
+            }
+            let per_second = NonZeroU32::new(cfg.per_second).map(|n| {
+                // A burst of one: messages are spread evenly over the second.
+                RateLimiter::direct(Quota::per_second(n).allow_burst(NonZeroU32::MIN))
+            });
+            out.push(Arc::new(Server {
+                cfg: cfg.clone(),
+                transport: b.build(),
+                connections: Semaphore::new(cfg.max_connections as usize),
+                per_second,
+                down_until: Mutex::new(None),
+                allowance: Mutex::new((i64::MIN, 0)),
+                reserving: tokio::sync::Mutex::new(()),
+                full_until: Mutex::new(0),
+            }));
+            wheel.extend(std::iter::repeat(i).take(cfg.weight as usize));
+        }
+        if out.is_empty() {
+            return Err(anyhow!("no SMTP server configured"));
+        }
+        Ok(SmtpPool {
+            servers: out,
+            wheel,
+            next: AtomicU64::new(0),
+            store,
+        })
+    }
+
+    /// Servers to try for the next message, preferred first: the weighted
+    /// pick, then the others in order.
+    fn order(&self) -> Vec<Arc<Server>> {
+        let start =
+            self.wheel[(self.next.fetch_add(1, Ordering::Relaxed) as usize) % self.wheel.len()];
+        let mut v = vec![self.servers[start].clone()];
+        v.extend(
+            self.servers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != start)
+                .map(|(_, s)| s.clone()),
+        );
+        v
+    }
+
+    async fn send(&self, m: Outgoing<'_>) -> Result<Accepted, Failure> {
+        let mut last: Option<Failure> = None;
+        let mut ceiling_until = i64::MAX;
+        for server in self.order() {
+            let now = Instant::now();
+            if matches!(*server.down_until.lock().unwrap(), Some(t) if t > now) {
+                continue;
+            }
+            match self.reserve(&server).await {
+                Ok(None) => {}
+                Ok(Some(until)) => {
+                    ceiling_until = ceiling_until.min(until);
+                    continue;
+                }
+                Err(e) => {
+                    last = Some(Failure::Network {
+                        server: server.cfg.name.clone(),
+                        text: format!("reserving a send: {e:#}"),
+                    });
+                    continue;
+                }
+            }
+            let _permit = server
+                .connections
+                .acquire()
+                .await
+                .expect("semaphore never closed");
+            if let Some(l) = &server.per_second {
+                l.until_ready().await;
+            }
+            match send_raw(&server, m).await {
+                Ok(a) => return Ok(a),
+                Err(f @ Failure::Network { .. }) => {
+                    // Pass this server over for a while and try the next.
+                    *server.down_until.lock().unwrap() = Some(Instant::now() + DOWN_FOR);
+                    last = Some(f);
+                }
+                Err(f) => return Err(f),
+            }
+        }
+        match last {
+            Some(f) => Err(f),
+            None if ceiling_until != i64::MAX => Err(Failure::Ceiling {
+                until_ms: ceiling_until,
+            }),
+            None => Err(Failure::Network {
+                server: "all".into(),
+                text: "every SMTP server is marked down after recent connection failures".into(),
+            }),
+        }
+    }
+
+    /// Takes one send from the server's ceilings. `Ok(None)`: go ahead;
+    /// `Ok(Some(t))`: used up until Unix ms `t`.
+    async fn reserve(&self, s: &Server) -> Result<Option<i64>> {
+        if s.cfg.per_hour <= 0 && s.cfg.per_day <= 0 {
+            return Ok(None);
+        }
+        let _one_at_a_time = s.reserving.lock().await;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if *s.full_until.lock().unwrap() > now_ms {
+            return Ok(Some(*s.full_until.lock().unwrap()));
+        }
+        let hour = now_ms - now_ms.rem_euclid(3_600_000);
+        {
+            let mut a = s.allowance.lock().unwrap();
+            if a.0 == hour && a.1 > 0 {
+                a.1 -= 1;
+                return Ok(None);
+            }
+        }
+        let got = self
+            .store
+            .reserve_sends(
+                &s.cfg.name,
+                now_ms,
+                RESERVE_CHUNK,
+                s.cfg.per_hour,
+                s.cfg.per_day,
+            )
+            .await?;
+        if got == 0 {
+            let day_end = now_ms - now_ms.rem_euclid(86_400_000) + 86_400_000;
+            let hour_end = hour + 3_600_000;
+            let day_full = s.cfg.per_day > 0
+                && self
+                    .store
+                    .sends_used(&s.cfg.name, "day", day_end - 86_400_000)
+                    .await?
+                    >= s.cfg.per_day;
+            let until = if day_full { day_end } else { hour_end };
+            *s.full_until.lock().unwrap() = until;
+            return Ok(Some(until));
+        }
+        *s.allowance.lock().unwrap() = (hour, got - 1);
+        Ok(None)
+    }
+}
+
+async fn send_raw(s: &Server, m: Outgoing<'_>) -> Result<Accepted, Failure> {
+    let name = s.cfg.name.clone();
+    let parse = |a: &str| -> Result<Address, Failure> {
+        a.parse().map_err(|e| Failure::Permanent {
+            server: name.clone(),
+            code: String::new(),
+            text: format!("invalid address {a:?}: {e}"),
+        })
+    };
+    let envelope =
+        Envelope::new(Some(parse(m.mail_from)?), vec![parse(m.rcpt_to)?]).map_err(|e| {
+            Failure::Permanent {
+                server: name.clone(),
+                code: String::new(),
+                text: format!("envelope: {e}"),
+            }
+        })?;
+    // lettre times each step; bound the whole conversation as well.
+    let whole = Duration::from_secs(s.cfg.timeout_secs.max(1) * 4);
+    match tokio::time::timeout(whole, s.transport.send_raw(&envelope, m.bytes)).await {
+        Err(_) => Err(Failure::Network {
+            server: name,
+            text: format!("no answer within {} s", whole.as_secs()),
+        }),
+        Ok(Ok(r)) => Ok(Accepted {
+            server: name,
+            reply: format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")),
+        }),
+        Ok(Err(e)) => Err(classify(&name, &e)),
+    }
+}
+
+/// Sorts a lettre error into permanent, transient or network.
+fn classify(server: &str, e: &lettre::transport::smtp::Error) -> Failure {
+    let text = error_text(e);
+    let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+    let code = match enhanced_status(&text) {
+        Some(x) if !code.is_empty() => format!("{code} {x}"),
+        _ => code,
+    };
+    let server = server.to_string();
+    if e.is_permanent() {
+        Failure::Permanent { server, code, text }
+    } else if e.is_transient() {
+        Failure::Transient { server, code, text }
+    } else {
+        Failure::Network { server, text }
+    }
+}
+
+/// The error with its sources, on one line.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The first enhanced status code (RFC 3463, e.g. `5.1.1`) in a reply.
+pub fn enhanced_status(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
+        .find(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && (1..=3).contains(&parts[1].len())
+                && (1..=3).contains(&parts[2].len())
+                && parts[1..]
+                    .iter()
+                    .all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enhanced_status_codes_are_found_in_reply_text() {
+        assert_eq!(
+            enhanced_status("550 5.1.1 <a@example.org>: Recipient address rejected"),
+            Some("5.1.1".into())
+        );
+        assert_eq!(
+            enhanced_status("permanent error (550): 5.7.1 blocked"),
+            Some("5.7.1".into())
+        );
+        assert_eq!(enhanced_status("451 try again later"), None);
+        assert_eq!(enhanced_status("version 1.2.3.4 here"), None);
+    }
+}

@@ -1,0 +1,159 @@
+//! The worker loop (`whatsup worker`) and the foreground send (`whatsup
+//! send`).
+//!
+//! A worker starts scheduled campaigns whose time has come (only one worker
+//! wins each start: it is a conditional state change) and sends every
+//! running campaign's due deliveries. Any number of workers, on one host or
+//! many, can share a PostgreSQL database: claims never overlap and the
+//! hourly and daily ceilings are reserved in the database.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::Utc;
+
+use super::engine::{self, Engine, RunEnd};
+use super::identity::Identity;
+use super::transport::Transport;
+use super::{build_transport, worker_id};
+use crate::config::Config;
+use crate::domain::CampaignState;
+use crate::store::campaigns::Counts;
+use crate::store::Store;
+
+/// Shared pieces of a worker process.
+pub struct Worker {
+    pub store: Store,
+    pub config: Config,
+    pub id: String,
+    identity: Arc<Identity>,
+    transports: HashMap<String, Arc<Transport>>,
+    engines: HashMap<i64, Engine>,
+}
+
+impl Worker {
+    pub fn new(store: Store, config: Config) -> Result<Worker> {
+        let identity = Arc::new(Identity::from_config(&config)?);
+        Ok(Worker {
+            store,
+            config,
+            id: worker_id(),
+            identity,
+            transports: HashMap::new(),
+            engines: HashMap::new(),
+        })
+    }
+
+    fn transport(&mut self, name: &str) -> Result<Arc<Transport>> {
+        if let Some(t) = self.transports.get(name) {
+            return Ok(t.clone());
+        }
+        let t = build_transport(&self.config, &self.store, name)?;
+        self.transports.insert(name.to_string(), t.clone());
+        Ok(t)
+    }
+
+    async fn engine(&mut self, id: i64) -> Result<&mut Engine> {
+        if !self.engines.contains_key(&id) {
+            let c = self.store.campaign_or_err(id).await?;
+            let transport = self.transport(&c.transport)?;
+            let e = Engine::new(
+                self.store.clone(),
+                &self.config,
+                transport,
+                self.identity.clone(),
+                id,
+                &self.id,
+            )
+            .await?;
+            self.engines.insert(id, e);
+        }
+        Ok(self.engines.get_mut(&id).expect("inserted above"))
+    }
+
+    /// Runs campaign `id` until it finishes, stops running, or `stop` is
+    /// raised; waits through idle periods (retries, local-time slots).
+    pub async fn send_campaign(
+        &mut self,
+        id: i64,
+        stop: &AtomicBool,
+        mut progress: impl FnMut(&Counts),
+    ) -> Result<RunEnd> {
+        loop {
+            let end = self.engine(id).await?.run(stop, &mut progress).await?;
+            match end {
+                RunEnd::Idle(until) => engine::sleep_until(until, stop).await,
+                other => {
+                    self.engines.remove(&id);
+                    return Ok(other);
+                }
+            }
+        }
+    }
+
+    /// The worker loop: start due campaigns, send running ones, sleep
+    /// until the next due time or `poll_secs`.
+    pub async fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        let poll_ms = (self.config.sending.poll_secs.max(1) * 1000) as i64;
+        tracing::info!(worker = %self.id, "worker started");
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let now = Utc::now().timestamp_millis();
+            for id in self.store.due_campaigns(now).await? {
+                match engine::start(&self.store, &self.config, id, &self.id).await {
+                    Ok(Some(n)) => {
+                        tracing::info!(campaign = id, recipients = n, "campaign started")
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let reason = format!("could not start: {e:#}");
+                        tracing::error!(campaign = id, "{reason}");
+                        self.store
+                            .move_campaign(
+                                id,
+                                &[CampaignState::Scheduled],
+                                CampaignState::Paused,
+                                &self.id,
+                                &reason,
+                            )
+                            .await?;
+                    }
+                }
+            }
+            let mut wake = now + poll_ms;
+            for id in self.store.running_campaigns().await? {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let result = match self.engine(id).await {
+                    Ok(e) => e.run(stop, |_| {}).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(RunEnd::Idle(t)) => wake = wake.min(t),
+                    Ok(_) => {
+                        self.engines.remove(&id);
+                    }
+                    Err(e) => {
+                        self.engines.remove(&id);
+                        let reason = format!("worker error: {e:#}");
+                        tracing::error!(campaign = id, "{reason}");
+                        self.store
+                            .move_campaign(
+                                id,
+                                &[CampaignState::Running],
+                                CampaignState::Paused,
+                                &self.id,
+                                &reason,
+                            )
+                            .await?;
+                    }
+                }
+            }
+            engine::sleep_until(wake, stop).await;
+        }
+        tracing::info!(worker = %self.id, "worker stopped");
+        Ok(())
+    }
+}

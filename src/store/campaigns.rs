@@ -1,0 +1,781 @@
+//! Campaigns and the delivery queue.
+//!
+//! A campaign is an issue sent to a segment. When it starts, its recipients
+//! are frozen into `deliveries`, one row per (campaign, contact), in the same
+//! transaction that moves it to `running`. Workers then:
+//!
+//! 1. **claim** due rows in batches: one transaction turns them `sending`
+//!    under a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so workers never
+//!    claim the same row), returns them with the contact's current fields,
+//!    and marks `skipped` any whose contact is no longer active;
+//! 2. talk SMTP with no transaction open;
+//! 3. **complete** the batch in one transaction: sent, retry (with the next
+//!    due time), or failed, with the server's reply; a 5xx also writes a
+//!    `bounce_events` row. A completion only applies to rows the worker
+//!    still holds, so a worker whose lease expired cannot overwrite another's
+//!    result.
+//!
+//! A row whose lease expires (its worker died) goes back to `retry` and is
+//! claimed again; only such in-flight rows can ever be sent twice.
+//!
+//! Campaign state changes are conditional updates with a `campaign_events`
+//! row in the same transaction, so two operators or workers racing on one
+//! campaign cannot both win.
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, bail, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::segment_sql;
+use super::{begin_write, Dialect, Store};
+use crate::domain::segment::Segment;
+use crate::domain::{CampaignState, DeliveryStatus};
+
+/// A campaign as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub issue_number: i64,
+    pub issue_revision: Option<i64>,
+    pub segment: String,
+    pub from_name: String,
+    pub from_address: String,
+    pub reply_to: String,
+    pub transport: String,
+    pub state: String,
+    pub state_reason: String,
+    pub schedule_mode: String,
+    /// Unix ms: when an `at` campaign starts, or the earliest local slot.
+    pub start_ms: Option<i64>,
+    pub local_date: Option<String>,
+    pub local_time: Option<String>,
+    pub recipients: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Campaign {
+    pub fn state(&self) -> Result<CampaignState> {
+        Ok(CampaignState::parse(&self.state)?)
+    }
+}
+
+/// What `create_campaign` needs.
+#[derive(Debug, Clone)]
+pub struct NewCampaign<'a> {
+    pub name: &'a str,
+    pub issue_number: i64,
+    pub segment: &'a str,
+    pub from_name: &'a str,
+    pub from_address: &'a str,
+    pub reply_to: &'a str,
+    pub transport: &'a str,
+    pub actor: &'a str,
+}
+
+/// A campaign's schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// Everyone at this instant (Unix ms).
+    At(i64),
+    /// `time` (HH:MM) on `date` in each recipient's own zone; `earliest_ms`
+    /// is the first instant any zone reaches it.
+    Local {
+        date: String,
+        time: String,
+        earliest_ms: i64,
+    },
+}
+
+/// One entry of a campaign's state history.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct CampaignEvent {
+    pub old_state: Option<String>,
+    pub new_state: String,
+    pub actor: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Deliveries of a campaign by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub pending: i64,
+    pub sending: i64,
+    pub retry: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
+impl Counts {
+    pub fn total(&self) -> i64 {
+        self.pending + self.sending + self.retry + self.sent + self.failed + self.skipped
+    }
+    /// Rows that still need a worker.
+    pub fn open(&self) -> i64 {
+        self.pending + self.sending + self.retry
+    }
+    pub fn done(&self) -> i64 {
+        self.sent + self.failed + self.skipped
+    }
+}
+
+/// A claimed delivery with what rendering needs.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub contact_id: i64,
+    pub email: String,
+    pub attempts: i64,
+    pub name: String,
+    pub title: String,
+    pub org_name: Option<String>,
+    pub org_kind: Option<String>,
+    pub org_country: Option<String>,
+    pub org_city: Option<String>,
+    pub org_timezone: Option<String>,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    #[serde(rename = "id")]
+    pub delivery_id: i64,
+    #[serde(rename = "s")]
+    pub status: DeliveryStatus,
+    /// Next due time (Unix ms) for `retry`.
+    #[serde(rename = "d")]
+    pub due_ms: Option<i64>,
+    /// SMTP reply code and enhanced status, e.g. "550 5.1.1".
+    #[serde(rename = "c")]
+    pub code: Option<String>,
+    #[serde(rename = "r")]
+    pub reply: String,
+    #[serde(rename = "m")]
+    pub message_id: Option<String>,
+    #[serde(rename = "v")]
+    pub server: Option<String>,
+    /// 1 when the attempt never reached a server (it is not counted).
+    #[serde(rename = "u")]
+    pub uncounted: i64,
+    /// Set for permanent rejections: written to `bounce_events`.
+    #[serde(skip)]
+    pub bounce: Option<SmtpBounce>,
+}
+
+/// An SMTP-time rejection, recorded for the bounce handling.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SmtpBounce {
+    #[serde(rename = "cid")]
+    pub contact_id: i64,
+    #[serde(rename = "e")]
+    pub email: String,
+    #[serde(rename = "st")]
+    pub status: String,
+    #[serde(rename = "dg")]
+    pub diagnostic: String,
+}
+
+/// A delivery row as listed by `campaigns show`.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub contact_id: i64,
+    pub email: String,
+    pub status: String,
+    pub attempts: i64,
+    pub due_ms: i64,
+    pub server: Option<String>,
+    pub last_code: Option<String>,
+    pub last_reply: Option<String>,
+    pub message_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A recorded bounce event.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct BounceEvent {
+    pub id: i64,
+    pub contact_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub email: String,
+    pub kind: String,
+    pub reason: String,
+    pub status: String,
+    pub diagnostic: String,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const CAMPAIGN_SELECT: &str = "SELECT id, name, issue_number, issue_revision, segment, from_name, \
+    from_address, reply_to, transport, state, state_reason, schedule_mode, start_ms, local_date, \
+    local_time, recipients, created_at, updated_at FROM campaigns";
+
+/// Moves campaign `$id` from one of `$from` to `$to` with its event, inside
+/// the caller's transaction; evaluates to whether it moved.
+macro_rules! move_state {
+    ($tx:expr, $id:expr, $from:expr, $to:expr, $actor:expr, $reason:expr, $now:expr) => {{
+        let from: &[CampaignState] = $from;
+        let list = from
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let old: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT state FROM campaigns WHERE id = $1 AND state IN ({list})"
+        ))
+        .bind($id)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match old {
+            None => false,
+            Some(old) => {
+                sqlx::query(
+                    "UPDATE campaigns SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind($to.as_str())
+                .bind($reason)
+                .bind($now)
+                .bind($id)
+                .execute(&mut *$tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO campaign_events (campaign_id, old_state, new_state, actor, reason, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind($id)
+                .bind(old)
+                .bind($to.as_str())
+                .bind($actor)
+                .bind($reason)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+                true
+            }
+        }
+    }};
+}
+
+impl Store {
+    /// Creates a draft campaign and returns its id.
+    pub async fn create_campaign(&self, c: &NewCampaign<'_>) -> Result<i64> {
+        let now = Utc::now();
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO campaigns (name, issue_number, segment, from_name, from_address, \
+                 reply_to, transport, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $8) RETURNING id",
+            )
+            .bind(c.name).bind(c.issue_number).bind(c.segment).bind(c.from_name)
+            .bind(c.from_address).bind(c.reply_to).bind(c.transport).bind(now)
+            .fetch_one(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO campaign_events (campaign_id, old_state, new_state, actor, reason, \
+                 created_at) VALUES ($1, NULL, 'draft', $2, 'created', $3)",
+            )
+            .bind(id).bind(c.actor).bind(now)
+            .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    pub async fn campaign(&self, id: i64) -> Result<Option<Campaign>> {
+        let sql = format!("{CAMPAIGN_SELECT} WHERE id = $1");
+        Ok(
+            on_pool!(self, p => sqlx::query_as::<_, Campaign>(&sql).bind(id).fetch_optional(p).await?),
+        )
+    }
+
+    /// The campaign, or an error naming the id.
+    pub async fn campaign_or_err(&self, id: i64) -> Result<Campaign> {
+        self.campaign(id)
+            .await?
+            .ok_or_else(|| anyhow!("no campaign with id {id}"))
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<Campaign>> {
+        let sql = format!("{CAMPAIGN_SELECT} ORDER BY id");
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Campaign>(&sql).fetch_all(p).await?))
+    }
+
+    pub async fn campaign_events(&self, id: i64) -> Result<Vec<CampaignEvent>> {
+        let sql = "SELECT old_state, new_state, actor, reason, created_at FROM campaign_events \
+                   WHERE campaign_id = $1 ORDER BY id";
+        Ok(
+            on_pool!(self, p => sqlx::query_as::<_, CampaignEvent>(sql).bind(id).fetch_all(p).await?),
+        )
+    }
+
+    /// Moves a campaign to `to` if it is in one of `from`; returns whether it
+    /// moved (false: it was in another state, e.g. someone else moved it).
+    pub async fn move_campaign(
+        &self,
+        id: i64,
+        from: &[CampaignState],
+        to: CampaignState,
+        actor: &str,
+        reason: &str,
+    ) -> Result<bool> {
+        let now = Utc::now();
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let moved = move_state!(tx, id, from, to, actor, reason, now);
+            tx.commit().await?;
+            Ok(moved)
+        })
+    }
+
+    /// Sets the schedule of a draft or scheduled campaign and marks it scheduled.
+    pub async fn schedule_campaign(&self, id: i64, s: &Schedule, actor: &str) -> Result<bool> {
+        let now = Utc::now();
+        let (mode, start, date, time) = match s {
+            Schedule::At(ms) => ("at", *ms, None, None),
+            Schedule::Local {
+                date,
+                time,
+                earliest_ms,
+            } => (
+                "local",
+                *earliest_ms,
+                Some(date.as_str()),
+                Some(time.as_str()),
+            ),
+        };
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let moved = move_state!(
+                tx, id, &[CampaignState::Draft, CampaignState::Scheduled],
+                CampaignState::Scheduled, actor, "scheduled", now
+            );
+            if moved {
+                sqlx::query(
+                    "UPDATE campaigns SET schedule_mode = $1, start_ms = $2, local_date = $3, \
+                     local_time = $4 WHERE id = $5",
+                )
+                .bind(mode).bind(start).bind(date).bind(time).bind(id)
+                .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(moved)
+        })
+    }
+
+    /// Starts a draft or scheduled campaign: freezes its recipients (the
+    /// active contacts matching the segment) into the queue and moves it to
+    /// running, in one transaction. `due` gives each time zone's due time
+    /// (Unix ms; the key "" is the default). Returns the number of
+    /// recipients, or `None` if the campaign was not startable (another
+    /// worker started it first).
+    pub async fn start_campaign(
+        &self,
+        id: i64,
+        revision: i64,
+        segment: Option<&Segment>,
+        due: &HashMap<String, i64>,
+        actor: &str,
+    ) -> Result<Option<i64>> {
+        let now = Utc::now();
+        let dialect = self.dialect();
+        let default_due = *due
+            .get("")
+            .ok_or_else(|| anyhow!("start_campaign: no default due time"))?;
+        let zones = serde_json::to_string(due)?;
+        let filter = segment.map(|s| segment_sql::compile(s, dialect, 5));
+        let zone_join = match dialect {
+            Dialect::Sqlite => "LEFT JOIN json_each($4) AS z ON z.key = COALESCE(o.timezone, '')",
+            Dialect::Postgres => {
+                "LEFT JOIN jsonb_each_text($4::text::jsonb) AS z ON z.key = COALESCE(o.timezone, '')"
+            }
+        };
+        let due_expr = match dialect {
+            Dialect::Sqlite => "COALESCE(z.value, $2)",
+            Dialect::Postgres => "COALESCE(z.value::bigint, $2)",
+        };
+        let sql = format!(
+            "INSERT INTO deliveries (campaign_id, contact_id, email, status, due_ms, updated_at) \
+             SELECT $1, c.id, c.email, 'pending', {due_expr}, $3 FROM contacts c \
+             LEFT JOIN organisations o ON o.id = c.organisation_id {zone_join} \
+             WHERE c.status = 'active' AND ({}) ORDER BY c.id",
+            filter.as_ref().map(|f| f.sql.as_str()).unwrap_or("1 = 1")
+        );
+        let params = filter.map(|f| f.params).unwrap_or_default();
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(dialect)).await?;
+            let moved = move_state!(
+                tx, id, &[CampaignState::Draft, CampaignState::Scheduled],
+                CampaignState::Running, actor, "started", now
+            );
+            if !moved {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let q = sqlx::query(&sql).bind(id).bind(default_due).bind(now).bind(&zones);
+            let n = bind_params!(q, &params).execute(&mut *tx).await?.rows_affected() as i64;
+            sqlx::query("UPDATE campaigns SET recipients = $1, issue_revision = $2 WHERE id = $3")
+                .bind(n).bind(revision).bind(id)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Some(n))
+        })
+    }
+
+    /// The distinct time zones of organisations.
+    pub async fn organisation_zones(&self) -> Result<Vec<String>> {
+        let sql = "SELECT DISTINCT timezone FROM organisations WHERE timezone IS NOT NULL AND timezone <> ''";
+        Ok(on_pool!(self, p => sqlx::query_scalar(sql).fetch_all(p).await?))
+    }
+
+    /// Scheduled campaigns whose start time has come.
+    pub async fn due_campaigns(&self, now_ms: i64) -> Result<Vec<i64>> {
+        let sql = "SELECT id FROM campaigns WHERE state = 'scheduled' AND start_ms <= $1 ORDER BY start_ms, id";
+        Ok(on_pool!(self, p => sqlx::query_scalar(sql).bind(now_ms).fetch_all(p).await?))
+    }
+
+    /// Running campaigns, oldest first.
+    pub async fn running_campaigns(&self) -> Result<Vec<i64>> {
+        let sql = "SELECT id FROM campaigns WHERE state = 'running' ORDER BY id";
+        Ok(on_pool!(self, p => sqlx::query_scalar(sql).fetch_all(p).await?))
+    }
+
+    /// Claims up to `limit` due deliveries for `worker` under a lease until
+    /// `lease_until_ms`. Rows whose lease has expired go back to `retry`
+    /// first. Deliveries to contacts who are no longer active are marked
+    /// `skipped` and not returned.
+    pub async fn claim(
+        &self,
+        campaign: i64,
+        worker: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>> {
+        let now = Utc::now();
+        let dialect = self.dialect();
+        let lock = match dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let claim_sql = format!(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_ms = $1, \
+             worker = $2, updated_at = $3 WHERE id IN (SELECT id FROM deliveries \
+             WHERE campaign_id = $4 AND status IN ('pending', 'retry') AND due_ms <= $5 \
+             ORDER BY due_ms, id LIMIT $6 {lock}) RETURNING id"
+        );
+        let list = match dialect {
+            Dialect::Sqlite => "(SELECT value FROM json_each($1))",
+            Dialect::Postgres => "(SELECT jsonb_array_elements_text($1::text::jsonb)::bigint)",
+        };
+        let select_sql = format!(
+            "SELECT d.id, d.contact_id, d.email, d.attempts, c.name, c.title, o.name AS org_name, \
+             o.kind AS org_kind, o.country AS org_country, o.city AS org_city, \
+             o.timezone AS org_timezone, c.status AS contact_status FROM deliveries d \
+             JOIN contacts c ON c.id = d.contact_id \
+             LEFT JOIN organisations o ON o.id = c.organisation_id WHERE d.id IN {list} ORDER BY d.due_ms, d.id"
+        );
+        let skip_sql = format!(
+            "UPDATE deliveries SET status = 'skipped', lease_ms = NULL, worker = NULL, \
+             last_reply = 'not sent: the contact is no longer active', updated_at = $2 \
+             WHERE id IN {list}"
+        );
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(dialect)).await?;
+            sqlx::query(
+                "UPDATE deliveries SET status = 'retry', lease_ms = NULL, worker = NULL, \
+                 updated_at = $3 WHERE campaign_id = $1 AND status = 'sending' AND lease_ms < $2",
+            )
+            .bind(campaign).bind(now_ms).bind(now)
+            .execute(&mut *tx).await?;
+            let ids: Vec<i64> = sqlx::query_scalar(&claim_sql)
+                .bind(lease_until_ms).bind(worker).bind(now).bind(campaign).bind(now_ms).bind(limit)
+                .fetch_all(&mut *tx).await?;
+            if ids.is_empty() {
+                tx.commit().await?;
+                return Ok(Vec::new());
+            }
+            let ids_json = serde_json::to_string(&ids)?;
+            let rows: Vec<(Claimed, String)> = {
+                use sqlx::Row;
+                let raw = sqlx::query(&select_sql).bind(&ids_json).fetch_all(&mut *tx).await?;
+                let mut out = Vec::with_capacity(raw.len());
+                for r in raw {
+                    let claimed = Claimed {
+                        id: r.try_get("id")?,
+                        contact_id: r.try_get("contact_id")?,
+                        email: r.try_get("email")?,
+                        attempts: r.try_get("attempts")?,
+                        name: r.try_get("name")?,
+                        title: r.try_get("title")?,
+                        org_name: r.try_get("org_name")?,
+                        org_kind: r.try_get("org_kind")?,
+                        org_country: r.try_get("org_country")?,
+                        org_city: r.try_get("org_city")?,
+                        org_timezone: r.try_get("org_timezone")?,
+                    };
+                    out.push((claimed, r.try_get::<String, _>("contact_status")?));
+                }
+                out
+            };
+            let inactive: Vec<i64> = rows.iter().filter(|(_, s)| s != "active").map(|(c, _)| c.id).collect();
+            if !inactive.is_empty() {
+                sqlx::query(&skip_sql)
+                    .bind(serde_json::to_string(&inactive)?).bind(now)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(rows.into_iter().filter(|(_, s)| s == "active").map(|(c, _)| c).collect())
+        })
+    }
+
+    /// Records the outcomes of a batch in one transaction. Only rows still
+    /// held by `worker` change; returns how many did.
+    pub async fn complete(&self, worker: &str, campaign: i64, outcomes: &[Outcome]) -> Result<u64> {
+        if outcomes.is_empty() {
+            return Ok(0);
+        }
+        let now = Utc::now();
+        let dialect = self.dialect();
+        let doc = serde_json::to_string(outcomes)?;
+        let sql = match dialect {
+            Dialect::Sqlite => "UPDATE deliveries SET status = j.value ->> 's', \
+                 due_ms = COALESCE(j.value ->> 'd', due_ms), last_code = j.value ->> 'c', \
+                 last_reply = j.value ->> 'r', message_id = COALESCE(j.value ->> 'm', message_id), \
+                 server = COALESCE(j.value ->> 'v', server), \
+                 sent_at = CASE WHEN j.value ->> 's' = 'sent' THEN $1 ELSE sent_at END, \
+                 attempts = attempts - (j.value ->> 'u'), lease_ms = NULL, worker = NULL, updated_at = $1 \
+                 FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 'id' \
+                 AND deliveries.worker = $3 AND deliveries.status = 'sending'",
+            Dialect::Postgres => "UPDATE deliveries AS d SET status = x.s, due_ms = COALESCE(x.d, d.due_ms), \
+                 last_code = x.c, last_reply = x.r, message_id = COALESCE(x.m, d.message_id), \
+                 server = COALESCE(x.v, d.server), \
+                 sent_at = CASE WHEN x.s = 'sent' THEN $1 ELSE d.sent_at END, \
+                 attempts = d.attempts - x.u, lease_ms = NULL, worker = NULL, updated_at = $1 \
+                 FROM jsonb_to_recordset($2::text::jsonb) AS x(id bigint, s text, d bigint, c text, \
+                 r text, m text, v text, u bigint) \
+                 WHERE d.id = x.id AND d.worker = $3 AND d.status = 'sending'",
+        };
+        let bounces: Vec<&SmtpBounce> = outcomes.iter().filter_map(|o| o.bounce.as_ref()).collect();
+        let bounce_doc = serde_json::to_string(&bounces)?;
+        let bounce_sql = match dialect {
+            Dialect::Sqlite => "INSERT INTO bounce_events (contact_id, campaign_id, email, kind, reason, \
+                 status, diagnostic, source, created_at) SELECT j.value ->> 'cid', $1, j.value ->> 'e', \
+                 'hard', '', j.value ->> 'st', j.value ->> 'dg', 'smtp', $2 FROM json_each($3) AS j",
+            Dialect::Postgres => "INSERT INTO bounce_events (contact_id, campaign_id, email, kind, reason, \
+                 status, diagnostic, source, created_at) SELECT x.cid, $1, x.e, 'hard', '', x.st, x.dg, \
+                 'smtp', $2 FROM jsonb_to_recordset($3::text::jsonb) AS x(cid bigint, e text, st text, dg text)",
+        };
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(dialect)).await?;
+            let n = sqlx::query(sql).bind(now).bind(&doc).bind(worker)
+                .execute(&mut *tx).await?.rows_affected();
+            if !bounces.is_empty() {
+                sqlx::query(bounce_sql).bind(campaign).bind(now).bind(&bounce_doc)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
+    }
+
+    /// Gives back rows this worker claimed but did not attempt (e.g. on
+    /// pause or shutdown), without counting an attempt.
+    pub async fn release(&self, worker: &str, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = match self.dialect() {
+            Dialect::Sqlite => "(SELECT value FROM json_each($1))",
+            Dialect::Postgres => "(SELECT jsonb_array_elements_text($1::text::jsonb)::bigint)",
+        };
+        let sql = format!(
+            "UPDATE deliveries SET status = CASE WHEN attempts > 1 THEN 'retry' ELSE 'pending' END, \
+             attempts = attempts - 1, lease_ms = NULL, worker = NULL, updated_at = $2 \
+             WHERE id IN {list} AND worker = $3 AND status = 'sending'"
+        );
+        let doc = serde_json::to_string(ids)?;
+        on_pool!(self, p => {
+            sqlx::query(&sql).bind(&doc).bind(Utc::now()).bind(worker).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Deliveries of a campaign by status.
+    pub async fn delivery_counts(&self, campaign: i64) -> Result<Counts> {
+        let sql = "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY status";
+        let rows: Vec<(String, i64)> =
+            on_pool!(self, p => sqlx::query_as(sql).bind(campaign).fetch_all(p).await?);
+        let mut c = Counts::default();
+        for (status, n) in rows {
+            match DeliveryStatus::parse(&status)? {
+                DeliveryStatus::Pending => c.pending = n,
+                DeliveryStatus::Sending => c.sending = n,
+                DeliveryStatus::Retry => c.retry = n,
+                DeliveryStatus::Sent => c.sent = n,
+                DeliveryStatus::Failed => c.failed = n,
+                DeliveryStatus::Skipped => c.skipped = n,
+            }
+        }
+        Ok(c)
+    }
+
+    /// The earliest time (Unix ms) a row of the campaign becomes claimable:
+    /// a due time or a lease expiry. `None` when nothing is open.
+    pub async fn next_due(&self, campaign: i64) -> Result<Option<i64>> {
+        let sql = "SELECT MIN(CASE WHEN status = 'sending' THEN lease_ms ELSE due_ms END) FROM deliveries \
+                   WHERE campaign_id = $1 AND status IN ('pending', 'retry', 'sending')";
+        Ok(
+            on_pool!(self, p => sqlx::query_scalar::<_, Option<i64>>(sql).bind(campaign).fetch_one(p).await?),
+        )
+    }
+
+    /// Moves a running campaign to finished when no delivery is open.
+    pub async fn finish_if_done(&self, campaign: i64, actor: &str) -> Result<bool> {
+        let now = Utc::now();
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let open: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM deliveries WHERE campaign_id = $1 \
+                 AND status IN ('pending', 'retry', 'sending')",
+            )
+            .bind(campaign).fetch_one(&mut *tx).await?;
+            let moved = open == 0 && move_state!(
+                tx, campaign, &[CampaignState::Running], CampaignState::Finished,
+                actor, "every recipient done", now
+            );
+            tx.commit().await?;
+            Ok(moved)
+        })
+    }
+
+    /// Queues a campaign's failed deliveries again, due now, and reopens a
+    /// finished campaign. Returns how many were queued.
+    pub async fn retry_failed(&self, campaign: i64, actor: &str) -> Result<u64> {
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis();
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let state: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
+                .bind(campaign).fetch_optional(&mut *tx).await?;
+            let Some(state) = state else { bail!("no campaign with id {campaign}") };
+            if state == "cancelled" || state == "draft" || state == "scheduled" {
+                bail!("campaign {campaign} is {state}; only a started campaign's failures can be retried");
+            }
+            let n = sqlx::query(
+                "UPDATE deliveries SET status = 'retry', attempts = 0, due_ms = $1, updated_at = $2 \
+                 WHERE campaign_id = $3 AND status = 'failed'",
+            )
+            .bind(now_ms).bind(now).bind(campaign)
+            .execute(&mut *tx).await?.rows_affected();
+            if n > 0 && state == "finished" {
+                move_state!(
+                    tx, campaign, &[CampaignState::Finished], CampaignState::Running,
+                    actor, &format!("retrying {n} failed"), now
+                );
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
+    }
+
+    /// A campaign's deliveries, optionally of one status, by id.
+    pub async fn deliveries(
+        &self,
+        campaign: i64,
+        status: Option<DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>> {
+        let sql = "SELECT id, contact_id, email, status, attempts, due_ms, server, last_code, last_reply, \
+                   message_id, sent_at FROM deliveries WHERE campaign_id = $1 \
+                   AND ($2 = '' OR status = $2) ORDER BY id LIMIT $3";
+        let s = status.map(|s| s.as_str()).unwrap_or("");
+        Ok(on_pool!(self, p => sqlx::query_as::<_, DeliveryRow>(sql)
+            .bind(campaign).bind(s).bind(limit).fetch_all(p).await?))
+    }
+
+    /// Bounce events, newest first.
+    pub async fn bounce_events(
+        &self,
+        campaign: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<BounceEvent>> {
+        let sql = "SELECT id, contact_id, campaign_id, email, kind, reason, status, diagnostic, source, \
+                   created_at FROM bounce_events WHERE ($1 = 0 OR campaign_id = $1) ORDER BY id DESC LIMIT $2";
+        Ok(on_pool!(self, p => sqlx::query_as::<_, BounceEvent>(sql)
+            .bind(campaign.unwrap_or(0)).bind(limit).fetch_all(p).await?))
+    }
+
+    /// Reserves up to `want` sends against `server`'s hourly and daily
+    /// ceilings (0 = no ceiling) in the fixed UTC windows containing
+    /// `now_ms`; returns how many were granted. Shared by every worker on the
+    /// database: the reservation is one write transaction.
+    pub async fn reserve_sends(
+        &self,
+        server: &str,
+        now_ms: i64,
+        want: i64,
+        per_hour: i64,
+        per_day: i64,
+    ) -> Result<i64> {
+        let windows: Vec<(&str, i64, i64)> = [
+            ("hour", 3_600_000i64, per_hour),
+            ("day", 86_400_000i64, per_day),
+        ]
+        .into_iter()
+        .filter(|(_, _, limit)| *limit > 0)
+        .map(|(period, len, limit)| (period, now_ms - now_ms.rem_euclid(len), limit))
+        .collect();
+        if windows.is_empty() {
+            return Ok(want);
+        }
+        let lock = match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        };
+        let select = format!(
+            "SELECT used FROM send_windows WHERE server = $1 AND period = $2 AND window_start = $3{lock}"
+        );
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let mut granted = want;
+            for (period, start, limit) in &windows {
+                sqlx::query(
+                    "INSERT INTO send_windows (server, period, window_start, used) \
+                     VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                )
+                .bind(server).bind(*period).bind(*start)
+                .execute(&mut *tx).await?;
+                let used: i64 = sqlx::query_scalar(&select)
+                    .bind(server).bind(*period).bind(*start)
+                    .fetch_one(&mut *tx).await?;
+                granted = granted.min((limit - used).max(0));
+            }
+            if granted > 0 {
+                for (period, start, _) in &windows {
+                    sqlx::query(
+                        "UPDATE send_windows SET used = used + $1 WHERE server = $2 AND period = $3 \
+                         AND window_start = $4",
+                    )
+                    .bind(granted).bind(server).bind(*period).bind(*start)
+                    .execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(granted)
+        })
+    }
+
+    /// Sends already reserved in the current windows (for status displays).
+    pub async fn sends_used(&self, server: &str, period: &str, window_start: i64) -> Result<i64> {
+        let sql =
+            "SELECT COALESCE(MAX(used), 0) FROM send_windows WHERE server = $1 AND period = $2 \
+                   AND window_start = $3";
+        Ok(on_pool!(self, p => sqlx::query_scalar(sql)
+            .bind(server).bind(period).bind(window_start).fetch_one(p).await?))
+    }
+}

@@ -1,0 +1,181 @@
+//! Issues and their revision history.
+//!
+//! An issue is identified by its number. Importing a file whose text differs
+//! from the latest revision adds a revision (numbered from 1) and updates the
+//! issue's subject, date and source path, in one transaction; importing the
+//! same text again changes nothing.
+
+use anyhow::{anyhow, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::{begin_write, Store};
+
+/// An issue as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct StoredIssue {
+    pub id: i64,
+    pub number: i64,
+    pub subject: String,
+    pub issue_date: NaiveDate,
+    pub source_path: String,
+    pub revisions: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One revision of an issue's source.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Revision {
+    pub revision: i64,
+    pub subject: String,
+    pub source: String,
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Saved {
+    /// A new issue, at revision 1.
+    Created,
+    /// A new revision with this number.
+    Revised(i64),
+    /// The text equals the latest revision; nothing was written.
+    Unchanged(i64),
+}
+
+/// The issue fields a revision carries (parsed from the file by the caller).
+#[derive(Debug, Clone)]
+pub struct IssueText<'a> {
+    pub number: u32,
+    pub subject: &'a str,
+    pub date: NaiveDate,
+    pub source_path: &'a str,
+    pub source: &'a str,
+    pub actor: &'a str,
+}
+
+const ISSUE_SELECT: &str = "SELECT id, number, subject, issue_date, source_path, revisions, \
+     created_at, updated_at FROM issues";
+
+impl Store {
+    /// Stores the text as the issue's newest revision unless it is unchanged.
+    pub async fn save_issue(&self, t: &IssueText<'_>) -> Result<Saved> {
+        let now = Utc::now();
+        let number = i64::from(t.number);
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let existing: Option<(i64, i64)> =
+                sqlx::query_as("SELECT id, revisions FROM issues WHERE number = $1")
+                    .bind(number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let (issue_id, revision, saved) = match existing {
+                Some((id, revs)) => {
+                    // Compare with the latest revision's text.
+                    let latest: Option<String> = sqlx::query_scalar(
+                        "SELECT source FROM issue_revisions WHERE issue_id = $1 AND revision = $2",
+                    )
+                    .bind(id)
+                    .bind(revs)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if latest.as_deref() == Some(t.source) {
+                        return Ok(Saved::Unchanged(revs));
+                    }
+                    sqlx::query(
+                        "UPDATE issues SET subject = $1, issue_date = $2, source_path = $3, \
+                         revisions = $4, updated_at = $5 WHERE id = $6",
+                    )
+                    .bind(t.subject)
+                    .bind(t.date)
+                    .bind(t.source_path)
+                    .bind(revs + 1)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    (id, revs + 1, Saved::Revised(revs + 1))
+                }
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO issues (number, subject, issue_date, source_path, revisions, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING id",
+                    )
+                    .bind(number)
+                    .bind(t.subject)
+                    .bind(t.date)
+                    .bind(t.source_path)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    (id, 1, Saved::Created)
+                }
+            };
+            sqlx::query(
+                "INSERT INTO issue_revisions (issue_id, revision, subject, source, actor, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(issue_id)
+            .bind(revision)
+            .bind(t.subject)
+            .bind(t.source)
+            .bind(t.actor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(saved)
+        })
+    }
+
+    /// All issues, newest number first.
+    pub async fn list_issues(&self) -> Result<Vec<StoredIssue>> {
+        let sql = format!("{ISSUE_SELECT} ORDER BY number DESC");
+        Ok(on_pool!(self, p => sqlx::query_as::<_, StoredIssue>(&sql).fetch_all(p).await?))
+    }
+
+    /// One issue by number.
+    pub async fn issue(&self, number: u32) -> Result<Option<StoredIssue>> {
+        let sql = format!("{ISSUE_SELECT} WHERE number = $1");
+        Ok(on_pool!(self, p => sqlx::query_as::<_, StoredIssue>(&sql)
+            .bind(i64::from(number))
+            .fetch_optional(p)
+            .await?))
+    }
+
+    /// A revision of an issue; `None` means the latest.
+    pub async fn issue_revision(&self, number: u32, revision: Option<i64>) -> Result<Revision> {
+        let issue = self
+            .issue(number)
+            .await?
+            .ok_or_else(|| anyhow!("no issue number {number} in the database (import it first)"))?;
+        let rev = revision.unwrap_or(issue.revisions);
+        let sql = "SELECT revision, subject, source, actor, created_at FROM issue_revisions \
+                   WHERE issue_id = $1 AND revision = $2";
+        let found = on_pool!(self, p => sqlx::query_as::<_, Revision>(sql)
+            .bind(issue.id)
+            .bind(rev)
+            .fetch_optional(p)
+            .await?);
+        found.ok_or_else(|| {
+            anyhow!(
+                "issue {number} has no revision {rev} (it has 1 to {})",
+                issue.revisions
+            )
+        })
+    }
+
+    /// The history of an issue, oldest first, without the texts.
+    pub async fn issue_history(&self, number: u32) -> Result<Vec<Revision>> {
+        let sql = "SELECT r.revision, r.subject, '' AS source, r.actor, r.created_at \
+                   FROM issue_revisions r JOIN issues i ON i.id = r.issue_id \
+                   WHERE i.number = $1 ORDER BY r.revision";
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Revision>(sql)
+            .bind(i64::from(number))
+            .fetch_all(p)
+            .await?))
+    }
+}
