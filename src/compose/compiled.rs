@@ -88,15 +88,54 @@ pub struct Recipient {
     pub city: String,
     /// IANA zone of the recipient's organisation, if known.
     pub timezone: String,
-    /// The per-recipient token that goes into the unsubscribe, preferences and
-    /// view-in-browser links. Signed tokens are made by the delivery side; any
-    /// string is accepted here and percent-encoded.
-    pub token: String,
+    /// The signed tokens of the recipient's personal links. Signed tokens are
+    /// made by the delivery side; any string is accepted here and
+    /// percent-encoded.
+    pub tokens: LinkTokens,
+}
+
+/// The tokens of a recipient's three personal links, each signed for its own
+/// purpose so that a forwarded view-in-browser link cannot unsubscribe
+/// anyone, and the campaign the view-in-browser link names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkTokens {
+    pub campaign: i64,
+    /// For `/u/{token}` (unsubscribe, also in List-Unsubscribe).
+    pub unsubscribe: String,
+    /// For `/p/{token}` (preferences).
+    pub preferences: String,
+    /// For `/v/{campaign}/{token}` (view in browser).
+    pub browser: String,
+}
+
+impl LinkTokens {
+    /// One string in all three links (previews and tests).
+    pub fn same(campaign: i64, token: &str) -> LinkTokens {
+        LinkTokens {
+            campaign,
+            unsubscribe: token.into(),
+            preferences: token.into(),
+            browser: token.into(),
+        }
+    }
+
+    /// The stand-in tokens of previews: `preview` in every link.
+    pub fn preview() -> LinkTokens {
+        LinkTokens::same(0, "preview")
+    }
+}
+
+/// The URLs of a recipient's personal links.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PersonalLinks {
+    pub unsubscribe: String,
+    pub preferences: String,
+    pub browser: String,
 }
 
 impl Recipient {
-    /// A recipient from a stored contact and its token.
-    pub fn from_contact(c: &Contact, token: impl Into<String>) -> Recipient {
+    /// A recipient from a stored contact and its link tokens.
+    pub fn from_contact(c: &Contact, tokens: LinkTokens) -> Recipient {
         Recipient {
             email: c.email.clone(),
             name: c.name.clone(),
@@ -106,7 +145,7 @@ impl Recipient {
             country: c.org_country.clone().unwrap_or_default(),
             city: c.org_city.clone().unwrap_or_default(),
             timezone: c.org_timezone.clone().unwrap_or_default(),
-            token: token.into(),
+            tokens,
         }
     }
 
@@ -126,7 +165,7 @@ impl Recipient {
             country: "FR".into(),
             city: "Paris".into(),
             timezone: "Europe/Paris".into(),
-            token: "preview".into(),
+            tokens: LinkTokens::preview(),
         }
     }
 
@@ -301,6 +340,23 @@ impl CompiledIssue {
     /// Compiles an issue with the newsletter settings. Every template error
     /// names its file, line and column.
     pub fn compile(issue: Issue, newsletter: &Newsletter) -> Result<CompiledIssue, SourceError> {
+        CompiledIssue::compile_as(issue, newsletter, false)
+    }
+
+    /// Compiles an issue for the public archive: the templates see `archive`
+    /// set to true and leave out the recipient's address and personal links.
+    pub fn compile_for_archive(
+        issue: Issue,
+        newsletter: &Newsletter,
+    ) -> Result<CompiledIssue, SourceError> {
+        CompiledIssue::compile_as(issue, newsletter, true)
+    }
+
+    fn compile_as(
+        issue: Issue,
+        newsletter: &Newsletter,
+        archive: bool,
+    ) -> Result<CompiledIssue, SourceError> {
         let tz: chrono_tz::Tz = newsletter.timezone.parse().map_err(|_| {
             SourceError::new(
                 "config",
@@ -382,7 +438,7 @@ impl CompiledIssue {
                 name => newsletter.name.clone(),
                 from_name => newsletter.from_name.clone(),
                 base_url => base.to_string(),
-                archive_url => format!("{base}/issues"),
+                archive_url => format!("{base}/archive"),
             },
             issue => context! {
                 subject => issue.subject.clone(),
@@ -401,6 +457,7 @@ impl CompiledIssue {
                 browser => Slot::Browser.marker(),
             },
             text_links => Value::from_serialize(&links.links),
+            archive => archive,
         };
         let render = |name: &str| -> Result<String, SourceError> {
             env.get_template(name)
@@ -512,19 +569,31 @@ impl CompiledIssue {
             .map_err(|e| templates::source_error(&e, &self.sources, "greeting.txt"))
     }
 
-    /// The URLs for a recipient's token.
-    pub fn links(&self, token: &str) -> (String, String, String) {
+    /// The URLs of a recipient's personal links: `/u/{token}`, `/p/{token}`
+    /// and `/v/{campaign}/{token}` under `newsletter.base_url`.
+    pub fn links(&self, tokens: &LinkTokens) -> PersonalLinks {
         let base = self.newsletter.base_url.trim_end_matches('/');
-        let t = mime::url_component(token);
-        (
-            format!("{base}/unsubscribe/{t}"),
-            format!("{base}/preferences/{t}"),
-            format!("{base}/issues/{}/{t}", self.issue.number),
-        )
+        PersonalLinks {
+            unsubscribe: format!("{base}/u/{}", mime::url_component(&tokens.unsubscribe)),
+            preferences: format!("{base}/p/{}", mime::url_component(&tokens.preferences)),
+            browser: format!(
+                "{base}/v/{}/{}",
+                tokens.campaign,
+                mime::url_component(&tokens.browser)
+            ),
+        }
     }
 
     fn fill(&self, r: &Recipient) -> Result<Filled, SourceError> {
-        let (unsubscribe, preferences, browser) = self.links(&r.token);
+        self.fill_with(r, self.links(&r.tokens))
+    }
+
+    fn fill_with(&self, r: &Recipient, links: PersonalLinks) -> Result<Filled, SourceError> {
+        let PersonalLinks {
+            unsubscribe,
+            preferences,
+            browser,
+        } = links;
         Ok(Filled {
             values: [
                 r.name.clone(),
@@ -547,6 +616,17 @@ impl CompiledIssue {
     /// The HTML part as the recipient sees it.
     pub fn html_for(&self, r: &Recipient) -> Result<String, SourceError> {
         let f = self.fill(r)?;
+        Ok(decoded(&self.html, &f, true))
+    }
+
+    /// The HTML part for a recipient, with the personal links replaced by
+    /// `links` (the web view and the archive use it).
+    pub fn html_with_links(
+        &self,
+        r: &Recipient,
+        links: PersonalLinks,
+    ) -> Result<String, SourceError> {
+        let f = self.fill_with(r, links)?;
         Ok(decoded(&self.html, &f, true))
     }
 

@@ -22,7 +22,7 @@ pub mod preview;
 pub mod send;
 pub mod templates;
 
-pub use compiled::{CompiledIssue, Recipient, RenderedMessage, Slot};
+pub use compiled::{CompiledIssue, LinkTokens, PersonalLinks, Recipient, RenderedMessage, Slot};
 pub use error::SourceError;
 pub use issue::{Issue, IssueRef};
 pub use preflight::Report;

@@ -280,7 +280,7 @@ impl Engine {
 
     /// The message bytes for one recipient and its Message-ID.
     fn render(&self, c: &Claimed) -> Result<(String, Vec<u8>)> {
-        let token = self.identity.token(self.campaign.id, c.contact_id);
+        let tokens = self.identity.link_tokens(self.campaign.id, c.contact_id);
         let r = Recipient {
             email: c.email.clone(),
             name: c.name.clone(),
@@ -290,7 +290,7 @@ impl Engine {
             country: c.org_country.clone().unwrap_or_default(),
             city: c.org_city.clone().unwrap_or_default(),
             timezone: c.org_timezone.clone().unwrap_or_default(),
-            token,
+            tokens,
         };
         let msg = self
             .compiled
