@@ -249,15 +249,17 @@ impl Store {
             "INSERT INTO tracking_events (campaign_id, contact_id, kind, url, ip, created_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
         let kind = if url.is_some() { "click" } else { "open" };
-        on_pool!(self, p => sqlx::query(sql)
-            .bind(campaign)
-            .bind(contact)
-            .bind(kind)
-            .bind(url.unwrap_or(""))
-            .bind(ip)
-            .bind(Utc::now())
-            .execute(p)
-            .await?);
+        on_pool!(self, p => {
+            sqlx::query(sql)
+                .bind(campaign)
+                .bind(contact)
+                .bind(kind)
+                .bind(url.unwrap_or(""))
+                .bind(ip)
+                .bind(Utc::now())
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
