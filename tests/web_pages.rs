@@ -44,6 +44,21 @@ impl Site {
         })
     }
 
+    /// The HTML part of the message the outbox holds for `email`.
+    fn sent_html(&self, email: &str) -> String {
+        for entry in walk(self._outbox.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            let msg = mail_parser::MessageParser::default()
+                .parse(&bytes)
+                .expect("an .eml in the outbox");
+            let to = msg.to().and_then(|a| a.first()).and_then(|a| a.address());
+            if to == Some(email) {
+                return msg.body_html(0).expect("an HTML part").into_owned();
+            }
+        }
+        panic!("no message to {email} in the outbox");
+    }
+
     async fn status(&self, contact: &Contact) -> String {
         self.store
             .contact_by_id(contact.id)
@@ -107,6 +122,29 @@ async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
         _db: db,
         _outbox: outbox,
     }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+/// The path of the first URL in `html` whose path starts with `prefix`.
+fn path_in(html: &str, prefix: &str) -> String {
+    let start = html
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in the message"));
+    let end = html[start..].find('"').unwrap();
+    html[start..start + end].replace("&amp;", "&")
 }
 
 fn assert_security_headers(r: &Reply) {
@@ -255,7 +293,9 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
     let t = s.token(Purpose::Unsubscribe, ana.id);
     let form = "application/x-www-form-urlencoded";
     let r = http::post(s.addr(), &format!("/u/{t}"), form, b"confirm=yes").await;
-    assert!(r.body.contains(&format!("/u/{t}/undo")));
+    // minijinja writes '/' in attribute values as "&#x2f;".
+    let page = r.body.replace("&#x2f;", "/");
+    assert!(page.contains(&format!("action=\"/u/{t}/undo\"")), "{page}");
     assert_eq!(s.status(ana).await, "unsubscribed");
     let r = http::post(s.addr(), &format!("/u/{t}/undo"), form, b"").await;
     assert_eq!(r.status, 200);
@@ -516,21 +556,34 @@ async fn tracking_is_off_by_default_and_counts_only_issue_links_when_on(db: Test
         c.web.track_clicks = true;
     })
     .await;
-    let t = s.token(Purpose::Browser, s.contacts[0].id);
-    let r = http::get(s.addr(), &format!("/t/o/{}/{t}", s.campaign)).await;
+    // The message as sent carries the pixel and tracked links to the issue;
+    // the personal links stay direct.
+    let html = s.sent_html(&s.contacts[0].email);
+    assert!(html.contains("/u/"), "the unsubscribe link is not tracked");
+    assert!(!html.contains("/t/c/0/"), "{html}");
+    let pixel = path_in(&html, &format!("/t/o/{}/", s.campaign));
+    let click = path_in(&html, &format!("/t/c/{}/", s.campaign));
+    let r = http::get(s.addr(), &pixel).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("image/gif"));
     assert_eq!(&r.raw_body[..6], b"GIF89a");
-    let r = http::get(s.addr(), &format!("/t/c/{}/{t}/1", s.campaign)).await;
-    assert_eq!(r.status, 302);
+    let r = http::get(s.addr(), &click).await;
+    assert_eq!(r.status, 302, "{click}");
     let target = r.header("location").unwrap().to_string();
     assert!(target.starts_with("http"), "{target}");
+    let n: usize = click.rsplit('/').next().unwrap().parse().unwrap();
+    assert!(
+        !html.contains(&format!("href=\"{target}\"")),
+        "{target} is still linked directly"
+    );
     // Only numbered links of the issue: no open redirect.
+    let t = s.token(Purpose::Browser, s.contacts[0].id);
     let r = http::get(s.addr(), &format!("/t/c/{}/{t}/9999", s.campaign)).await;
     assert_eq!(r.status, 404);
+    assert!(n < 9999);
     let forged = s.token(Purpose::Unsubscribe, s.contacts[0].id);
     assert_eq!(
-        http::get(s.addr(), &format!("/t/c/{}/{forged}/1", s.campaign))
+        http::get(s.addr(), &format!("/t/c/{}/{forged}/{n}", s.campaign))
             .await
             .status,
         404
@@ -596,4 +649,187 @@ async fn the_serve_command_listens_runs_the_worker_and_stops_on_sigterm() {
         .expect("whatsup serve stops on SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A minimal W3C WebDriver client over the test HTTP client: enough to open
+/// pages, click, read the page and take screenshots through chromedriver.
+struct WebDriver {
+    addr: SocketAddr,
+    session: String,
+}
+
+impl WebDriver {
+    async fn call(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let body = body.to_string();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let r = http::raw(self.addr, req.as_bytes()).await;
+        let v: serde_json::Value = serde_json::from_str(&r.body)
+            .unwrap_or_else(|e| panic!("chromedriver answered {}: {e}: {}", r.status, r.body));
+        assert_eq!(r.status, 200, "{method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn start(addr: SocketAddr, chromium: &str) -> WebDriver {
+        let mut wd = WebDriver {
+            addr,
+            session: String::new(),
+        };
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu",
+                         "--disable-background-networking", "--disable-dev-shm-usage",
+                         "--window-size=800,1000", "--host-resolver-rules=MAP * ~NOTFOUND"]
+            }
+        }}});
+        let v = wd.call("POST", "/session", caps).await;
+        wd.session = v["sessionId"].as_str().expect("a session id").to_string();
+        wd
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.session)
+    }
+
+    async fn open(&self, url: &str) {
+        self.call("POST", &self.path("/url"), serde_json::json!({ "url": url }))
+            .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let v = self
+            .call(
+                "POST",
+                &self.path("/element"),
+                serde_json::json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        let id = v
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|id| id.as_str())
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string();
+        self.call(
+            "POST",
+            &self.path(&format!("/element/{id}/click")),
+            serde_json::json!({}),
+        )
+        .await;
+    }
+
+    /// Waits until the page's source contains `text`, then returns it.
+    async fn wait_for(&self, text: &str) -> String {
+        for _ in 0..100 {
+            let src = self
+                .call("GET", &self.path("/source"), serde_json::json!({}))
+                .await;
+            let src = src.as_str().unwrap_or_default().to_string();
+            if src.contains(text) {
+                return src;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the page never showed {text:?}");
+    }
+
+    async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        use base64::Engine as _;
+        let v = self
+            .call("GET", &self.path("/screenshot"), serde_json::json!({}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64 PNG"))
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{name}.png"));
+        std::fs::write(&file, png).unwrap();
+        eprintln!("screenshot: {}", file.display());
+        file
+    }
+
+    async fn quit(&self) {
+        self.call("DELETE", &self.path(""), serde_json::json!({}))
+            .await;
+    }
+}
+
+fn on_path(name: &str) -> Option<String> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.exists())
+        .map(|p| p.display().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_walks_unsubscribe_then_undo_then_preferences_and_takes_screenshots() {
+    let (Some(driver), Some(chromium)) = (on_path("chromedriver"), on_path("chromium")) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium and chromedriver are not installed, and CI requires this test");
+        }
+        eprintln!("\n*** SKIP: chromium_walks_…: chromium or chromedriver is not installed (apt-get install chromium chromium-driver) ***\n");
+        return;
+    };
+    let s = site(common::sqlite().await, |_| {}).await;
+    let ana = &s.contacts[0];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let driver_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(driver_addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let wd = WebDriver::start(driver_addr, &chromium).await;
+    let base = format!("http://{}", s.addr());
+
+    // The link in the email: a page that asks, and changes nothing yet.
+    let t = s.token(Purpose::Unsubscribe, ana.id);
+    wd.open(&format!("{base}/u/{t}")).await;
+    wd.wait_for("Unsubscribe from").await;
+    wd.screenshot("web-1-unsubscribe").await;
+    assert_eq!(s.status(ana).await, "active");
+
+    wd.click("#unsubscribe").await;
+    wd.wait_for("You are unsubscribed").await;
+    wd.screenshot("web-2-unsubscribed").await;
+    assert_eq!(s.status(ana).await, "unsubscribed");
+
+    wd.click("#undo").await;
+    wd.wait_for("You are subscribed again").await;
+    wd.screenshot("web-3-resubscribed").await;
+    assert_eq!(s.status(ana).await, "active");
+
+    wd.click("#preferences").await;
+    wd.wait_for("Your preferences").await;
+    wd.screenshot("web-4-preferences").await;
+    wd.click("#tag-tourism").await;
+    wd.click("#save").await;
+    wd.wait_for("Your preferences have been saved").await;
+    wd.screenshot("web-5-preferences-saved").await;
+    let c = s.store.contact_by_id(ana.id).await.unwrap().unwrap();
+    assert_eq!(c.tag_list(), vec!["culture", "embassies", "tourism"]);
+
+    wd.quit().await;
+    child.kill().await.ok();
 }

@@ -48,10 +48,14 @@ pub enum Slot {
     Unsubscribe,
     Preferences,
     Browser,
+    /// `{base}/t/c/{campaign}/{token}`: the prefix of tracked links.
+    TrackClick,
+    /// `{base}/t/o/{campaign}/{token}`: the open-tracking pixel.
+    TrackOpen,
 }
 
 impl Slot {
-    const ALL: [Slot; 13] = [
+    const ALL: [Slot; 15] = [
         Slot::Name,
         Slot::Title,
         Slot::Email,
@@ -65,6 +69,8 @@ impl Slot {
         Slot::Unsubscribe,
         Slot::Preferences,
         Slot::Browser,
+        Slot::TrackClick,
+        Slot::TrackOpen,
     ];
 
     fn marker(self) -> String {
@@ -131,6 +137,21 @@ pub struct PersonalLinks {
     pub unsubscribe: String,
     pub preferences: String,
     pub browser: String,
+    /// Prefix of the tracked links (`/{n}` is appended); used only when
+    /// the issue was compiled with click tracking.
+    pub track_click: String,
+    /// The open-tracking pixel; used only with open tracking.
+    pub track_open: String,
+}
+
+/// Optional open and click tracking, off by default (`web.track_opens`,
+/// `web.track_clicks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tracking {
+    /// Add a 1×1 pixel at the end of the HTML part.
+    pub opens: bool,
+    /// Send the HTML part's links to the issue through the signed redirect.
+    pub clicks: bool,
 }
 
 impl Recipient {
@@ -269,7 +290,7 @@ fn mangled(file: &str) -> SourceError {
 
 /// The values a recipient's slots are filled with.
 struct Filled {
-    values: [String; 13],
+    values: [String; 15],
 }
 
 /// A rendered message: the exact bytes to transmit, and what the envelope needs.
@@ -340,7 +361,16 @@ impl CompiledIssue {
     /// Compiles an issue with the newsletter settings. Every template error
     /// names its file, line and column.
     pub fn compile(issue: Issue, newsletter: &Newsletter) -> Result<CompiledIssue, SourceError> {
-        CompiledIssue::compile_as(issue, newsletter, false)
+        CompiledIssue::compile_as(issue, newsletter, false, Tracking::default())
+    }
+
+    /// Compiles an issue for sending with open and/or click tracking.
+    pub fn compile_tracked(
+        issue: Issue,
+        newsletter: &Newsletter,
+        tracking: Tracking,
+    ) -> Result<CompiledIssue, SourceError> {
+        CompiledIssue::compile_as(issue, newsletter, false, tracking)
     }
 
     /// Compiles an issue for the public archive: the templates see `archive`
@@ -349,13 +379,14 @@ impl CompiledIssue {
         issue: Issue,
         newsletter: &Newsletter,
     ) -> Result<CompiledIssue, SourceError> {
-        CompiledIssue::compile_as(issue, newsletter, true)
+        CompiledIssue::compile_as(issue, newsletter, true, Tracking::default())
     }
 
     fn compile_as(
         issue: Issue,
         newsletter: &Newsletter,
         archive: bool,
+        tracking: Tracking,
     ) -> Result<CompiledIssue, SourceError> {
         let tz: chrono_tz::Tz = newsletter.timezone.parse().map_err(|_| {
             SourceError::new(
@@ -480,6 +511,7 @@ impl CompiledIssue {
                 format!("CSS inlining failed: {e}"),
             )
         })?;
+        let html_inlined = track(html_inlined, &links.links, tracking);
         let html = Part::split(&html_inlined, &sources.path("issue.html"))?;
         let text = Part::split(&text_raw, &sources.path("issue.txt"))?;
         // The personal template must compile; it is rendered per recipient.
@@ -581,6 +613,16 @@ impl CompiledIssue {
                 tokens.campaign,
                 mime::url_component(&tokens.browser)
             ),
+            track_click: format!(
+                "{base}/t/c/{}/{}",
+                tokens.campaign,
+                mime::url_component(&tokens.browser)
+            ),
+            track_open: format!(
+                "{base}/t/o/{}/{}",
+                tokens.campaign,
+                mime::url_component(&tokens.browser)
+            ),
         }
     }
 
@@ -593,6 +635,8 @@ impl CompiledIssue {
             unsubscribe,
             preferences,
             browser,
+            track_click,
+            track_open,
         } = links;
         Ok(Filled {
             values: [
@@ -609,6 +653,8 @@ impl CompiledIssue {
                 unsubscribe,
                 preferences,
                 browser,
+                track_click,
+                track_open,
             ],
         })
     }
@@ -700,6 +746,65 @@ impl CompiledIssue {
             bytes: out,
         })
     }
+}
+
+/// Applies `tracking` to the rendered, inlined HTML: every `href` that is one
+/// of the issue's numbered links becomes `{TrackClick}/{n}`, and the pixel
+/// goes just before `</body>`. Personal links (unsubscribe, preferences,
+/// view in browser) are slots, not numbered links, so they stay untracked.
+fn track(html: String, links: &[TextLink], tracking: Tracking) -> String {
+    let mut html = html;
+    if tracking.clicks && !links.is_empty() {
+        let mut out = String::with_capacity(html.len() + links.len() * 16);
+        let mut rest = html.as_str();
+        while let Some(i) = rest.find("href=\"") {
+            let start = i + "href=\"".len();
+            out.push_str(&rest[..start]);
+            rest = &rest[start..];
+            let end = rest.find('"').unwrap_or(rest.len());
+            let url = html_unescape(&rest[..end]);
+            match links.iter().find(|l| l.url == url) {
+                Some(l) => {
+                    out.push_str(&Slot::TrackClick.marker());
+                    out.push('/');
+                    out.push_str(&l.n.to_string());
+                }
+                None => out.push_str(&rest[..end]),
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        html = out;
+    }
+    if tracking.opens {
+        let pixel = format!(
+            "<img src=\"{}\" width=\"1\" height=\"1\" alt=\"\" \
+             style=\"display:block;width:1px;height:1px;border:0\">",
+            Slot::TrackOpen.marker()
+        );
+        match html.rfind("</body>") {
+            Some(i) => html.insert_str(i, &pixel),
+            None => html.push_str(&pixel),
+        }
+    }
+    html
+}
+
+/// Undoes the HTML escaping of an attribute value (the entities minijinja
+/// and css-inline write).
+fn html_unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    s.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&#x2F;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn decoded(part: &Part, f: &Filled, html: bool) -> String {

@@ -77,6 +77,8 @@ async fn render_issue(state: &AppState, a: &ArchivedIssue) -> anyhow::Result<Arc
         unsubscribe: here.clone(),
         preferences: here.clone(),
         browser: here,
+        // Compiled without tracking: these slots do not occur.
+        ..PersonalLinks::default()
     };
     let html = Arc::new(
         compiled

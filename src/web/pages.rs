@@ -401,6 +401,9 @@ pub(super) async fn view_in_browser(
         unsubscribe: format!("{base}/links"),
         preferences: format!("{base}/links"),
         browser: format!("{base}/v/{campaign}/{token}"),
+        // Present only when the campaign tracks opens or clicks.
+        track_click: format!("{base}/t/c/{campaign}/{token}"),
+        track_open: format!("{base}/t/o/{campaign}/{token}"),
     };
     match compiled.html_with_links(&recipient, links) {
         Ok(html) => issue_response(html),
