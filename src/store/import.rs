@@ -196,13 +196,7 @@ impl ImportSession {
     pub async fn finish(mut self) -> Result<()> {
         self.rollback().await?;
         for sql in std::mem::take(&mut self.restore) {
-            if self.dialect == Dialect::Postgres {
-                self.exec(&sql).await?;
-            } else if sql.starts_with("PRAGMA wal_checkpoint") {
-                on_conn!(&mut self.conn, c => { sqlx::query(&sql).fetch_all(&mut **c).await?; });
-            } else {
-                self.exec(&sql).await?;
-            }
+            self.exec(&sql).await?;
         }
         self.exec("DROP TABLE IF EXISTS import_seen").await
     }
