@@ -667,10 +667,37 @@ impl WebDriver {
             self.addr,
             body.len()
         );
-        let r = http::raw(self.addr, req.as_bytes()).await;
-        let v: serde_json::Value = serde_json::from_str(&r.body)
-            .unwrap_or_else(|e| panic!("chromedriver answered {}: {e}: {}", r.status, r.body));
-        assert_eq!(r.status, 200, "{method} {path}: {v}");
+        // chromedriver keeps the socket open despite `Connection: close`:
+        // read the headers, then exactly Content-Length bytes.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        sock.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        let (status, body) = loop {
+            let n = sock.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "chromedriver closed the connection early");
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("a Content-Length");
+            if buf.len() >= end + 4 + len {
+                let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+                break (
+                    status,
+                    String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned(),
+                );
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("chromedriver answered {status}: {e}: {body}"));
+        assert_eq!(status, 200, "{method} {path}: {v}");
         v["value"].clone()
     }
 
@@ -684,7 +711,8 @@ impl WebDriver {
                 "binary": chromium,
                 "args": ["--headless", "--no-sandbox", "--disable-gpu",
                          "--disable-background-networking", "--disable-dev-shm-usage",
-                         "--window-size=800,1000", "--host-resolver-rules=MAP * ~NOTFOUND"]
+                         "--window-size=800,1000",
+                         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
             }
         }}});
         let v = wd.call("POST", "/session", caps).await;
@@ -697,8 +725,12 @@ impl WebDriver {
     }
 
     async fn open(&self, url: &str) {
-        self.call("POST", &self.path("/url"), serde_json::json!({ "url": url }))
-            .await;
+        self.call(
+            "POST",
+            &self.path("/url"),
+            serde_json::json!({ "url": url }),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
@@ -770,8 +802,27 @@ fn on_path(name: &str) -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_walks_unsubscribe_then_undo_then_preferences_and_takes_screenshots() {
+#[test]
+fn chromium_walks_unsubscribe_then_undo_then_preferences_and_takes_screenshots() {
+    // The walk is one large future: in a debug build it needs more stack
+    // than a test thread has.
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_stack_size(16 << 20)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(chromium_walk())
+        })
+        .unwrap()
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+async fn chromium_walk() {
     let (Some(driver), Some(chromium)) = (on_path("chromedriver"), on_path("chromium")) else {
         if std::env::var_os("CI").is_some() {
             panic!("chromium and chromedriver are not installed, and CI requires this test");
@@ -779,7 +830,7 @@ async fn chromium_walks_unsubscribe_then_undo_then_preferences_and_takes_screens
         eprintln!("\n*** SKIP: chromium_walks_…: chromium or chromedriver is not installed (apt-get install chromium chromium-driver) ***\n");
         return;
     };
-    let s = site(common::sqlite().await, |_| {}).await;
+    let s = Box::pin(site(common::sqlite().await, |_| {})).await;
     let ana = &s.contacts[0];
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
