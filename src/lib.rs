@@ -13,3 +13,4 @@ pub mod export;
 pub mod import;
 pub mod send;
 pub mod store;
+pub mod web;

@@ -14,7 +14,10 @@ use common::sink::{self, Sink};
 use common::TestDb;
 use whatsup::import::ImportOptions;
 
-const RECIPIENTS: usize = 400;
+const RECIPIENTS: usize = 1000;
+/// Messages per second: slow enough that every run is killed mid-campaign
+/// (8 runs of at most ~1 s each send fewer than RECIPIENTS).
+const PER_SECOND: u32 = 100;
 const BATCH: usize = 20;
 
 async fn prepare(db: &TestDb) -> i64 {
@@ -40,6 +43,7 @@ fn send_command(db: &TestDb, port: u16, id: i64, dir: &std::path::Path) -> Comma
         .env("WHATSUP_SMTP_PORT", port.to_string())
         .env("WHATSUP_SENDING_TRANSPORT", "smtp")
         .env("WHATSUP_SENDING_BATCH_SIZE", BATCH.to_string())
+        .env("WHATSUP_SMTP_PER_SECOND", PER_SECOND.to_string())
         .env("WHATSUP_SENDING_LEASE_SECS", "1")
         .env("WHATSUP_SENDING_BOUNCE_ADDRESS", "bounces@example.org")
         .env(
@@ -83,7 +87,9 @@ async fn killing_the_sender_at_random_moments_misses_no_recipient(db: TestDb) {
         .unwrap();
     assert!(
         out.status.success(),
-        "the final run completes: {}",
+        "the final run completes: {:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let mut per: HashMap<String, usize> = HashMap::new();
@@ -94,6 +100,7 @@ async fn killing_the_sender_at_random_moments_misses_no_recipient(db: TestDb) {
         .map(|i| format!("crash{i}@example.net"))
         .filter(|a| !per.contains_key(a))
         .collect();
+    assert_eq!(kills, 8, "every run is killed before the campaign is done");
     assert!(missed.is_empty(), "missed after {kills} kills: {missed:?}");
     let duplicates: usize = per.values().map(|n| n - 1).sum();
     eprintln!(

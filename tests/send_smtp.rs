@@ -120,6 +120,56 @@ async fn every_recipient_gets_exactly_one_personalised_message_with_the_bulk_sen
     assert_ne!(other.header("List-Unsubscribe"), Some(unsub));
 }
 
+/// Runs one worker on the campaign in the background until `done` holds
+/// for the campaign's delivery rows (or a minute passes), then raises the
+/// stop flag and waits for the worker to finish its batch. Conditions, not
+/// sleeps, so a slow machine only makes the test slower.
+async fn run_until(
+    db: &TestDb,
+    config: &Config,
+    id: i64,
+    done: impl Fn(&[whatsup::store::campaigns::DeliveryRow]) -> bool,
+) -> Vec<whatsup::store::campaigns::DeliveryRow> {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let task = {
+        let (store, config, stop) = (db.store.clone(), config.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut w = Worker::new(store, config).unwrap();
+            w.send_campaign(id, &stop, |_| {}).await.unwrap()
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let rows = loop {
+        let rows = db.store.deliveries(id, None, 1000).await.unwrap();
+        if done(&rows) {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not reached in a minute: {:?}",
+            rows.iter()
+                .map(|r| (&r.status, &r.last_code))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    task.await.unwrap();
+    rows
+}
+
+/// Every delivery was tried and answered with this reply code.
+fn all_tried_with(
+    code: &'static str,
+) -> impl Fn(&[whatsup::store::campaigns::DeliveryRow]) -> bool {
+    move |rows| {
+        !rows.is_empty()
+            && rows
+                .iter()
+                .all(|r| r.last_code.as_deref().unwrap_or("").starts_with(code))
+    }
+}
+
 async fn temporary_rejections_are_retried_until_the_server_accepts(db: TestDb) {
     if !sink::available() {
         return;
@@ -129,23 +179,12 @@ async fn temporary_rejections_are_retried_until_the_server_accepts(db: TestDb) {
     common::save_sample_issue(&db.store).await;
     let config = smtp_config(&db, failing.port);
     let id = campaign(&db.store, &config).await;
-    let mut w = Worker::new(db.store.clone(), config.clone()).unwrap();
     // While the server answers 4xx, the campaign keeps retrying and never
-    // finishes; stop watching after a few seconds.
-    let stop = AtomicBool::new(false);
-    let r = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        w.send_campaign(id, &stop, |_| {}),
-    )
-    .await;
-    assert!(r.is_err(), "the campaign waits while the server says 4xx");
+    // finishes or fails anyone.
+    run_until(&db, &config, id, all_tried_with("4")).await;
     let counts = db.store.delivery_counts(id).await.unwrap();
     assert_eq!(counts.sent, 0);
     assert_eq!(counts.failed, 0);
-    let rows = db.store.deliveries(id, None, 100).await.unwrap();
-    assert!(rows
-        .iter()
-        .all(|r| r.last_code.as_deref().unwrap_or("").starts_with('4')));
 
     // The server recovers on the same port; the retries go through.
     let port = failing.port;
@@ -208,14 +247,17 @@ async fn the_hourly_ceiling_holds_and_the_rest_wait_for_the_next_window(db: Test
     let mut config = smtp_config(&db, sink.port);
     config.smtp.per_hour = 12;
     let id = campaign(&db.store, &config).await;
-    let mut w = Worker::new(db.store.clone(), config.clone()).unwrap();
-    let stop = AtomicBool::new(false);
-    let r = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        w.send_campaign(id, &stop, |_| {}),
-    )
+    // Twelve go out; the other eighteen wait for the next hour.
+    run_until(&db, &config, id, |rows| {
+        let n = |s: &str| rows.iter().filter(|r| r.status == s).count();
+        n("sent") == 12 && n("retry") == 18
+    })
     .await;
-    assert!(r.is_err(), "the campaign waits for the next hour");
+    assert_eq!(
+        db.store.campaign_or_err(id).await.unwrap().state,
+        CampaignState::Running.as_str(),
+        "the campaign waits for the next hour"
+    );
     assert_eq!(sink.messages().len(), 12);
     let counts = db.store.delivery_counts(id).await.unwrap();
     assert_eq!(counts.sent, 12);
@@ -336,20 +378,27 @@ async fn several_workers_share_one_campaign_and_each_recipient_gets_one_message(
     config.sending.batch_size = 10;
     config.smtp.per_hour = 120;
     let id = campaign(&db.store, &config).await;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..3 {
         let store = db.store.clone();
         let config = config.clone();
+        let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             let mut w = Worker::new(store, config).unwrap();
-            let stop = AtomicBool::new(false);
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                w.send_campaign(id, &stop, |_| {}),
-            )
-            .await;
+            w.send_campaign(id, &stop, |_| {}).await.unwrap();
         }));
     }
+    // Until the hour's ceiling is used up (or a minute passes), then stop
+    // the workers the way Ctrl-C does: each completes its batch first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.store.delivery_counts(id).await.unwrap().sent < 90
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for t in tasks {
         t.await.unwrap();
     }
@@ -424,6 +473,166 @@ async fn a_local_time_campaign_is_due_at_nine_in_each_recipients_zone(db: TestDb
     );
 }
 
+async fn a_421_that_drops_the_connection_is_retried_on_a_new_connection(db: TestDb) {
+    if !sink::available() {
+        return;
+    }
+    let mut closing = Sink::start(&["-Q", "rcpt"]);
+    contacts(&db, 12).await;
+    common::save_sample_issue(&db.store).await;
+    let config = smtp_config(&db, closing.port);
+    let id = campaign(&db.store, &config).await;
+    // Every recipient is tried and gets the 421; nobody fails.
+    run_until(&db, &config, id, all_tried_with("421")).await;
+    let counts = db.store.delivery_counts(id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (0, 0));
+    let port = closing.port;
+    let dir = tempfile::tempdir().unwrap();
+    closing.stop();
+    let good = Sink::start_on(port, dir.path(), &[]);
+    assert_eq!(send(&db.store, &config, id).await, RunEnd::Finished);
+    let per = per_recipient(&good.messages());
+    assert_eq!(per.len(), 12);
+    assert!(per.values().all(|n| *n == 1));
+}
+
+async fn a_relay_that_is_down_stalls_the_campaign_which_recovers_when_it_returns(db: TestDb) {
+    if !sink::available() {
+        return;
+    }
+    let port = sink::free_port();
+    contacts(&db, 12).await;
+    common::save_sample_issue(&db.store).await;
+    let config = smtp_config(&db, port);
+    let id = campaign(&db.store, &config).await;
+    // Nothing listens on the port: connections are refused. Every recipient
+    // is tried and waits for a retry; nobody fails.
+    run_until(&db, &config, id, |rows| {
+        !rows.is_empty() && rows.iter().all(|r| r.attempts >= 1 && r.status == "retry")
+    })
+    .await;
+    let counts = db.store.delivery_counts(id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (0, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start_on(port, dir.path(), &[]);
+    assert_eq!(send(&db.store, &config, id).await, RunEnd::Finished);
+    let per = per_recipient(&sink.messages());
+    assert_eq!(per.len(), 12);
+    assert!(per.values().all(|n| *n == 1));
+    let rows = db.store.deliveries(id, None, 100).await.unwrap();
+    assert!(rows.iter().all(|r| r.status == "sent"));
+}
+
+fn fallback(port: u16, name: &str, weight: u32) -> whatsup::config::SmtpServer {
+    whatsup::config::SmtpServer {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port,
+        weight,
+        timeout_secs: 10,
+        ..Default::default()
+    }
+}
+
+async fn when_the_primary_relay_is_down_the_fallback_delivers_everything(db: TestDb) {
+    if !sink::available() {
+        return;
+    }
+    let backup = Sink::start(&[]);
+    contacts(&db, 30).await;
+    common::save_sample_issue(&db.store).await;
+    let mut config = smtp_config(&db, sink::free_port());
+    config.smtp.fallback = vec![fallback(backup.port, "backup", 1)];
+    let id = campaign(&db.store, &config).await;
+    assert_eq!(send(&db.store, &config, id).await, RunEnd::Finished);
+    let per = per_recipient(&backup.messages());
+    assert_eq!(per.len(), 30);
+    assert!(per.values().all(|n| *n == 1));
+    let counts = db.store.delivery_counts(id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (30, 0));
+}
+
+async fn two_live_relays_share_the_messages_by_weight(db: TestDb) {
+    if !sink::available() {
+        return;
+    }
+    let a = Sink::start(&[]);
+    let b = Sink::start(&[]);
+    contacts(&db, 60).await;
+    common::save_sample_issue(&db.store).await;
+    let mut config = smtp_config(&db, a.port);
+    config.smtp.weight = 1;
+    config.smtp.fallback = vec![fallback(b.port, "second", 2)];
+    let id = campaign(&db.store, &config).await;
+    assert_eq!(send(&db.store, &config, id).await, RunEnd::Finished);
+    let (pa, pb) = (per_recipient(&a.messages()), per_recipient(&b.messages()));
+    assert_eq!(pa.len() + pb.len(), 60, "each recipient exactly once");
+    assert!(pa.keys().all(|k| !pb.contains_key(k)));
+    assert!(
+        !pa.is_empty() && pb.len() > pa.len(),
+        "weights 1:2 but {} and {}",
+        pa.len(),
+        pb.len()
+    );
+}
+
+async fn the_worker_starts_a_scheduled_campaign_when_it_is_due_and_sends_it(db: TestDb) {
+    if !sink::available() {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    contacts(&db, 10).await;
+    common::save_sample_issue(&db.store).await;
+    let mut config = smtp_config(&db, sink.port);
+    config.sending.poll_secs = 1;
+    let id = common::draft_campaign(&db.store, "scheduled", "").await;
+    let at = chrono::Utc::now().timestamp_millis() + 1500;
+    assert!(db
+        .store
+        .schedule_campaign(id, &whatsup::store::campaigns::Schedule::At(at), "test")
+        .await
+        .unwrap());
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (store, config, stop) = (db.store.clone(), config.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut w = Worker::new(store, config).unwrap();
+            w.run(&stop).await.unwrap();
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let c = db.store.campaign_or_err(id).await.unwrap();
+        if c.state == CampaignState::Finished.as_str() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} after a minute",
+            c.state
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    worker.await.unwrap();
+    let per = per_recipient(&sink.messages());
+    assert_eq!(per.len(), 10);
+    assert!(per.values().all(|n| *n == 1));
+    let sent_at: Vec<i64> = db
+        .store
+        .deliveries(id, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.sent_at.map(|t| t.timestamp_millis()))
+        .collect();
+    assert_eq!(sent_at.len(), 10);
+    assert!(
+        sent_at.iter().all(|t| *t >= at),
+        "nothing went out before the scheduled time"
+    );
+}
+
 on_both_backends!(
     a_local_time_campaign_is_due_at_nine_in_each_recipients_zone,
     every_recipient_gets_exactly_one_personalised_message_with_the_bulk_sender_headers,
@@ -434,4 +643,9 @@ on_both_backends!(
     a_paused_campaign_sends_nothing_and_resumes_where_it_stopped,
     contacts_who_unsubscribe_after_the_start_are_skipped,
     several_workers_share_one_campaign_and_each_recipient_gets_one_message,
+    a_421_that_drops_the_connection_is_retried_on_a_new_connection,
+    a_relay_that_is_down_stalls_the_campaign_which_recovers_when_it_returns,
+    when_the_primary_relay_is_down_the_fallback_delivers_everything,
+    two_live_relays_share_the_messages_by_weight,
+    the_worker_starts_a_scheduled_campaign_when_it_is_due_and_sends_it,
 );

@@ -518,10 +518,12 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
             println!("  messages written to {dir}");
         }
     }
-    // 0 only when every recipient is done and none failed; 3 otherwise
-    // (failures, paused, cancelled or interrupted), like an import with
-    // rejected rows.
-    Ok(if end == RunEnd::Finished && counts.failed == 0 {
+    // 0 only when the campaign is finished (by this run or an earlier one)
+    // and none failed; 3 otherwise (failures, paused, cancelled or
+    // interrupted), like an import with rejected rows.
+    let finished =
+        end == RunEnd::Finished || matches!(end, RunEnd::NotRunning(CampaignState::Finished));
+    Ok(if finished && counts.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(super::EXIT_REJECTED_ROWS)

@@ -8,6 +8,7 @@ mod demo;
 mod issues;
 mod orgs;
 mod output;
+mod serve;
 mod subscribers;
 
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Bounces, complaints and auto-replies
     #[command(subcommand)]
     Bounces(bounces::BouncesCmd),
+    /// Serve the recipients' pages (unsubscribe, preferences, view in
+    /// browser, archive, metrics) and run the worker unless --no-worker
+    Serve(serve::ServeArgs),
     /// Show the effective configuration (secrets redacted)
     Config {
         #[arg(long)]
@@ -169,6 +173,12 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
         Command::Worker => {
             let store = Store::open(&config).await?;
             let code = campaigns::worker(&store, &config).await;
+            store.close().await;
+            code
+        }
+        Command::Serve(args) => {
+            let store = Store::open(&config).await?;
+            let code = serve::run(&store, &config, args).await;
             store.close().await;
             code
         }

@@ -475,11 +475,10 @@ impl OrgInput {
         cmp("region", &self.region, &rec.region);
         cmp("timezone", &self.timezone, &rec.timezone);
         cmp("relationship", &self.relationship, &rec.relationship);
-        cmp(
-            "since",
-            &self.since.map(|y| y.to_string()),
-            &rec.relationship_since.map(|y| y.to_string()),
-        );
+        if let Some(y) = self.since.filter(|y| Some(*y) != rec.relationship_since) {
+            let theirs = rec.relationship_since.map(|t| t.to_string());
+            out.push(("since", y.to_string(), theirs.unwrap_or_default()));
+        }
         out
     }
 

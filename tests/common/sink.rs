@@ -157,22 +157,10 @@ pub fn read_dumps(dir: &Path) -> Vec<Dumped> {
         let mut rcpt_to = String::new();
         for line in text.lines().take(12) {
             if let Some(v) = line.strip_prefix("X-Mail-Args: ") {
-                mail_from = v
-                    .trim()
-                    .trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
+                mail_from = angle_address(v);
             }
             if let Some(v) = line.strip_prefix("X-Rcpt-Args: ") {
-                rcpt_to = v
-                    .trim()
-                    .trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
+                rcpt_to = angle_address(v);
             }
         }
         let modified = e
@@ -187,4 +175,14 @@ pub fn read_dumps(dir: &Path) -> Vec<Dumped> {
         });
     }
     out
+}
+
+/// The address inside `<...>` at the start of an smtp-sink args header.
+fn angle_address(v: &str) -> String {
+    v.trim()
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
