@@ -52,7 +52,7 @@ fn main() {
             country: "FR".into(),
             city: "Paris".into(),
             timezone: "Europe/Paris".into(),
-            token: format!("tok{i:08x}abcdef0123456789"),
+            tokens: whatsup::compose::LinkTokens::same(1, &format!("tok{i:08x}abcdef0123456789")),
         })
         .collect();
 

@@ -56,6 +56,7 @@ pub struct Config {
     pub newsletter: Newsletter,
     pub sending: Sending,
     pub dkim: Dkim,
+    pub web: Web,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -365,6 +366,60 @@ impl Default for Newsletter {
     }
 }
 
+/// `whatsup serve`: the recipients' pages, the archive, tracking, limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Web {
+    /// Address and port the server listens on.
+    pub bind: String,
+    /// The `lang` attribute of the pages.
+    pub lang: String,
+    /// Serve the public archive of sent issues at /archive (and its feed).
+    pub archive: bool,
+    /// Tags a recipient may opt in or out of on the preferences page. Other
+    /// tags (how the list is organised: embassies, sister-cities…) are never
+    /// shown to recipients.
+    pub preference_tags: Vec<String>,
+    /// Requests per second allowed per client IP on the public pages (0: no limit).
+    pub rate_limit_per_second: u32,
+    /// Requests a client may make at once before the rate applies.
+    pub rate_limit_burst: u32,
+    /// Take the client IP from the last X-Forwarded-For entry (only behind a
+    /// reverse proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Most unsubscribes committed together in one transaction.
+    pub commit_batch: usize,
+    /// Count opens with a tracking pixel.
+    pub track_opens: bool,
+    /// Count clicks through signed redirect links (only to URLs in the issue).
+    pub track_clicks: bool,
+    /// Store the client IP with each open and click.
+    pub track_ips: bool,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            bind: "127.0.0.1:8080".into(),
+            lang: "en".into(),
+            archive: true,
+            preference_tags: vec![
+                "culture".into(),
+                "economy".into(),
+                "tourism".into(),
+                "press".into(),
+            ],
+            rate_limit_per_second: 20,
+            rate_limit_burst: 100,
+            trust_forwarded_for: false,
+            commit_batch: 1024,
+            track_opens: false,
+            track_clicks: false,
+            track_ips: false,
+        }
+    }
+}
+
 /// Where the settings came from, for `whatsup config show`.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -493,6 +548,18 @@ impl Config {
             bail!(
                 "newsletter.from_address: {:?} is not an email address",
                 self.newsletter.from_address
+            );
+        }
+        if self.web.bind.parse::<std::net::SocketAddr>().is_err() {
+            bail!(
+                "web.bind: {:?} is not an address and port such as 127.0.0.1:8080",
+                self.web.bind
+            );
+        }
+        if self.web.commit_batch == 0 || self.web.commit_batch > 10_000 {
+            bail!(
+                "web.commit_batch: must be between 1 and 10000, got {}",
+                self.web.commit_batch
             );
         }
         if !self.security.token_secret.is_empty() && self.security.token_secret.expose().len() < 32

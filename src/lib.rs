@@ -12,3 +12,4 @@ pub mod export;
 pub mod import;
 pub mod send;
 pub mod store;
+pub mod web;

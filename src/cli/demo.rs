@@ -22,7 +22,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::output::progress;
-use crate::compose::{preflight, preview, CompiledIssue, Issue, Recipient};
+use crate::compose::{preflight, preview, CompiledIssue, Issue, LinkTokens, Recipient};
 use crate::config::{Config, Secret};
 use crate::domain::CampaignState;
 use crate::import::{import_file, ImportOptions};
@@ -129,7 +129,7 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let first = store.list_contacts(None, Some(1), 0).await?;
     let recipient = match first.first() {
-        Some(c) => Recipient::from_contact(c, "preview"),
+        Some(c) => Recipient::from_contact(c, LinkTokens::preview()),
         None => Recipient::sample(None),
     };
     let preview_dir = config.general.data_dir.join("preview");

@@ -13,7 +13,7 @@ use clap::Subcommand;
 
 use super::output::{print_json, print_table};
 use crate::compose::issue::{skeleton, Issue, IssueRef};
-use crate::compose::{preflight, preview, send, CompiledIssue, Recipient};
+use crate::compose::{preflight, preview, send, CompiledIssue, LinkTokens, Recipient};
 use crate::config::Config;
 use crate::domain::{EmailAddress, OrgKind};
 use crate::store::issues::{IssueText, Saved};
@@ -379,7 +379,7 @@ async fn recipient(
                 .contact(e)
                 .await?
                 .ok_or_else(|| anyhow!("--as: no contact {e} in the database"))?;
-            Ok(Recipient::from_contact(&c, "preview"))
+            Ok(Recipient::from_contact(&c, LinkTokens::preview()))
         }
         None => {
             let mut r = Recipient::sample(Some(OrgKind::Embassy));

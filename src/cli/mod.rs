@@ -7,6 +7,7 @@ mod demo;
 mod issues;
 mod orgs;
 mod output;
+mod serve;
 mod subscribers;
 
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Run scheduled and running campaigns until stopped (several may share
     /// one PostgreSQL database)
     Worker,
+    /// Serve the recipients' pages (unsubscribe, preferences, view in
+    /// browser, archive, metrics) and run the worker unless --no-worker
+    Serve(serve::ServeArgs),
     /// Show the effective configuration (secrets redacted)
     Config {
         #[arg(long)]
@@ -164,6 +168,12 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
         Command::Worker => {
             let store = Store::open(&config).await?;
             let code = campaigns::worker(&store, &config).await;
+            store.close().await;
+            code
+        }
+        Command::Serve(args) => {
+            let store = Store::open(&config).await?;
+            let code = serve::run(&store, &config, args).await;
             store.close().await;
             code
         }

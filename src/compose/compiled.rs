@@ -48,10 +48,14 @@ pub enum Slot {
     Unsubscribe,
     Preferences,
     Browser,
+    /// `{base}/t/c/{campaign}/{token}`: the prefix of tracked links.
+    TrackClick,
+    /// `{base}/t/o/{campaign}/{token}`: the open-tracking pixel.
+    TrackOpen,
 }
 
 impl Slot {
-    const ALL: [Slot; 13] = [
+    const ALL: [Slot; 15] = [
         Slot::Name,
         Slot::Title,
         Slot::Email,
@@ -65,6 +69,8 @@ impl Slot {
         Slot::Unsubscribe,
         Slot::Preferences,
         Slot::Browser,
+        Slot::TrackClick,
+        Slot::TrackOpen,
     ];
 
     fn marker(self) -> String {
@@ -88,15 +94,69 @@ pub struct Recipient {
     pub city: String,
     /// IANA zone of the recipient's organisation, if known.
     pub timezone: String,
-    /// The per-recipient token that goes into the unsubscribe, preferences and
-    /// view-in-browser links. Signed tokens are made by the delivery side; any
-    /// string is accepted here and percent-encoded.
-    pub token: String,
+    /// The signed tokens of the recipient's personal links. Signed tokens are
+    /// made by the delivery side; any string is accepted here and
+    /// percent-encoded.
+    pub tokens: LinkTokens,
+}
+
+/// The tokens of a recipient's three personal links, each signed for its own
+/// purpose so that a forwarded view-in-browser link cannot unsubscribe
+/// anyone, and the campaign the view-in-browser link names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkTokens {
+    pub campaign: i64,
+    /// For `/u/{token}` (unsubscribe, also in List-Unsubscribe).
+    pub unsubscribe: String,
+    /// For `/p/{token}` (preferences).
+    pub preferences: String,
+    /// For `/v/{campaign}/{token}` (view in browser).
+    pub browser: String,
+}
+
+impl LinkTokens {
+    /// One string in all three links (previews and tests).
+    pub fn same(campaign: i64, token: &str) -> LinkTokens {
+        LinkTokens {
+            campaign,
+            unsubscribe: token.into(),
+            preferences: token.into(),
+            browser: token.into(),
+        }
+    }
+
+    /// The stand-in tokens of previews: `preview` in every link.
+    pub fn preview() -> LinkTokens {
+        LinkTokens::same(0, "preview")
+    }
+}
+
+/// The URLs of a recipient's personal links.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PersonalLinks {
+    pub unsubscribe: String,
+    pub preferences: String,
+    pub browser: String,
+    /// Prefix of the tracked links (`/{n}` is appended); used only when
+    /// the issue was compiled with click tracking.
+    pub track_click: String,
+    /// The open-tracking pixel; used only with open tracking.
+    pub track_open: String,
+}
+
+/// Optional open and click tracking, off by default (`web.track_opens`,
+/// `web.track_clicks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tracking {
+    /// Add a 1×1 pixel at the end of the HTML part.
+    pub opens: bool,
+    /// Send the HTML part's links to the issue through the signed redirect.
+    pub clicks: bool,
 }
 
 impl Recipient {
-    /// A recipient from a stored contact and its token.
-    pub fn from_contact(c: &Contact, token: impl Into<String>) -> Recipient {
+    /// A recipient from a stored contact and its link tokens.
+    pub fn from_contact(c: &Contact, tokens: LinkTokens) -> Recipient {
         Recipient {
             email: c.email.clone(),
             name: c.name.clone(),
@@ -106,7 +166,7 @@ impl Recipient {
             country: c.org_country.clone().unwrap_or_default(),
             city: c.org_city.clone().unwrap_or_default(),
             timezone: c.org_timezone.clone().unwrap_or_default(),
-            token: token.into(),
+            tokens,
         }
     }
 
@@ -126,7 +186,7 @@ impl Recipient {
             country: "FR".into(),
             city: "Paris".into(),
             timezone: "Europe/Paris".into(),
-            token: "preview".into(),
+            tokens: LinkTokens::preview(),
         }
     }
 
@@ -230,7 +290,7 @@ fn mangled(file: &str) -> SourceError {
 
 /// The values a recipient's slots are filled with.
 struct Filled {
-    values: [String; 13],
+    values: [String; 15],
 }
 
 /// A rendered message: the exact bytes to transmit, and what the envelope needs.
@@ -301,6 +361,33 @@ impl CompiledIssue {
     /// Compiles an issue with the newsletter settings. Every template error
     /// names its file, line and column.
     pub fn compile(issue: Issue, newsletter: &Newsletter) -> Result<CompiledIssue, SourceError> {
+        CompiledIssue::compile_as(issue, newsletter, false, Tracking::default())
+    }
+
+    /// Compiles an issue for sending with open and/or click tracking.
+    pub fn compile_tracked(
+        issue: Issue,
+        newsletter: &Newsletter,
+        tracking: Tracking,
+    ) -> Result<CompiledIssue, SourceError> {
+        CompiledIssue::compile_as(issue, newsletter, false, tracking)
+    }
+
+    /// Compiles an issue for the public archive: the templates see `archive`
+    /// set to true and leave out the recipient's address and personal links.
+    pub fn compile_for_archive(
+        issue: Issue,
+        newsletter: &Newsletter,
+    ) -> Result<CompiledIssue, SourceError> {
+        CompiledIssue::compile_as(issue, newsletter, true, Tracking::default())
+    }
+
+    fn compile_as(
+        issue: Issue,
+        newsletter: &Newsletter,
+        archive: bool,
+        tracking: Tracking,
+    ) -> Result<CompiledIssue, SourceError> {
         let tz: chrono_tz::Tz = newsletter.timezone.parse().map_err(|_| {
             SourceError::new(
                 "config",
@@ -382,7 +469,7 @@ impl CompiledIssue {
                 name => newsletter.name.clone(),
                 from_name => newsletter.from_name.clone(),
                 base_url => base.to_string(),
-                archive_url => format!("{base}/issues"),
+                archive_url => format!("{base}/archive"),
             },
             issue => context! {
                 subject => issue.subject.clone(),
@@ -401,6 +488,7 @@ impl CompiledIssue {
                 browser => Slot::Browser.marker(),
             },
             text_links => Value::from_serialize(&links.links),
+            archive => archive,
         };
         let render = |name: &str| -> Result<String, SourceError> {
             env.get_template(name)
@@ -423,6 +511,7 @@ impl CompiledIssue {
                 format!("CSS inlining failed: {e}"),
             )
         })?;
+        let html_inlined = track(html_inlined, &links.links, tracking);
         let html = Part::split(&html_inlined, &sources.path("issue.html"))?;
         let text = Part::split(&text_raw, &sources.path("issue.txt"))?;
         // The personal template must compile; it is rendered per recipient.
@@ -512,19 +601,43 @@ impl CompiledIssue {
             .map_err(|e| templates::source_error(&e, &self.sources, "greeting.txt"))
     }
 
-    /// The URLs for a recipient's token.
-    pub fn links(&self, token: &str) -> (String, String, String) {
+    /// The URLs of a recipient's personal links: `/u/{token}`, `/p/{token}`
+    /// and `/v/{campaign}/{token}` under `newsletter.base_url`.
+    pub fn links(&self, tokens: &LinkTokens) -> PersonalLinks {
         let base = self.newsletter.base_url.trim_end_matches('/');
-        let t = mime::url_component(token);
-        (
-            format!("{base}/unsubscribe/{t}"),
-            format!("{base}/preferences/{t}"),
-            format!("{base}/issues/{}/{t}", self.issue.number),
-        )
+        PersonalLinks {
+            unsubscribe: format!("{base}/u/{}", mime::url_component(&tokens.unsubscribe)),
+            preferences: format!("{base}/p/{}", mime::url_component(&tokens.preferences)),
+            browser: format!(
+                "{base}/v/{}/{}",
+                tokens.campaign,
+                mime::url_component(&tokens.browser)
+            ),
+            track_click: format!(
+                "{base}/t/c/{}/{}",
+                tokens.campaign,
+                mime::url_component(&tokens.browser)
+            ),
+            track_open: format!(
+                "{base}/t/o/{}/{}",
+                tokens.campaign,
+                mime::url_component(&tokens.browser)
+            ),
+        }
     }
 
     fn fill(&self, r: &Recipient) -> Result<Filled, SourceError> {
-        let (unsubscribe, preferences, browser) = self.links(&r.token);
+        self.fill_with(r, self.links(&r.tokens))
+    }
+
+    fn fill_with(&self, r: &Recipient, links: PersonalLinks) -> Result<Filled, SourceError> {
+        let PersonalLinks {
+            unsubscribe,
+            preferences,
+            browser,
+            track_click,
+            track_open,
+        } = links;
         Ok(Filled {
             values: [
                 r.name.clone(),
@@ -540,6 +653,8 @@ impl CompiledIssue {
                 unsubscribe,
                 preferences,
                 browser,
+                track_click,
+                track_open,
             ],
         })
     }
@@ -547,6 +662,17 @@ impl CompiledIssue {
     /// The HTML part as the recipient sees it.
     pub fn html_for(&self, r: &Recipient) -> Result<String, SourceError> {
         let f = self.fill(r)?;
+        Ok(decoded(&self.html, &f, true))
+    }
+
+    /// The HTML part for a recipient, with the personal links replaced by
+    /// `links` (the web view and the archive use it).
+    pub fn html_with_links(
+        &self,
+        r: &Recipient,
+        links: PersonalLinks,
+    ) -> Result<String, SourceError> {
+        let f = self.fill_with(r, links)?;
         Ok(decoded(&self.html, &f, true))
     }
 
@@ -620,6 +746,65 @@ impl CompiledIssue {
             bytes: out,
         })
     }
+}
+
+/// Applies `tracking` to the rendered, inlined HTML: every `href` that is one
+/// of the issue's numbered links becomes `{TrackClick}/{n}`, and the pixel
+/// goes just before `</body>`. Personal links (unsubscribe, preferences,
+/// view in browser) are slots, not numbered links, so they stay untracked.
+fn track(html: String, links: &[TextLink], tracking: Tracking) -> String {
+    let mut html = html;
+    if tracking.clicks && !links.is_empty() {
+        let mut out = String::with_capacity(html.len() + links.len() * 16);
+        let mut rest = html.as_str();
+        while let Some(i) = rest.find("href=\"") {
+            let start = i + "href=\"".len();
+            out.push_str(&rest[..start]);
+            rest = &rest[start..];
+            let end = rest.find('"').unwrap_or(rest.len());
+            let url = html_unescape(&rest[..end]);
+            match links.iter().find(|l| l.url == url) {
+                Some(l) => {
+                    out.push_str(&Slot::TrackClick.marker());
+                    out.push('/');
+                    out.push_str(&l.n.to_string());
+                }
+                None => out.push_str(&rest[..end]),
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        html = out;
+    }
+    if tracking.opens {
+        let pixel = format!(
+            "<img src=\"{}\" width=\"1\" height=\"1\" alt=\"\" \
+             style=\"display:block;width:1px;height:1px;border:0\">",
+            Slot::TrackOpen.marker()
+        );
+        match html.rfind("</body>") {
+            Some(i) => html.insert_str(i, &pixel),
+            None => html.push_str(&pixel),
+        }
+    }
+    html
+}
+
+/// Undoes the HTML escaping of an attribute value (the entities minijinja
+/// and css-inline write).
+fn html_unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    s.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&#x2F;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn decoded(part: &Part, f: &Filled, html: bool) -> String {

@@ -22,7 +22,9 @@ pub mod preview;
 pub mod send;
 pub mod templates;
 
-pub use compiled::{CompiledIssue, Recipient, RenderedMessage, Slot};
+pub use compiled::{
+    CompiledIssue, LinkTokens, PersonalLinks, Recipient, RenderedMessage, Slot, Tracking,
+};
 pub use error::SourceError;
 pub use issue::{Issue, IssueRef};
 pub use preflight::Report;

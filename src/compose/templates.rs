@@ -30,6 +30,40 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "responsive.css",
         include_str!("../../templates/responsive.css"),
     ),
+    // The recipients' pages of `whatsup serve`.
+    (
+        "web/layout.html",
+        include_str!("../../templates/web/layout.html"),
+    ),
+    (
+        "web/unsubscribe.html",
+        include_str!("../../templates/web/unsubscribe.html"),
+    ),
+    (
+        "web/unsubscribed.html",
+        include_str!("../../templates/web/unsubscribed.html"),
+    ),
+    (
+        "web/resubscribed.html",
+        include_str!("../../templates/web/resubscribed.html"),
+    ),
+    (
+        "web/preferences.html",
+        include_str!("../../templates/web/preferences.html"),
+    ),
+    (
+        "web/invalid.html",
+        include_str!("../../templates/web/invalid.html"),
+    ),
+    (
+        "web/links.html",
+        include_str!("../../templates/web/links.html"),
+    ),
+    (
+        "web/archive.html",
+        include_str!("../../templates/web/archive.html"),
+    ),
+    ("web/web.css", include_str!("../../templates/web/web.css")),
 ];
 
 /// Where the text of each loaded template came from, for error columns.

@@ -26,7 +26,7 @@ use futures_util::stream::{self, StreamExt};
 use super::identity::Identity;
 use super::schedule;
 use super::transport::{Failure, Outgoing, Transport};
-use crate::compose::{CompiledIssue, Issue, Recipient};
+use crate::compose::{CompiledIssue, Issue, Recipient, Tracking};
 use crate::config::{Config, Sending};
 use crate::domain::{CampaignState, DeliveryStatus, OrgKind};
 use crate::store::campaigns::{Campaign, Claimed, Counts, Outcome, SmtpBounce};
@@ -76,7 +76,11 @@ pub async fn compile_for(store: &Store, config: &Config, c: &Campaign) -> Result
     newsletter.from_name = c.from_name.clone();
     newsletter.from_address = c.from_address.clone();
     newsletter.reply_to = c.reply_to.clone();
-    CompiledIssue::compile(issue, &newsletter).map_err(|e| anyhow!("{e}"))
+    let tracking = Tracking {
+        opens: config.web.track_opens,
+        clicks: config.web.track_clicks,
+    };
+    CompiledIssue::compile_tracked(issue, &newsletter, tracking).map_err(|e| anyhow!("{e}"))
 }
 
 impl Engine {
@@ -280,7 +284,7 @@ impl Engine {
 
     /// The message bytes for one recipient and its Message-ID.
     fn render(&self, c: &Claimed) -> Result<(String, Vec<u8>)> {
-        let token = self.identity.token(self.campaign.id, c.contact_id);
+        let tokens = self.identity.link_tokens(self.campaign.id, c.contact_id);
         let r = Recipient {
             email: c.email.clone(),
             name: c.name.clone(),
@@ -290,7 +294,7 @@ impl Engine {
             country: c.org_country.clone().unwrap_or_default(),
             city: c.org_city.clone().unwrap_or_default(),
             timezone: c.org_timezone.clone().unwrap_or_default(),
-            token,
+            tokens,
         };
         let msg = self
             .compiled

@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, Context, Result};
 
+use crate::compose::LinkTokens;
 use crate::config::Config;
 use crate::delivery::dkim::{DkimConfig, Signer};
 use crate::delivery::tokens::{Claims, Purpose, TokenKeys};
@@ -19,20 +20,7 @@ pub struct Identity {
 
 impl Identity {
     pub fn from_config(config: &Config) -> Result<Identity> {
-        let secret = config.security.token_secret.expose();
-        if secret.is_empty() {
-            return Err(anyhow!(
-                "security.token_secret is empty: set WHATSUP_SECURITY_TOKEN_SECRET to at least 32 random bytes \
-                 (e.g. `openssl rand -base64 48`); it signs every unsubscribe link"
-            ));
-        }
-        let previous: Vec<&str> = config
-            .security
-            .previous_token_secrets
-            .iter()
-            .map(|s| s.expose())
-            .collect();
-        let keys = TokenKeys::new(secret, &previous).context("security.token_secret")?;
+        let keys = token_keys(config)?;
         let verp = if config.sending.bounce_address.is_empty() {
             None
         } else {
@@ -69,13 +57,11 @@ impl Identity {
         })
     }
 
-    /// The signed token for a recipient's links.
-    pub fn token(&self, campaign: i64, contact: i64) -> String {
-        self.keys.sign(&Claims {
-            purpose: Purpose::Unsubscribe,
-            contact_id: contact as u64,
-            campaign_id: campaign as u64,
-        })
+    /// The signed tokens for a recipient's three links, one per purpose
+    /// (three HMACs), so that a forwarded view-in-browser link cannot
+    /// unsubscribe anyone.
+    pub fn link_tokens(&self, campaign: i64, contact: i64) -> LinkTokens {
+        link_tokens(&self.keys, campaign, contact)
     }
 
     /// The envelope sender: VERP when a bounce address is configured.
@@ -97,4 +83,39 @@ impl Identity {
     pub fn keys(&self) -> &TokenKeys {
         &self.keys
     }
+}
+
+/// The tokens of a recipient's links, signed with `keys`.
+pub fn link_tokens(keys: &TokenKeys, campaign: i64, contact: i64) -> LinkTokens {
+    let sign = |purpose| {
+        keys.sign(&Claims {
+            purpose,
+            contact_id: contact as u64,
+            campaign_id: campaign as u64,
+        })
+    };
+    LinkTokens {
+        campaign,
+        unsubscribe: sign(Purpose::Unsubscribe),
+        preferences: sign(Purpose::Preferences),
+        browser: sign(Purpose::Browser),
+    }
+}
+
+/// The token secrets from the config, or an error saying how to set them.
+pub fn token_keys(config: &Config) -> Result<TokenKeys> {
+    let secret = config.security.token_secret.expose();
+    if secret.is_empty() {
+        return Err(anyhow!(
+            "security.token_secret is empty: set WHATSUP_SECURITY_TOKEN_SECRET to at least 32 random bytes \
+             (e.g. `openssl rand -base64 48`); it signs every unsubscribe link"
+        ));
+    }
+    let previous: Vec<&str> = config
+        .security
+        .previous_token_secrets
+        .iter()
+        .map(|s| s.expose())
+        .collect();
+    TokenKeys::new(secret, &previous).context("security.token_secret")
 }

@@ -80,6 +80,7 @@ macro_rules! ensure_tag {
 // Declared after the macros above, which they use.
 pub mod campaigns;
 pub mod issues;
+pub mod web;
 
 /// A handle on the database. Cheap to clone (the pools are reference-counted).
 #[derive(Clone, Debug)]

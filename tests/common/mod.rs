@@ -4,6 +4,7 @@
 //! skipped.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod sink;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,72 @@
+//! `whatsup serve`: the recipients' web pages, and (unless `--no-worker`)
+//! the worker loop that starts scheduled campaigns and sends running ones,
+//! in one process. SIGINT or SIGTERM stops both: the server finishes the
+//! requests in flight, the worker its current batch.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::config::Config;
+use crate::send::worker::Worker;
+use crate::store::Store;
+use crate::web::Server;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: web.bind]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Serve the pages only; do not send campaigns from this process
+    #[arg(long)]
+    pub no_worker: bool,
+}
+
+pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<ExitCode> {
+    let bind = match args.bind {
+        Some(b) => b,
+        None => config
+            .web
+            .bind
+            .parse()
+            .with_context(|| format!("web.bind {:?}", config.web.bind))?,
+    };
+    // Check the worker's settings before opening the port.
+    let worker = if args.no_worker {
+        None
+    } else {
+        Some(Worker::new(store.clone(), config.clone())?)
+    };
+    let server = Server::start(store.clone(), config.clone(), bind).await?;
+    println!(
+        "whatsup serve: listening on http://{} (public base URL {}){}",
+        server.addr,
+        config.newsletter.base_url,
+        if worker.is_some() {
+            ", worker running"
+        } else {
+            ", no worker"
+        }
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker_task = worker.map(|mut w| {
+        let stop = stop.clone();
+        tokio::spawn(async move { w.run(&stop).await })
+    });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    stop.store(true, Ordering::SeqCst);
+    server.stop().await?;
+    if let Some(t) = worker_task {
+        t.await.context("worker task")??;
+    }
+    Ok(ExitCode::SUCCESS)
+}
