@@ -590,7 +590,22 @@ async fn tracking_is_off_by_default_and_counts_only_issue_links_when_on(db: Test
     );
     let counts = s.store.tracking_counts(s.campaign).await.unwrap();
     assert_eq!(counts.opens, 1);
-    assert_eq!(counts.clicks, vec![(target, 1)]);
+    assert_eq!(counts.clicks, vec![(target.clone(), 1)]);
+    // The operator sees the counts with the campaign.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_whatsup"))
+        .args(["campaigns", "show", &s.campaign.to_string(), "--json"])
+        .env("WHATSUP_CONFIG", "/dev/null")
+        .env("WHATSUP_DATABASE_URL", &s._db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tracking"]["opens"], 1, "{v}");
+    assert_eq!(v["tracking"]["clicks"][0][0], target.as_str(), "{v}");
     assert_eq!(
         s.store.tracking_ips(s.campaign).await.unwrap(),
         vec![None, None],

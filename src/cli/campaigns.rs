@@ -209,9 +209,11 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
             let failed = store
                 .deliveries(id, Some(DeliveryStatus::Failed), 1000)
                 .await?;
+            let tracking = store.tracking_counts(id).await?;
             if json {
                 print_json(&serde_json::json!({
                     "campaign": c, "counts": counts, "events": events, "failed": failed,
+                    "tracking": tracking,
                 }))?;
             } else {
                 println!("campaign {} \"{}\"", c.id, c.name);
@@ -243,6 +245,13 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 );
                 println!("  schedule   {}", when(&c, config));
                 print_counts(&counts);
+                if tracking.opens > 0 || !tracking.clicks.is_empty() {
+                    let clicks: i64 = tracking.clicks.iter().map(|(_, n)| n).sum();
+                    println!("  tracking   {} opens, {clicks} clicks", tracking.opens);
+                    for (url, n) in &tracking.clicks {
+                        println!("    {n:>6}  {url}");
+                    }
+                }
                 println!("history:");
                 for e in &events {
                     println!(
