@@ -449,6 +449,102 @@ pub struct Bounces {
     pub max_message_bytes: u64,
     /// Where unreadable messages are set aside; empty: `<data_dir>/bounces/quarantine`.
     pub quarantine_dir: PathBuf,
+    /// The mailbox `whatsup bounces poll imap` reads (`[bounces.imap]`).
+    pub imap: Imap,
+    /// The mailbox `whatsup bounces poll pop3` reads (`[bounces.pop3]`).
+    pub pop3: Pop3,
+}
+
+/// An IMAP mailbox that receives bounces (`[bounces.imap]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Imap {
+    pub host: String,
+    /// 0: the standard port for `tls` (993 for `tls`, else 143).
+    pub port: u16,
+    /// `none`, `starttls` or `tls` (implicit TLS).
+    pub tls: String,
+    /// PEM file of further certificates to trust (a private CA); empty: only
+    /// the built-in web PKI roots.
+    pub ca_file: PathBuf,
+    pub username: String,
+    /// Prefer WHATSUP_BOUNCES_IMAP_PASSWORD.
+    pub password: Secret,
+    /// The folder bounces arrive in.
+    pub folder: String,
+    /// What happens to a message once its result is committed: `move` (to
+    /// `processed_folder`) or `delete`.
+    pub after: String,
+    /// Created if missing.
+    pub processed_folder: String,
+    /// Unreadable messages are moved here (after a copy is written to the
+    /// quarantine directory); empty: they get the `after` treatment.
+    pub quarantine_folder: String,
+    /// Messages fetched per round trip.
+    pub batch_size: u32,
+    /// Seconds between passes when polling continuously.
+    pub poll_secs: u64,
+    /// Timeout for connecting and for each command, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for Imap {
+    fn default() -> Self {
+        Imap {
+            host: "localhost".into(),
+            port: 0,
+            tls: "tls".into(),
+            ca_file: PathBuf::new(),
+            username: String::new(),
+            password: Secret::default(),
+            folder: "INBOX".into(),
+            after: "move".into(),
+            processed_folder: "Processed".into(),
+            quarantine_folder: "Quarantine".into(),
+            batch_size: 100,
+            poll_secs: 60,
+            timeout_secs: 60,
+        }
+    }
+}
+
+/// A POP3 maildrop that receives bounces (`[bounces.pop3]`). POP3 has no
+/// folders: a message is deleted once its result is committed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pop3 {
+    pub host: String,
+    /// 0: the standard port for `tls` (995 for `tls`, else 110).
+    pub port: u16,
+    /// `none`, `starttls` (STLS) or `tls` (implicit TLS).
+    pub tls: String,
+    /// PEM file of further certificates to trust; empty: the built-in roots.
+    pub ca_file: PathBuf,
+    pub username: String,
+    /// Prefer WHATSUP_BOUNCES_POP3_PASSWORD.
+    pub password: Secret,
+    /// Messages handled per session; deletions take effect at its QUIT.
+    pub batch_size: u32,
+    /// Seconds between passes when polling continuously.
+    pub poll_secs: u64,
+    /// Timeout for connecting and for each command, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for Pop3 {
+    fn default() -> Self {
+        Pop3 {
+            host: "localhost".into(),
+            port: 0,
+            tls: "tls".into(),
+            ca_file: PathBuf::new(),
+            username: String::new(),
+            password: Secret::default(),
+            batch_size: 100,
+            poll_secs: 60,
+            timeout_secs: 60,
+        }
+    }
 }
 
 impl Default for Bounces {
@@ -461,6 +557,8 @@ impl Default for Bounces {
             complaint_action: "unsubscribe".into(),
             max_message_bytes: 10 * 1024 * 1024,
             quarantine_dir: PathBuf::new(),
+            imap: Imap::default(),
+            pop3: Pop3::default(),
         }
     }
 }
@@ -572,6 +670,7 @@ impl Config {
         if self.bounces.soft_threshold == 0 || self.bounces.soft_window_days == 0 {
             bail!("bounces.soft_threshold and bounces.soft_window_days must be at least 1");
         }
+        self.validate_mailboxes()?;
         if !matches!(self.dkim.algorithm.as_str(), "ed25519" | "rsa") {
             bail!(
                 "dkim.algorithm: {:?} is not one of ed25519, rsa",
@@ -618,6 +717,79 @@ impl Config {
     }
 }
 
+impl Config {
+    fn validate_mailboxes(&self) -> Result<()> {
+        let imap = &self.bounces.imap;
+        let pop3 = &self.bounces.pop3;
+        for (key, tls) in [
+            ("bounces.imap.tls", &imap.tls),
+            ("bounces.pop3.tls", &pop3.tls),
+        ] {
+            if !matches!(tls.as_str(), "none" | "starttls" | "tls") {
+                bail!("{key}: {tls:?} is not one of none, starttls, tls");
+            }
+        }
+        if !matches!(imap.after.as_str(), "move" | "delete") {
+            bail!(
+                "bounces.imap.after: {:?} is not one of move, delete",
+                imap.after
+            );
+        }
+        for (key, n) in [
+            ("bounces.imap.batch_size", imap.batch_size),
+            ("bounces.pop3.batch_size", pop3.batch_size),
+        ] {
+            if n == 0 || n > 10_000 {
+                bail!("{key}: must be between 1 and 10000, got {n}");
+            }
+        }
+        for (key, n) in [
+            ("bounces.imap.poll_secs", imap.poll_secs),
+            ("bounces.imap.timeout_secs", imap.timeout_secs),
+            ("bounces.pop3.poll_secs", pop3.poll_secs),
+            ("bounces.pop3.timeout_secs", pop3.timeout_secs),
+        ] {
+            if n == 0 {
+                bail!("{key}: must be at least 1");
+            }
+        }
+        // Folder names go on the wire as quoted strings; names outside
+        // printable ASCII would need IMAP's modified UTF-7.
+        for (key, name) in [
+            ("bounces.imap.folder", &imap.folder),
+            ("bounces.imap.processed_folder", &imap.processed_folder),
+            ("bounces.imap.quarantine_folder", &imap.quarantine_folder),
+        ] {
+            if !name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+                bail!(
+                    "{key}: {name:?} must be printable ASCII (folder names in \
+                     modified UTF-7 are not supported)"
+                );
+            }
+        }
+        if imap.folder.is_empty() {
+            bail!("bounces.imap.folder: must not be empty");
+        }
+        if imap.after == "move" && imap.processed_folder.is_empty() {
+            bail!("bounces.imap.processed_folder: must not be empty when after = \"move\"");
+        }
+        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        if imap.after == "move" && same(&imap.processed_folder, &imap.folder) {
+            bail!(
+                "bounces.imap.processed_folder: {:?} is the folder being read",
+                imap.processed_folder
+            );
+        }
+        if same(&imap.quarantine_folder, &imap.folder) {
+            bail!(
+                "bounces.imap.quarantine_folder: {:?} is the folder being read",
+                imap.quarantine_folder
+            );
+        }
+        Ok(())
+    }
+}
+
 fn merge(base: &mut toml::Value, over: toml::Value) {
     match (base, over) {
         (toml::Value::Table(b), toml::Value::Table(o)) => {
@@ -652,40 +824,61 @@ fn apply_env(
         let toml::Value::Table(keys) = table else {
             continue;
         };
-        for (key, slot) in keys.iter_mut() {
-            let name = format!("WHATSUP_{}_{}", section.to_uppercase(), key.to_uppercase());
-            let Some((_, raw)) = vars.iter().find(|(k, _)| *k == name) else {
-                continue;
-            };
-            *slot = match slot {
-                toml::Value::Integer(_) => toml::Value::Integer(
-                    raw.trim()
-                        .parse()
-                        .with_context(|| format!("{name}: not an integer"))?,
-                ),
-                toml::Value::Float(_) => toml::Value::Float(
-                    raw.trim()
-                        .parse()
-                        .with_context(|| format!("{name}: not a number"))?,
-                ),
-                toml::Value::Array(_) => toml::Value::Array(
-                    raw.split(',')
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                        .map(|v| toml::Value::String(v.to_string()))
-                        .collect(),
-                ),
-                toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
-                    "1" | "true" | "yes" | "on" => true,
-                    "0" | "false" | "no" | "off" => false,
-                    _ => bail!("{name}: expected true or false"),
-                }),
-                _ => toml::Value::String(raw.clone()),
-            };
-            applied.push(name);
-        }
+        apply_env_table(
+            keys,
+            &format!("WHATSUP_{}", section.to_uppercase()),
+            &vars,
+            &mut applied,
+        )?;
     }
     Ok(applied)
+}
+
+/// Applies `<prefix>_<KEY>` to each key of `keys`; a nested table (such as
+/// `[bounces.imap]`) takes `<prefix>_<TABLE>_<KEY>`.
+fn apply_env_table(
+    keys: &mut toml::map::Map<String, toml::Value>,
+    prefix: &str,
+    vars: &[(String, String)],
+    applied: &mut Vec<String>,
+) -> Result<()> {
+    for (key, slot) in keys.iter_mut() {
+        let name = format!("{prefix}_{}", key.to_uppercase());
+        if let toml::Value::Table(inner) = slot {
+            apply_env_table(inner, &name, vars, applied)?;
+            continue;
+        }
+        let Some((_, raw)) = vars.iter().find(|(k, _)| *k == name) else {
+            continue;
+        };
+        *slot = match slot {
+            toml::Value::Integer(_) => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .with_context(|| format!("{name}: not an integer"))?,
+            ),
+            toml::Value::Float(_) => toml::Value::Float(
+                raw.trim()
+                    .parse()
+                    .with_context(|| format!("{name}: not a number"))?,
+            ),
+            toml::Value::Array(_) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| toml::Value::String(v.to_string()))
+                    .collect(),
+            ),
+            toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => bail!("{name}: expected true or false"),
+            }),
+            _ => toml::Value::String(raw.clone()),
+        };
+        applied.push(name);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -722,6 +915,37 @@ mod tests {
         assert_eq!(loaded.config.import.batch_size, 500);
         assert!(!loaded.config.database.auto_migrate);
         assert_eq!(loaded.env_overrides.len(), 3);
+    }
+
+    #[test]
+    fn nested_tables_take_environment_variables_with_the_table_name() {
+        let env = vec![
+            (
+                "WHATSUP_BOUNCES_IMAP_PASSWORD".to_string(),
+                "imap-secret".to_string(),
+            ),
+            ("WHATSUP_BOUNCES_POP3_PORT".to_string(), "1110".to_string()),
+        ];
+        let loaded = Config::load(Some(Path::new("/dev/null")), env).unwrap();
+        assert_eq!(loaded.config.bounces.imap.password.expose(), "imap-secret");
+        assert_eq!(loaded.config.bounces.pop3.port, 1110);
+        assert_eq!(
+            loaded.env_overrides,
+            ["WHATSUP_BOUNCES_IMAP_PASSWORD", "WHATSUP_BOUNCES_POP3_PORT"]
+        );
+        assert!(!format!("{:?}", loaded.config).contains("imap-secret"));
+    }
+
+    #[test]
+    fn a_mailbox_that_would_move_messages_into_itself_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[bounces.imap]\nprocessed_folder = \"inbox\"\n").unwrap();
+        let err = Config::load(Some(&path), Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("bounces.imap.processed_folder"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -287,6 +287,8 @@ fn config_show_never_prints_secrets() {
         .args(["config"])
         .current_dir(cli.dir.path())
         .env("WHATSUP_SMTP_PASSWORD", "hunter2-smtp")
+        .env("WHATSUP_BOUNCES_IMAP_PASSWORD", "hunter2-imap")
+        .env("WHATSUP_BOUNCES_POP3_PASSWORD", "hunter2-pop3")
         .env(
             "WHATSUP_SECURITY_TOKEN_SECRET",
             "0123456789abcdef0123456789abcdef-secret",

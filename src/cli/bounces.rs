@@ -1,6 +1,6 @@
 //! `whatsup bounces …`: `classify` (pure, no database), `ingest` (the
-//! intake for an MTA pipe), and `list`, `show`, `report` over what was
-//! recorded.
+//! intake for an MTA pipe), `poll` (the intake from an IMAP or POP3
+//! mailbox), and `list`, `show`, `report` over what was recorded.
 //!
 //! ## `classify`
 //!
@@ -30,6 +30,17 @@
 //! | 1 | FILE could not be read |
 //! | 2 | wrong arguments |
 //! | 75 | `EX_TEMPFAIL`: the database or the quarantine could not be written; the MTA keeps the message and tries again |
+//!
+//! ## `poll imap|pop3 [--once] [--json]`
+//!
+//! Reads the mailbox of `[bounces.imap]` or `[bounces.pop3]` through
+//! [`crate::bounce::mailbox`]: a pass every `poll_secs` until Ctrl-C or
+//! SIGTERM (the message being read is finished first), or one pass with
+//! `--once`. Each pass prints its counts (ingested, duplicates, quarantined,
+//! left for retry); in the loop, quiet passes print nothing. With `--json`,
+//! one object per pass. `--once` exits 0 when the pass completed, 75 when
+//! the store failed (the messages stay in the mailbox) and 1 when the
+//! server did (connection, login, a command).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +51,8 @@ use serde::Serialize;
 
 use super::output::{print_json, print_table};
 use crate::bounce::intake::Intake;
+use crate::bounce::mailbox::{FailureKind, Protocol};
+use crate::bounce::quarantine::quarantine;
 use crate::bounce::{classify, Classification};
 use crate::config::Config;
 use crate::store::Store;
@@ -51,6 +64,9 @@ pub enum BouncesCmd {
     /// Read one message (a bounce, complaint, auto-reply or unsubscribe
     /// request) from FILE or stdin and record it; for an MTA pipe
     Ingest(IngestArgs),
+    /// Read bounces from the IMAP or POP3 mailbox of [bounces.imap] /
+    /// [bounces.pop3], every poll_secs until stopped, or once
+    Poll(PollArgs),
     /// List recorded bounce events, newest first
     List(ListArgs),
     /// Show one event (by id) or every event for an address
@@ -73,6 +89,25 @@ pub struct IngestArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    /// Which mailbox: imap ([bounces.imap]) or pop3 ([bounces.pop3])
+    #[arg(value_enum)]
+    pub protocol: PollProtocol,
+    /// One pass over the mailbox, then exit
+    #[arg(long)]
+    pub once: bool,
+    /// One JSON object per pass
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PollProtocol {
+    Imap,
+    Pop3,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +168,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
     match cmd {
         BouncesCmd::Classify(args) => classify_files(&args),
         BouncesCmd::Ingest(args) => ingest(config, &args).await,
+        BouncesCmd::Poll(args) => poll(config, &args).await,
         BouncesCmd::List(args) => {
             let store = Store::open(config).await?;
             let since = args.since.as_deref().map(parse_since).transpose()?;
@@ -342,36 +378,95 @@ async fn ingest(config: &Config, args: &IngestArgs) -> Result<ExitCode> {
     }
 }
 
-/// The quarantine directory: `bounces.quarantine_dir`, else
-/// `<data_dir>/bounces/quarantine`.
-pub fn quarantine_dir(config: &Config) -> PathBuf {
-    if config.bounces.quarantine_dir.as_os_str().is_empty() {
-        config.general.data_dir.join("bounces").join("quarantine")
-    } else {
-        config.bounces.quarantine_dir.clone()
-    }
-}
+async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
-/// Writes `raw` (at most `max_message_bytes` of it) and the error beside it;
-/// returns the message file's path.
-pub fn quarantine(config: &Config, raw: &[u8], error: &str) -> Result<PathBuf> {
-    use sha2::{Digest, Sha256};
-    let dir = quarantine_dir(config);
-    std::fs::create_dir_all(&dir)?;
-    let digest = Sha256::digest(raw);
-    let name = format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
-        digest[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    let max = usize::try_from(config.bounces.max_message_bytes).unwrap_or(usize::MAX);
-    let path = dir.join(format!("{name}.eml"));
-    std::fs::write(&path, &raw[..raw.len().min(max)])?;
-    std::fs::write(dir.join(format!("{name}.error.txt")), format!("{error}\n"))?;
-    Ok(path)
+    let protocol = match args.protocol {
+        PollProtocol::Imap => Protocol::Imap,
+        PollProtocol::Pop3 => Protocol::Pop3,
+    };
+    let store = match Store::open(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: opening the database: {e:#} (exit 75: try again later)");
+            return Ok(ExitCode::from(EX_TEMPFAIL));
+        }
+    };
+    let intake = Intake::from_config(store.clone(), config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    {
+        let (stop, wake) = (stop.clone(), wake.clone());
+        tokio::spawn(async move {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            stop.store(true, Ordering::SeqCst);
+            wake.notify_one();
+        });
+    }
+    let interval = protocol.poll_interval(config);
+    let mut code = ExitCode::SUCCESS;
+    loop {
+        let report = protocol.pass(&intake, config, &stop).await;
+        let c = &report.counts;
+        let quiet = c.ingested + c.duplicates + c.quarantined + c.left == 0;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else if args.once || !quiet || report.failure.is_some() {
+            let handled = c.ingested + c.duplicates + c.quarantined;
+            println!(
+                "{}: {} ingested, {} duplicates, {} quarantined, {} left for retry \
+                 ({:.2} s, {:.0} messages/s)",
+                protocol.name(),
+                c.ingested,
+                c.duplicates,
+                c.quarantined,
+                c.left,
+                report.seconds,
+                handled as f64 / report.seconds.max(1e-9)
+            );
+        }
+        tracing::info!(
+            ingested = c.ingested,
+            duplicates = c.duplicates,
+            quarantined = c.quarantined,
+            left = c.left,
+            "{} pass done",
+            protocol.name()
+        );
+        code = match &report.failure {
+            None => ExitCode::SUCCESS,
+            Some(f) => {
+                let (what, exit) = match f.kind {
+                    FailureKind::Store => ("the store failed", EX_TEMPFAIL),
+                    FailureKind::Mailbox => ("the mailbox failed", 1),
+                };
+                eprintln!("error: {what}: {}", f.message);
+                ExitCode::from(exit)
+            }
+        };
+        if args.once || stop.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {},
+            _ = wake.notified() => {},
+        }
+        if stop.load(Ordering::SeqCst) {
+            code = ExitCode::SUCCESS;
+            break;
+        }
+    }
+    store.close().await;
+    Ok(code)
 }
 
 /// `2026-11-01`, an RFC 3339 time, or an age: `7d`, `24h`, `30m`.

@@ -82,8 +82,14 @@ pub fn print_config(loaded: &Loaded, json: bool) -> Result<()> {
         ("database", "url"),
         ("smtp", "password"),
         ("security", "token_secret"),
+        ("dkim", "private_key"),
+        ("bounces.imap", "password"),
+        ("bounces.pop3", "password"),
     ] {
-        if let Some(slot) = value.get_mut(section).and_then(|s| s.get_mut(key)) {
+        let table = section
+            .split('.')
+            .try_fold(&mut value, |v, name| v.get_mut(name));
+        if let Some(slot) = table.and_then(|s| s.get_mut(key)) {
             let set = slot.as_str().map(|s| !s.is_empty()).unwrap_or(false);
             *slot = toml::Value::String(if set {
                 "[redacted]".into()

@@ -4,6 +4,8 @@
 //! skipped.
 #![allow(dead_code)]
 
+pub mod bounces;
+pub mod dovecot;
 pub mod http;
 pub mod sink;
 
