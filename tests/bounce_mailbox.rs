@@ -633,7 +633,7 @@ fn the_poll_command_reports_its_counts_and_the_loop_stops_on_sigterm() {
 
     // The loop: a message delivered while it runs is read by a later pass,
     // and SIGTERM ends it cleanly.
-    let mut child = whatsup()
+    let child = whatsup()
         .args(["bounces", "poll", "imap"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

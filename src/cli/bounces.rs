@@ -413,8 +413,7 @@ async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
         });
     }
     let interval = protocol.poll_interval(config);
-    let mut code = ExitCode::SUCCESS;
-    loop {
+    let code = loop {
         let report = protocol.pass(&intake, config, &stop).await;
         let c = &report.counts;
         let quiet = c.ingested + c.duplicates + c.quarantined + c.left == 0;
@@ -442,7 +441,7 @@ async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
             "{} pass done",
             protocol.name()
         );
-        code = match &report.failure {
+        let code = match &report.failure {
             None => ExitCode::SUCCESS,
             Some(f) => {
                 let (what, exit) = match f.kind {
@@ -454,17 +453,16 @@ async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
             }
         };
         if args.once || stop.load(Ordering::SeqCst) {
-            break;
+            break code;
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {},
             _ = wake.notified() => {},
         }
         if stop.load(Ordering::SeqCst) {
-            code = ExitCode::SUCCESS;
-            break;
+            break ExitCode::SUCCESS;
         }
-    }
+    };
     store.close().await;
     Ok(code)
 }
