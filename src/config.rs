@@ -56,6 +56,7 @@ pub struct Config {
     pub newsletter: Newsletter,
     pub sending: Sending,
     pub dkim: Dkim,
+    pub bounces: Bounces,
     pub web: Web,
 }
 
@@ -429,6 +430,41 @@ pub struct Loaded {
 }
 
 /// The config file used when `--config` is not given, if it exists.
+/// What whatsup does with what comes back (see docs/bounces.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bounces {
+    /// Action for a hard bounce: `bounce` (the contact becomes bounced at
+    /// once), `unsubscribe` or `record` (only recorded).
+    pub hard_action: String,
+    /// Action once a contact reaches the soft-bounce threshold.
+    pub soft_action: String,
+    /// Soft bounces within `soft_window_days`, with no successful delivery
+    /// in between, that trigger `soft_action`.
+    pub soft_threshold: u32,
+    pub soft_window_days: u32,
+    /// Action for a complaint (ARF): `unsubscribe` by default.
+    pub complaint_action: String,
+    /// Messages larger than this are set aside without being read.
+    pub max_message_bytes: u64,
+    /// Where unreadable messages are set aside; empty: `<data_dir>/bounces/quarantine`.
+    pub quarantine_dir: PathBuf,
+}
+
+impl Default for Bounces {
+    fn default() -> Self {
+        Bounces {
+            hard_action: "bounce".into(),
+            soft_action: "bounce".into(),
+            soft_threshold: 3,
+            soft_window_days: 30,
+            complaint_action: "unsubscribe".into(),
+            max_message_bytes: 10 * 1024 * 1024,
+            quarantine_dir: PathBuf::new(),
+        }
+    }
+}
+
 pub const DEFAULT_FILE: &str = "config/whatsup.toml";
 
 impl Config {
@@ -523,6 +559,18 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.sending.pause_error_rate) {
             bail!("sending.pause_error_rate must be between 0 and 1");
+        }
+        for (key, action) in [
+            ("bounces.hard_action", &self.bounces.hard_action),
+            ("bounces.soft_action", &self.bounces.soft_action),
+            ("bounces.complaint_action", &self.bounces.complaint_action),
+        ] {
+            if !matches!(action.as_str(), "bounce" | "unsubscribe" | "record") {
+                bail!("{key}: {action:?} is not one of bounce, unsubscribe, record");
+            }
+        }
+        if self.bounces.soft_threshold == 0 || self.bounces.soft_window_days == 0 {
+            bail!("bounces.soft_threshold and bounces.soft_window_days must be at least 1");
         }
         if !matches!(self.dkim.algorithm.as_str(), "ed25519" | "rsa") {
             bail!(

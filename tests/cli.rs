@@ -54,7 +54,7 @@ fn fixture() -> String {
 fn migrate_creates_the_database_and_reports_the_schema_version() {
     let cli = Cli::new();
     let out = cli.ok(&["migrate"]);
-    assert!(out.contains("schema version 4"), "{out}");
+    assert!(out.contains("schema version 5"), "{out}");
     assert!(cli.dir.path().join("cli.db").exists());
 }
 
@@ -481,4 +481,50 @@ fn ctrl_c_finishes_the_current_batch_and_says_to_run_again() {
     } else {
         eprintln!("note: the import finished before Ctrl-C arrived; nothing was interrupted");
     }
+}
+
+#[test]
+fn bounces_ingest_sets_garbage_aside_and_records_a_bounce_that_list_and_report_show() {
+    let cli = Cli::new();
+    cli.ok(&["subscribers", "import", &fixture()]);
+    // Garbage: set aside in the quarantine, and still exit 0 for the MTA.
+    let garbage = cli.dir.path().join("garbage.bin");
+    std::fs::write(&garbage, b"   \n\n  ").unwrap();
+    let out = cli.run(&["bounces", "ingest", garbage.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set aside"));
+    let quarantine = cli.dir.path().join("data/bounces/quarantine");
+    let names: Vec<String> = std::fs::read_dir(&quarantine)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".error.txt")));
+    // A real bounce for an address of the fixture.
+    let dsn = "From: MAILER-DAEMON@mx.example.net\nTo: bounces@tokyo.example.org\n\
+Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n\
+--B\nContent-Type: text/plain\n\nfailed\n\n--B\nContent-Type: message/delivery-status\n\n\
+Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; culture@fr.embassy.example.org\n\
+Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n\n--B--\n";
+    let file = cli.dir.path().join("dsn.eml");
+    std::fs::write(&file, dsn).unwrap();
+    let out = cli.ok(&["bounces", "ingest", file.to_str().unwrap()]);
+    assert!(
+        out.contains("culture@fr.embassy.example.org hard (user_unknown): bounced"),
+        "{out}"
+    );
+    let again = cli.ok(&["bounces", "ingest", file.to_str().unwrap()]);
+    assert!(again.contains("already recorded"), "{again}");
+    let list = cli.json(&["bounces", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["status"], "5.1.1");
+    let report = cli.json(&["bounces", "report", "--since", "1d", "--json"]);
+    assert_eq!(report[0]["email"], "culture@fr.embassy.example.org");
+    assert_eq!(report[0]["contact_status"], "bounced");
+    assert_eq!(report[0]["last_diagnostic"], "550 5.1.1 User unknown");
 }

@@ -2,6 +2,7 @@
 //! command group. Commands print human-readable text by default and JSON with
 //! `--json`; every failure returns a non-zero exit code.
 
+mod bounces;
 mod campaigns;
 mod demo;
 mod issues;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Run scheduled and running campaigns until stopped (several may share
     /// one PostgreSQL database)
     Worker,
+    /// Bounces, complaints and auto-replies
+    #[command(subcommand)]
+    Bounces(bounces::BouncesCmd),
     /// Serve the recipients' pages (unsubscribe, preferences, view in
     /// browser, archive, metrics) and run the worker unless --no-worker
     Serve(serve::ServeArgs),
@@ -146,6 +150,7 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&config, args).await,
+        Command::Bounces(cmd) => bounces::run(&config, cmd).await,
         Command::Subscribers(cmd) => {
             let store = Store::open(&config).await?;
             let code = subscribers::run(&store, &config, cmd).await;

@@ -78,6 +78,7 @@ macro_rules! ensure_tag {
 }
 
 // Declared after the macros above, which they use.
+pub mod bounces;
 pub mod campaigns;
 pub mod issues;
 pub mod web;
