@@ -234,6 +234,39 @@ Subject: unsubscribe\r\n\r\n\r\n";
     assert_eq!(status_of(&db, "a@example.org").await, "unsubscribed");
 }
 
+async fn a_reply_to_the_sent_list_unsubscribe_mailto_unsubscribes_its_recipient(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&db, dir.path());
+    contacts(&db, &["leaving@example.org", "staying@example.org"]).await;
+    let (_, sent) = send_campaign(&db, &config).await;
+    let (_, _, original) = sent
+        .iter()
+        .find(|(_, to, _)| to == "leaving@example.org")
+        .unwrap();
+    // What a mail client does with the header: mail the address, with the
+    // subject the mailto URL gives (here from a colleague's address).
+    let text = String::from_utf8_lossy(original);
+    let mailto = text
+        .split("<mailto:")
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .expect("a List-Unsubscribe mailto");
+    let (address, query) = mailto.split_once('?').expect("a subject in the mailto");
+    assert_eq!(address, "unsubscribe@news.example.com");
+    let subject = query.strip_prefix("subject=").unwrap().replace("%20", " ");
+    let reply =
+        format!("From: colleague@example.net\r\nTo: {address}\r\nSubject: {subject}\r\n\r\n\r\n");
+    let intake = Intake::from_config(db.store.clone(), &config).unwrap();
+    let done = intake
+        .ingest(reply.as_bytes(), "test", Some(address))
+        .await
+        .unwrap();
+    assert!(done.unsubscribe_request, "{done:?}");
+    assert_eq!(done.outcome.events[0].matched_by, "token");
+    assert_eq!(status_of(&db, "leaving@example.org").await, "unsubscribed");
+    assert_eq!(status_of(&db, "staying@example.org").await, "active");
+}
+
 async fn unreadable_and_oversized_input_is_refused_as_permanent(db: TestDb) {
     let mut config = config(&db, std::path::Path::new("unused"));
     config.bounces.max_message_bytes = 1000;
@@ -257,5 +290,6 @@ on_both_backends!(
     a_complaint_unsubscribes_at_once,
     an_auto_reply_is_recorded_but_changes_nothing,
     an_unsubscribe_request_by_mail_is_honoured_by_token_or_sender,
+    a_reply_to_the_sent_list_unsubscribe_mailto_unsubscribes_its_recipient,
     unreadable_and_oversized_input_is_refused_as_permanent,
 );

@@ -23,6 +23,10 @@
 //!    actions in one transaction ([`Store::record_bounce`]), idempotently:
 //!    the same message (same bytes) a second time changes nothing.
 //!
+//! SMTP-time rejections take a shorter path ([`Intake::record_rejections`]):
+//! the sender commits them on the delivery rows, and the engine then records
+//! each one as a bounce event with the same classification and actions.
+//!
 //! A mail to the List-Unsubscribe `mailto:` address (`newsletter.unsubscribe_mailto`)
 //! that is not a bounce or an auto-reply is an **unsubscribe request**. Its
 //! subject or body may carry the recipient's unsubscribe token (the sender
@@ -34,12 +38,14 @@
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::rules::{decide, Evidence};
 use super::{classify, Classification, ClassifyError, Format, Kind, Reason, RecipientResult};
 use crate::config::Config;
 use crate::delivery::tokens::{Purpose, TokenKeys};
 use crate::delivery::verp::{BounceTarget, Verp};
 use crate::store::bounces::{
     BounceAction, BouncePolicy, DeliveryMatch, NewBounceEvent, NewBounceMessage, RecordOutcome,
+    Rejection,
 };
 use crate::store::Store;
 
@@ -206,6 +212,30 @@ impl Intake {
             unsubscribe_request,
             outcome,
         })
+    }
+
+    /// Records campaign `campaign`'s SMTP-time rejections (the fourth way
+    /// in) that are not recorded yet: each is classified from its reply code
+    /// and text like a DSN recipient, and goes through the same recording
+    /// and actions as a bounce message (source `smtp`, matched by
+    /// `delivery`). Keyed by delivery and time of failure, so calling this
+    /// again, or after a crash, records each rejection once. Returns how
+    /// many were recorded.
+    pub async fn record_rejections(&self, campaign: i64) -> Result<usize> {
+        let mut done = 0;
+        loop {
+            let batch = self.store.unrecorded_rejections(campaign, 500).await?;
+            if batch.is_empty() {
+                return Ok(done);
+            }
+            for r in &batch {
+                let message = rejection_message(r);
+                self.store
+                    .record_bounce(&message, &self.policy, "bounce:smtp")
+                    .await?;
+                done += 1;
+            }
+        }
     }
 
     fn verp_target(&self, address: &str) -> Option<BounceTarget> {
@@ -383,6 +413,43 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The snake_case name of a kind, as stored.
+/// The bounce message for one SMTP-time rejection.
+fn rejection_message(r: &Rejection) -> NewBounceMessage {
+    let enhanced = super::scan::find_enhanced(&r.reply);
+    let smtp = r.code.get(..3).and_then(|c| c.parse::<u16>().ok());
+    let evidence = Evidence {
+        action: Some("failed"),
+        enhanced: enhanced.as_deref(),
+        smtp,
+        text: &r.reply,
+        notice_class: Some(5),
+        notice_is_delay: false,
+    };
+    let (kind, reason) = decide(&evidence).unwrap_or((Kind::Hard, Reason::Other));
+    let key = format!(
+        "smtp-rejection\0{}\0{}",
+        r.delivery_id,
+        r.updated_at.timestamp_micros()
+    );
+    NewBounceMessage {
+        sha256: hex(&Sha256::digest(key.as_bytes())),
+        message_id: String::new(),
+        source: "smtp".into(),
+        format: "smtp".into(),
+        events: vec![NewBounceEvent {
+            contact_id: Some(r.contact_id),
+            campaign_id: Some(r.campaign_id),
+            delivery_id: Some(r.delivery_id),
+            email: r.email.clone(),
+            kind: kind_name(kind).into(),
+            reason: reason_name(reason).into(),
+            status: enhanced.unwrap_or_else(|| r.code.clone()),
+            diagnostic: r.reply.clone(),
+            matched_by: "delivery".into(),
+        }],
+    }
+}
+
 pub fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::Hard => "hard",

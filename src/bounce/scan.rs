@@ -17,9 +17,12 @@ pub fn collapse_ws(s: &str) -> String {
         let sep = usize::from(!out.is_empty());
         let len = word.chars().count();
         if chars + sep + len > MAX_DIAGNOSTIC_CHARS {
-            let room = MAX_DIAGNOSTIC_CHARS.saturating_sub(chars + sep);
+            // Fill exactly up to the limit (separator included), then the
+            // ellipsis: a cut text is always MAX_DIAGNOSTIC_CHARS + 1 long.
+            let mut room = MAX_DIAGNOSTIC_CHARS.saturating_sub(chars);
             if sep == 1 && room > 0 {
                 out.push(' ');
+                room -= 1;
             }
             out.extend(word.chars().take(room));
             out.push('…');

@@ -716,7 +716,13 @@ impl CompiledIssue {
         if !self.newsletter.unsubscribe_mailto.is_empty() {
             h.push_str(",\r\n <mailto:");
             h.push_str(&self.newsletter.unsubscribe_mailto);
-            h.push_str("?subject=unsubscribe>");
+            // The recipient's token (the URL's last segment, already
+            // URL-safe) in the subject identifies the contact to the bounce
+            // intake even when the reply comes from another address.
+            let url = &f.values[Slot::Unsubscribe as usize];
+            h.push_str("?subject=unsubscribe%20");
+            h.push_str(url.rsplit('/').next().unwrap_or_default());
+            h.push('>');
         }
         h.push_str("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
         h.push_str("Content-Type: multipart/alternative;\r\n boundary=\"");

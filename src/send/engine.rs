@@ -26,10 +26,11 @@ use futures_util::stream::{self, StreamExt};
 use super::identity::Identity;
 use super::schedule;
 use super::transport::{Failure, Outgoing, Transport};
+use crate::bounce::intake::Intake;
 use crate::compose::{CompiledIssue, Issue, Recipient, Tracking};
 use crate::config::{Config, Sending};
 use crate::domain::{CampaignState, DeliveryStatus, OrgKind};
-use crate::store::campaigns::{Campaign, Claimed, Counts, Outcome, SmtpBounce};
+use crate::store::campaigns::{Campaign, Claimed, Counts, Outcome};
 use crate::store::Store;
 
 /// Why [`Engine::run`] returned.
@@ -58,6 +59,13 @@ pub struct Engine {
     worker: String,
     /// Recent outcomes: true for a permanent failure.
     recent: VecDeque<bool>,
+    /// Records SMTP-time rejections as bounce events, with their actions.
+    intake: Intake,
+}
+
+/// A permanent SMTP-time rejection (5xx) in a batch's outcomes.
+fn is_rejection(o: &Outcome) -> bool {
+    o.status == DeliveryStatus::Failed && o.code.as_deref().is_some_and(|c| c.starts_with('5'))
 }
 
 /// Compiles a campaign's issue revision with the campaign's sender identity.
@@ -95,6 +103,7 @@ impl Engine {
     ) -> Result<Engine> {
         let campaign = store.campaign_or_err(id).await?;
         let compiled = Arc::new(compile_for(&store, config, &campaign).await?);
+        let store_for_intake = store.clone();
         Ok(Engine {
             store,
             sending: config.sending.clone(),
@@ -104,6 +113,7 @@ impl Engine {
             campaign,
             worker: worker.to_string(),
             recent: VecDeque::new(),
+            intake: Intake::from_config(store_for_intake, config)?,
         })
     }
 
@@ -119,6 +129,8 @@ impl Engine {
         mut progress: impl FnMut(&Counts),
     ) -> Result<RunEnd> {
         let id = self.campaign.id;
+        // Rejections a crashed run committed but did not record yet.
+        self.intake.record_rejections(id).await?;
         // Counting is a scan of the campaign's deliveries: report progress
         // at most once a second, not after every batch.
         let mut last_report: Option<std::time::Instant> = None;
@@ -151,7 +163,10 @@ impl Engine {
                 return Ok(RunEnd::Idle(next.max(now_ms + 50)));
             }
             let outcomes = self.send_batch(claimed).await;
-            self.store.complete(&self.worker, id, &outcomes).await?;
+            self.store.complete(&self.worker, &outcomes).await?;
+            if outcomes.iter().any(is_rejection) {
+                self.intake.record_rejections(id).await?;
+            }
             if last_report.map_or(true, |t| t.elapsed() >= Duration::from_secs(1)) {
                 progress(&self.store.delivery_counts(id).await?);
                 last_report = Some(std::time::Instant::now());
@@ -193,7 +208,6 @@ impl Engine {
             message_id: None,
             server: None,
             uncounted: 0,
-            bounce: None,
         };
         let bytes = match self.render(&c) {
             Ok((mid, bytes)) => {
@@ -232,12 +246,6 @@ impl Engine {
             Err(Failure::Permanent { server, code, text }) => {
                 out.status = DeliveryStatus::Failed;
                 out.server = Some(server);
-                out.bounce = Some(SmtpBounce {
-                    contact_id: c.contact_id,
-                    email: c.email.clone(),
-                    status: code.clone(),
-                    diagnostic: text.clone(),
-                });
                 out.code = Some(code).filter(|c| !c.is_empty());
                 out.reply = text;
             }
@@ -331,7 +339,7 @@ impl Engine {
             return None;
         }
         for o in outcomes.iter().filter(|o| o.uncounted == 0) {
-            self.recent.push_back(o.bounce.is_some());
+            self.recent.push_back(is_rejection(o));
             if self.recent.len() > window {
                 self.recent.pop_front();
             }

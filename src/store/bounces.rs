@@ -180,7 +180,35 @@ const ROW_SELECT: &str = "SELECT b.id, b.contact_id, b.campaign_id, b.delivery_i
     FROM bounce_events b LEFT JOIN contacts c ON c.id = b.contact_id \
     LEFT JOIN organisations o ON o.id = c.organisation_id";
 
+/// A permanent SMTP-time rejection (a `failed` delivery whose last reply
+/// was 5xx) that has no `smtp` bounce event since it last changed.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Rejection {
+    pub delivery_id: i64,
+    pub campaign_id: i64,
+    pub contact_id: i64,
+    pub email: String,
+    pub code: String,
+    pub reply: String,
+    pub updated_at: DateTime<Utc>,
+}
+
 impl Store {
+    /// Up to `limit` SMTP-time rejections of `campaign` not yet recorded as
+    /// bounce events. The deliveries table is the record of what the sender
+    /// saw, so a crash between a batch's commit and the recording of its
+    /// rejections loses nothing: the next call finds them.
+    pub async fn unrecorded_rejections(&self, campaign: i64, limit: i64) -> Result<Vec<Rejection>> {
+        let sql = "SELECT d.id AS delivery_id, d.campaign_id, d.contact_id, d.email, \
+                   COALESCE(d.last_code, '') AS code, COALESCE(d.last_reply, '') AS reply, d.updated_at \
+                   FROM deliveries d WHERE d.campaign_id = $1 AND d.status = 'failed' \
+                   AND d.last_code LIKE '5%' AND NOT EXISTS (SELECT 1 FROM bounce_events e \
+                   WHERE e.contact_id = d.contact_id AND e.delivery_id = d.id AND e.source = 'smtp' \
+                   AND e.created_at >= d.updated_at) ORDER BY d.id LIMIT $2";
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Rejection>(sql)
+            .bind(campaign).bind(limit).fetch_all(p).await?))
+    }
+
     /// The delivery with this id.
     pub async fn delivery_for_bounce(&self, id: i64) -> Result<Option<DeliveryMatch>> {
         let sql = "SELECT id, campaign_id, contact_id, email FROM deliveries WHERE id = $1";

@@ -10,8 +10,9 @@
 //!    and marks `skipped` any whose contact is no longer active;
 //! 2. talk SMTP with no transaction open;
 //! 3. **complete** the batch in one transaction: sent, retry (with the next
-//!    due time), or failed, with the server's reply; a 5xx also writes a
-//!    `bounce_events` row. A completion only applies to rows the worker
+//!    due time), or failed, with the server's reply (a 5xx is then recorded
+//!    as a bounce event by the bounce intake, from these rows: see
+//!    `Intake::record_rejections`). A completion only applies to rows the worker
 //!    still holds, so a worker whose lease expired cannot overwrite another's
 //!    result.
 //!
@@ -162,22 +163,6 @@ pub struct Outcome {
     /// 1 when the attempt never reached a server (it is not counted).
     #[serde(rename = "u")]
     pub uncounted: i64,
-    /// Set for permanent rejections: written to `bounce_events`.
-    #[serde(skip)]
-    pub bounce: Option<SmtpBounce>,
-}
-
-/// An SMTP-time rejection, recorded for the bounce handling.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SmtpBounce {
-    #[serde(rename = "cid")]
-    pub contact_id: i64,
-    #[serde(rename = "e")]
-    pub email: String,
-    #[serde(rename = "st")]
-    pub status: String,
-    #[serde(rename = "dg")]
-    pub diagnostic: String,
 }
 
 /// A delivery row as listed by `campaigns show`.
@@ -535,7 +520,7 @@ impl Store {
 
     /// Records the outcomes of a batch in one transaction. Only rows still
     /// held by `worker` change; returns how many did.
-    pub async fn complete(&self, worker: &str, campaign: i64, outcomes: &[Outcome]) -> Result<u64> {
+    pub async fn complete(&self, worker: &str, outcomes: &[Outcome]) -> Result<u64> {
         if outcomes.is_empty() {
             return Ok(0);
         }
@@ -560,24 +545,10 @@ impl Store {
                  r text, m text, v text, u bigint) \
                  WHERE d.id = x.id AND d.worker = $3 AND d.status = 'sending'",
         };
-        let bounces: Vec<&SmtpBounce> = outcomes.iter().filter_map(|o| o.bounce.as_ref()).collect();
-        let bounce_doc = serde_json::to_string(&bounces)?;
-        let bounce_sql = match dialect {
-            Dialect::Sqlite => "INSERT INTO bounce_events (contact_id, campaign_id, email, kind, reason, \
-                 status, diagnostic, source, created_at) SELECT j.value ->> 'cid', $1, j.value ->> 'e', \
-                 'hard', '', j.value ->> 'st', j.value ->> 'dg', 'smtp', $2 FROM json_each($3) AS j",
-            Dialect::Postgres => "INSERT INTO bounce_events (contact_id, campaign_id, email, kind, reason, \
-                 status, diagnostic, source, created_at) SELECT x.cid, $1, x.e, 'hard', '', x.st, x.dg, \
-                 'smtp', $2 FROM jsonb_to_recordset($3::text::jsonb) AS x(cid bigint, e text, st text, dg text)",
-        };
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(dialect)).await?;
             let n = sqlx::query(sql).bind(now).bind(&doc).bind(worker)
                 .execute(&mut *tx).await?.rows_affected();
-            if !bounces.is_empty() {
-                sqlx::query(bounce_sql).bind(campaign).bind(now).bind(&bounce_doc)
-                    .execute(&mut *tx).await?;
-            }
             tx.commit().await?;
             Ok(n)
         })
