@@ -71,6 +71,7 @@ mod dsn;
 mod fields;
 pub mod intake;
 mod message;
+pub mod reported;
 pub mod rules;
 mod scan;
 mod text;
