@@ -411,7 +411,7 @@ async fn ses_request(hooks: &Webhooks, body: &[u8]) -> Result<Summary, Rejection
         }
         sns::Kind::Notification => match ses::parse(&envelope.message)? {
             ses::Parsed::Ignored(kind) => {
-                tracing::debug!(kind, "webhooks: SES notification not acted on");
+                tracing::debug!(%kind, "webhooks: SES notification not acted on");
                 Ok(Summary {
                     ignored: 1,
                     ..Summary::default()
