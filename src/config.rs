@@ -58,6 +58,7 @@ pub struct Config {
     pub dkim: Dkim,
     pub bounces: Bounces,
     pub web: Web,
+    pub webhooks: Webhooks,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -421,6 +422,59 @@ impl Default for Web {
     }
 }
 
+/// Bounce and complaint webhooks of sending services, served by `whatsup
+/// serve` (see `src/web/webhooks.rs`). Each endpoint exists only when its
+/// verification material is configured.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Webhooks {
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+    /// Amazon SES through SNS (`POST /webhooks/ses`): the SNS topics whose
+    /// notifications are accepted. Empty: the endpoint is off.
+    pub ses_topic_arns: Vec<String>,
+    /// Host patterns a `SigningCertURL` or `SubscribeURL` must match; `*`
+    /// stands for one DNS label (the region).
+    pub ses_cert_hosts: Vec<String>,
+    /// Directory of pinned signing certificates, consulted before any fetch:
+    /// the certificate of `https://HOST/PATH` is the file `<dir>/HOST/PATH`.
+    pub ses_cert_dir: PathBuf,
+    /// Fetch signing certificates that are not pinned over HTTPS (cached).
+    pub ses_fetch_certs: bool,
+    /// Confirm SNS subscriptions by fetching the `SubscribeURL`; when off,
+    /// the URL is logged for the operator to open.
+    pub ses_confirm_subscriptions: bool,
+    /// SendGrid Event Webhook (`POST /webhooks/sendgrid`): the verification
+    /// key from the SendGrid settings (base64 of the P-256 public key's
+    /// SubjectPublicKeyInfo DER). Empty: the endpoint is off.
+    pub sendgrid_public_key: String,
+    /// Largest difference between the signed timestamp and now, in seconds.
+    pub sendgrid_max_age_secs: u64,
+    /// Postmark (`POST /webhooks/postmark`): the HTTP Basic credentials put
+    /// in the webhook URL (Postmark does not sign webhooks). Both empty: the
+    /// endpoint is off.
+    pub postmark_username: String,
+    /// Prefer WHATSUP_WEBHOOKS_POSTMARK_PASSWORD.
+    pub postmark_password: Secret,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks {
+            max_body_bytes: 5 * 1024 * 1024,
+            ses_topic_arns: Vec::new(),
+            ses_cert_hosts: vec!["sns.*.amazonaws.com".into()],
+            ses_cert_dir: PathBuf::new(),
+            ses_fetch_certs: true,
+            ses_confirm_subscriptions: true,
+            sendgrid_public_key: String::new(),
+            sendgrid_max_age_secs: 300,
+            postmark_username: String::new(),
+            postmark_password: Secret::default(),
+        }
+    }
+}
+
 /// Where the settings came from, for `whatsup config show`.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -708,6 +762,30 @@ impl Config {
                 "web.commit_batch: must be between 1 and 10000, got {}",
                 self.web.commit_batch
             );
+        }
+        let hooks = &self.webhooks;
+        if hooks.max_body_bytes < 1024 {
+            bail!(
+                "webhooks.max_body_bytes: must be at least 1024, got {}",
+                hooks.max_body_bytes
+            );
+        }
+        if hooks.postmark_username.is_empty() != hooks.postmark_password.is_empty() {
+            bail!("webhooks.postmark_username and webhooks.postmark_password: set both or neither");
+        }
+        if hooks.postmark_username.contains(':') {
+            bail!("webhooks.postmark_username: must not contain ':' (HTTP Basic)");
+        }
+        if !hooks.ses_topic_arns.is_empty() && hooks.ses_cert_hosts.is_empty() {
+            bail!("webhooks.ses_cert_hosts: at least one host pattern is needed for SES");
+        }
+        for arn in &hooks.ses_topic_arns {
+            if !arn.starts_with("arn:") {
+                bail!("webhooks.ses_topic_arns: {arn:?} is not an ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)");
+            }
+        }
+        if hooks.sendgrid_max_age_secs == 0 {
+            bail!("webhooks.sendgrid_max_age_secs must be at least 1");
         }
         if !self.security.token_secret.is_empty() && self.security.token_secret.expose().len() < 32
         {

@@ -1,7 +1,7 @@
 //! The bounce intake: one raw message in, its result committed to the store.
 //!
-//! Every way in (the `bounces ingest` pipe, IMAP polling, webhooks) ends in
-//! [`Intake::ingest`], which
+//! Every way in that delivers a whole message (the `bounces ingest` pipe,
+//! IMAP polling) ends in [`Intake::ingest`], which
 //!
 //! 1. refuses a message over `bounces.max_message_bytes` or one that is not
 //!    a message at all ([`IntakeError::is_permanent`]: the caller sets it
@@ -26,6 +26,12 @@
 //! SMTP-time rejections take a shorter path ([`Intake::record_rejections`]):
 //! the sender commits them on the delivery rows, and the engine then records
 //! each one as a bounce event with the same classification and actions.
+//!
+//! The webhooks of sending services (`src/web/webhooks.rs`) get structured
+//! reports instead of messages: they classify each recipient with
+//! [`reported`](super::reported), match it with the same
+//! [`Intake::match_result`] (fed by [`MatchHints`] from the provider's
+//! copy of the original headers) and record through [`Intake::record`].
 //!
 //! A mail to the List-Unsubscribe `mailto:` address (`newsletter.unsubscribe_mailto`)
 //! that is not a bounce or an auto-reply is an **unsubscribe request**. Its
@@ -91,12 +97,32 @@ pub struct Intake {
 }
 
 /// How one result was matched.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Match {
+    pub contact_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub delivery_id: Option<i64>,
+    /// `verp`, `delivery_header`, `message_id`, `address`, or empty.
+    pub matched_by: &'static str,
+}
+
+/// What a report says about the message that failed, for matching its
+/// results back (see the module documentation for the order).
 #[derive(Debug, Default, Clone)]
-struct Match {
-    contact_id: Option<i64>,
-    campaign_id: Option<i64>,
-    delivery_id: Option<i64>,
-    matched_by: &'static str,
+pub struct MatchHints {
+    /// The VERP envelope sender of the original message, already read
+    /// ([`Intake::verp_target`]).
+    pub verp: Option<BounceTarget>,
+    /// Its `X-Whatsup-Delivery` header (the delivery row's id).
+    pub delivery: Option<String>,
+    /// Its Message-ID, with or without angle brackets.
+    pub message_id: Option<String>,
+    /// Its `X-Whatsup-Campaign` header.
+    pub campaign: Option<String>,
+    /// How many recipients the report has results for: the first three
+    /// ways are used for a result only when this is 1 or the result's
+    /// address is the delivery's.
+    pub results: usize,
 }
 
 impl Intake {
@@ -148,6 +174,18 @@ impl Intake {
         &self.store
     }
 
+    /// Records messages read elsewhere (webhooks) with this intake's
+    /// actions, all in one transaction ([`Store::record_bounces`]).
+    pub async fn record(
+        &self,
+        messages: &[NewBounceMessage],
+        source: &str,
+    ) -> Result<Vec<RecordOutcome>> {
+        self.store
+            .record_bounces(messages, &self.policy, &format!("bounce:{source}"))
+            .await
+    }
+
     /// Classifies, matches and records one raw message. `source` names the
     /// way in (`pipe`, `imap`, …); `envelope_recipient` is the address the
     /// MTA delivered it to, if known (Postfix `${original_recipient}`).
@@ -180,11 +218,17 @@ impl Intake {
                     .map_err(IntakeError::Store)?,
             );
         } else {
-            let verp = envelope.as_deref().and_then(|a| self.verp_target(a));
-            let n = classification.recipients.len();
+            let original = &classification.original;
+            let hints = MatchHints {
+                verp: envelope.as_deref().and_then(|a| self.verp_target(a)),
+                delivery: original.delivery.clone(),
+                message_id: original.message_id.clone(),
+                campaign: original.campaign.clone(),
+                results: classification.recipients.len(),
+            };
             for r in &classification.recipients {
                 let m = self
-                    .match_result(r, &classification, verp, n)
+                    .match_result(&r.address, &hints)
                     .await
                     .map_err(IntakeError::Store)?;
                 events.push(event(r, m));
@@ -238,23 +282,24 @@ impl Intake {
         }
     }
 
-    fn verp_target(&self, address: &str) -> Option<BounceTarget> {
+    /// The campaign and contact a VERP address names, if it is one of ours
+    /// with a valid token.
+    pub fn verp_target(&self, address: &str) -> Option<BounceTarget> {
+        let address = address.trim().trim_start_matches('<').trim_end_matches('>');
         self.verp.as_ref()?.parse(address).ok()
     }
 
-    async fn match_result(
-        &self,
-        r: &RecipientResult,
-        c: &Classification,
-        verp: Option<BounceTarget>,
-        results: usize,
-    ) -> Result<Match> {
-        let fits = |d: &DeliveryMatch| results == 1 || d.email == r.address;
-        if let Some(t) = verp {
+    /// Matches one failed `address` (lower-case) to its contact and
+    /// campaign: VERP, then the delivery header, then the Message-ID, then
+    /// the address itself.
+    pub async fn match_result(&self, address: &str, hints: &MatchHints) -> Result<Match> {
+        let results = hints.results;
+        let fits = |d: &DeliveryMatch| results == 1 || d.email == address;
+        if let Some(t) = hints.verp {
             let contact_id = i64::try_from(t.contact_id)?;
             let campaign_id = i64::try_from(t.campaign_id)?;
             if let Some(contact) = self.store.contact_by_id(contact_id).await? {
-                if results == 1 || contact.email == r.address {
+                if results == 1 || contact.email == address {
                     let delivery = self.store.delivery_of(campaign_id, contact_id).await?;
                     return Ok(Match {
                         contact_id: Some(contact_id),
@@ -265,22 +310,30 @@ impl Intake {
                 }
             }
         }
-        if let Some(id) = c.original.delivery.as_deref().and_then(|d| d.parse().ok()) {
+        if let Some(id) = hints
+            .delivery
+            .as_deref()
+            .and_then(|d| d.trim().parse().ok())
+        {
             if let Some(d) = self.store.delivery_for_bounce(id).await? {
                 if fits(&d) {
                     return Ok(from_delivery(d, "delivery_header"));
                 }
             }
         }
-        if let Some(mid) = c.original.message_id.as_deref() {
+        if let Some(mid) = hints.message_id.as_deref().filter(|m| !m.trim().is_empty()) {
             if let Some(d) = self.store.delivery_by_message_id(mid).await? {
                 if fits(&d) {
                     return Ok(from_delivery(d, "message_id"));
                 }
             }
         }
-        if let Some(contact) = self.store.contact(&r.address).await? {
-            let delivery = match c.original.campaign.as_deref().and_then(|x| x.parse().ok()) {
+        if let Some(contact) = self.store.contact(address).await? {
+            let delivery = match hints
+                .campaign
+                .as_deref()
+                .and_then(|x| x.trim().parse().ok())
+            {
                 Some(campaign) => self.store.delivery_of(campaign, contact.id).await?,
                 None => None,
             };
@@ -379,7 +432,8 @@ fn from_delivery(d: DeliveryMatch, by: &'static str) -> Match {
     }
 }
 
-fn event(r: &RecipientResult, m: Match) -> NewBounceEvent {
+/// The event to record for one result and how it was matched.
+pub fn event(r: &RecipientResult, m: Match) -> NewBounceEvent {
     NewBounceEvent {
         contact_id: m.contact_id,
         campaign_id: m.campaign_id,
@@ -408,7 +462,8 @@ fn message_id(raw: &[u8]) -> Option<String> {
     parsed.message_id().map(|m| m.to_string())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

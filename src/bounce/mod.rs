@@ -73,9 +73,12 @@ mod fields;
 // fuzzing`) compiles this module tree on its own, without it.
 #[cfg(not(fuzzing))]
 pub mod intake;
+#[cfg(not(fuzzing))]
 pub mod mailbox;
 mod message;
+#[cfg(not(fuzzing))]
 pub mod quarantine;
+pub mod reported;
 pub mod rules;
 mod scan;
 mod text;

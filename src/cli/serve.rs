@@ -52,6 +52,10 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
             ", no worker"
         }
     );
+    let hooks = server.state.webhooks.paths();
+    if !hooks.is_empty() {
+        println!("whatsup serve: webhooks at {}", hooks.join(", "));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let worker_task = worker.map(|mut w| {
         let stop = stop.clone();

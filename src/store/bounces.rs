@@ -252,6 +252,24 @@ impl Store {
         policy: &BouncePolicy,
         actor: &str,
     ) -> Result<RecordOutcome> {
+        let mut outcomes = self
+            .record_bounces(std::slice::from_ref(msg), policy, actor)
+            .await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("record_bounces returned no outcome"))
+    }
+
+    /// Records several messages like [`Store::record_bounce`], in order and
+    /// all in one transaction (a webhook batch): either every one is
+    /// recorded or none. Messages already recorded, also earlier in the same
+    /// batch, are duplicates and change nothing. One outcome per message.
+    pub async fn record_bounces(
+        &self,
+        msgs: &[NewBounceMessage],
+        policy: &BouncePolicy,
+        actor: &str,
+    ) -> Result<Vec<RecordOutcome>> {
         let now = Utc::now();
         let window_start = now - Duration::days(i64::from(policy.soft_window_days));
         let insert_msg =
@@ -274,96 +292,104 @@ impl Store {
         };
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
-            let inserted: Option<i64> = sqlx::query_scalar(insert_msg)
-                .bind(&msg.sha256).bind(&msg.message_id).bind(&msg.source).bind(&msg.format).bind(now)
-                .fetch_optional(&mut *tx).await?;
-            let Some(message_ref) = inserted else {
-                let existing: i64 = sqlx::query_scalar("SELECT id FROM bounce_messages WHERE sha256 = $1")
-                    .bind(&msg.sha256).fetch_one(&mut *tx).await?;
-                tx.rollback().await?;
-                return Ok(RecordOutcome { message_ref: existing, duplicate: true, events: Vec::new() });
-            };
-            let mut events = Vec::with_capacity(msg.events.len());
-            for e in &msg.events {
-                let event_id: i64 = sqlx::query_scalar(insert_event)
-                    .bind(e.contact_id).bind(e.campaign_id).bind(e.delivery_id).bind(&e.email)
-                    .bind(&e.kind).bind(&e.reason).bind(&e.status).bind(&e.diagnostic)
-                    .bind(&msg.source).bind(now).bind(message_ref).bind(&e.matched_by)
-                    .fetch_one(&mut *tx).await?;
-                let action = match e.contact_id {
-                    None => "unmatched".to_string(),
-                    Some(contact_id) => {
-                        let (act, why, soft_count) = match e.kind.as_str() {
-                            "hard" => (policy.hard, format!("hard bounce: {}", e.reason), None),
-                            "complaint" => (policy.complaint, "complaint (marked as spam)".to_string(), None),
-                            "unsubscribe" => (BounceAction::Unsubscribe, "unsubscribe request by mail".to_string(), None),
-                            "soft" => {
-                                let n: i64 = sqlx::query_scalar(count_soft)
-                                    .bind(contact_id).bind(window_start).fetch_one(&mut *tx).await?;
-                                (policy.soft, format!(
-                                    "{n} soft bounces within {} days, the last: {}",
-                                    policy.soft_window_days, e.reason
-                                ), Some(n))
-                            }
-                            _ => (BounceAction::Record, String::new(), None),
-                        };
-                        let due = soft_count.map_or(true, |n| n >= i64::from(policy.soft_threshold));
-                        let current: Option<String> = sqlx::query_scalar(select_contact)
-                            .bind(contact_id).fetch_optional(&mut *tx).await?;
-                        match (act.status(), current) {
-                            (_, None) => "unmatched".to_string(),
-                            (None, _) => "recorded".to_string(),
-                            (Some(_), Some(_)) if !due => format!(
-                                "counted {} of {}", soft_count.unwrap_or(0), policy.soft_threshold
-                            ),
-                            (Some(new), Some(cur)) => {
-                                let cur = ContactStatus::parse(&cur)?;
-                                // Only a contact still mailed changes; an
-                                // unsubscribe request also overrides a bounce.
-                                let may_change = cur == ContactStatus::Active
-                                    || (cur == ContactStatus::Bounced && new == ContactStatus::Unsubscribed);
-                                if cur == new || !may_change {
-                                    format!("already {}", cur.as_str())
-                                } else {
-                                    let change = StatusChange {
-                                        status: new,
-                                        reason: &why,
-                                        actor,
-                                        evidence: serde_json::json!({
-                                            "bounce_event": event_id,
-                                            "bounce_message": message_ref,
-                                            "message_id": msg.message_id,
-                                            "source": msg.source,
-                                            "kind": e.kind,
-                                            "reason": e.reason,
-                                            "status": e.status,
-                                            "diagnostic": e.diagnostic,
-                                            "campaign_id": e.campaign_id,
-                                            "matched_by": e.matched_by,
-                                            "soft_bounces": soft_count,
-                                        }),
-                                    };
-                                    record_change!(&mut *tx, contact_id, Some(cur), &change);
-                                    new.as_str().to_string()
+            let mut outcomes = Vec::with_capacity(msgs.len());
+            for msg in msgs {
+                let inserted: Option<i64> = sqlx::query_scalar(insert_msg)
+                    .bind(&msg.sha256).bind(&msg.message_id).bind(&msg.source).bind(&msg.format).bind(now)
+                    .fetch_optional(&mut *tx).await?;
+                let Some(message_ref) = inserted else {
+                    let existing: i64 = sqlx::query_scalar("SELECT id FROM bounce_messages WHERE sha256 = $1")
+                        .bind(&msg.sha256).fetch_one(&mut *tx).await?;
+                    outcomes.push(RecordOutcome { message_ref: existing, duplicate: true, events: Vec::new() });
+                    continue;
+                };
+                let mut events = Vec::with_capacity(msg.events.len());
+                for e in &msg.events {
+                    let event_id: i64 = sqlx::query_scalar(insert_event)
+                        .bind(e.contact_id).bind(e.campaign_id).bind(e.delivery_id).bind(&e.email)
+                        .bind(&e.kind).bind(&e.reason).bind(&e.status).bind(&e.diagnostic)
+                        .bind(&msg.source).bind(now).bind(message_ref).bind(&e.matched_by)
+                        .fetch_one(&mut *tx).await?;
+                    let action = match e.contact_id {
+                        None => "unmatched".to_string(),
+                        Some(contact_id) => {
+                            let (act, why, soft_count) = match e.kind.as_str() {
+                                "hard" => (policy.hard, format!("hard bounce: {}", e.reason), None),
+                                "complaint" => (policy.complaint, "complaint (marked as spam)".to_string(), None),
+                                "unsubscribe" => (BounceAction::Unsubscribe, "unsubscribe request by mail".to_string(), None),
+                                "soft" => {
+                                    let n: i64 = sqlx::query_scalar(count_soft)
+                                        .bind(contact_id).bind(window_start).fetch_one(&mut *tx).await?;
+                                    (policy.soft, format!(
+                                        "{n} soft bounces within {} days, the last: {}",
+                                        policy.soft_window_days, e.reason
+                                    ), Some(n))
+                                }
+                                _ => (BounceAction::Record, String::new(), None),
+                            };
+                            let due = soft_count.map_or(true, |n| n >= i64::from(policy.soft_threshold));
+                            let current: Option<String> = sqlx::query_scalar(select_contact)
+                                .bind(contact_id).fetch_optional(&mut *tx).await?;
+                            match (act.status(), current) {
+                                (_, None) => "unmatched".to_string(),
+                                (None, _) => "recorded".to_string(),
+                                (Some(_), Some(_)) if !due => format!(
+                                    "counted {} of {}", soft_count.unwrap_or(0), policy.soft_threshold
+                                ),
+                                (Some(new), Some(cur)) => {
+                                    let cur = ContactStatus::parse(&cur)?;
+                                    // Only a contact still mailed changes; an
+                                    // unsubscribe request also overrides a bounce.
+                                    let may_change = cur == ContactStatus::Active
+                                        || (cur == ContactStatus::Bounced && new == ContactStatus::Unsubscribed);
+                                    if cur == new || !may_change {
+                                        format!("already {}", cur.as_str())
+                                    } else {
+                                        let change = StatusChange {
+                                            status: new,
+                                            reason: &why,
+                                            actor,
+                                            evidence: serde_json::json!({
+                                                "bounce_event": event_id,
+                                                "bounce_message": message_ref,
+                                                "message_id": msg.message_id,
+                                                "source": msg.source,
+                                                "kind": e.kind,
+                                                "reason": e.reason,
+                                                "status": e.status,
+                                                "diagnostic": e.diagnostic,
+                                                "campaign_id": e.campaign_id,
+                                                "matched_by": e.matched_by,
+                                                "soft_bounces": soft_count,
+                                            }),
+                                        };
+                                        record_change!(&mut *tx, contact_id, Some(cur), &change);
+                                        new.as_str().to_string()
+                                    }
                                 }
                             }
                         }
-                    }
-                };
-                sqlx::query("UPDATE bounce_events SET action = $1 WHERE id = $2")
-                    .bind(&action).bind(event_id).execute(&mut *tx).await?;
-                events.push(EventOutcome {
-                    event_id,
-                    email: e.email.clone(),
-                    contact_id: e.contact_id,
-                    kind: e.kind.clone(),
-                    reason: e.reason.clone(),
-                    matched_by: e.matched_by.clone(),
-                    action,
-                });
+                    };
+                    sqlx::query("UPDATE bounce_events SET action = $1 WHERE id = $2")
+                        .bind(&action).bind(event_id).execute(&mut *tx).await?;
+                    events.push(EventOutcome {
+                        event_id,
+                        email: e.email.clone(),
+                        contact_id: e.contact_id,
+                        kind: e.kind.clone(),
+                        reason: e.reason.clone(),
+                        matched_by: e.matched_by.clone(),
+                        action,
+                    });
+                }
+                outcomes.push(RecordOutcome { message_ref, duplicate: false, events });
             }
-            tx.commit().await?;
-            Ok(RecordOutcome { message_ref, duplicate: false, events })
+            if outcomes.iter().all(|o| o.duplicate) {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await?;
+            }
+            Ok(outcomes)
         })
     }
 

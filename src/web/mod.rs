@@ -1,7 +1,8 @@
 //! `whatsup serve`: the recipients' web pages (unsubscribe with RFC 8058
 //! one-click, undo, preferences, view in browser), the public archive and
-//! its Atom feed, optional open and click tracking, `/healthz` and
-//! `/metrics`.
+//! its Atom feed, optional open and click tracking, `/healthz`,
+//! `/metrics`, and the sending services' bounce and complaint
+//! [`webhooks`].
 //!
 //! Rules every handler keeps:
 //! - **A GET never changes anything.** Link scanners fetch every link in a
@@ -24,6 +25,7 @@ mod form;
 pub mod metrics;
 mod pages;
 mod tracking;
+pub mod webhooks;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -69,6 +71,8 @@ pub struct AppState {
     css: String,
     writer: writer::Writer,
     pub metrics: metrics::Metrics,
+    /// The configured bounce and complaint webhooks.
+    pub webhooks: webhooks::Webhooks,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Compiled campaign issues for the web view, by campaign id.
     compiled: Mutex<HashMap<i64, Arc<CompiledIssue>>>,
@@ -105,6 +109,7 @@ impl AppState {
             _ => None,
         };
         let metrics = metrics::Metrics::default();
+        let webhooks = webhooks::Webhooks::from_config(store.clone(), &config)?;
         let writer = writer::Writer::spawn(store.clone(), config.web.commit_batch);
         let state = Arc::new(AppState {
             store,
@@ -114,6 +119,7 @@ impl AppState {
             css,
             writer,
             metrics,
+            webhooks,
             limiter,
             compiled: Mutex::new(HashMap::new()),
             archived: Mutex::new(HashMap::new()),
@@ -127,7 +133,7 @@ impl AppState {
 }
 
 /// The routes. Public pages are rate-limited per client IP; `/healthz`,
-/// `/metrics` and the stylesheet are not.
+/// `/metrics`, the stylesheet and the webhooks are not.
 pub fn router(state: Shared) -> Router {
     let public = Router::new()
         .route(
@@ -149,6 +155,7 @@ pub fn router(state: Shared) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     Router::new()
         .merge(public)
+        .merge(webhooks::routes(&state))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .route("/assets/web.css", get(stylesheet))
