@@ -93,7 +93,9 @@ fn sendgrid_key() -> SigningKey {
 }
 
 fn sendgrid_public_key(key: &SigningKey) -> String {
-    let der = key.verifying_key().to_public_key_der().unwrap();
+    let der = p256::PublicKey::from(key.verifying_key())
+        .to_public_key_der()
+        .unwrap();
     base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
 }
 

@@ -266,8 +266,7 @@ mod tests {
 
     fn keys() -> (SigningKey, String) {
         let signing = SigningKey::from_bytes(&[7u8; 32].into()).unwrap();
-        let der = signing
-            .verifying_key()
+        let der = p256::PublicKey::from(signing.verifying_key())
             .to_public_key_der()
             .unwrap()
             .into_vec();
