@@ -263,8 +263,8 @@ impl Intake {
     /// and text like a DSN recipient, and goes through the same recording
     /// and actions as a bounce message (source `smtp`, matched by
     /// `delivery`). Keyed by delivery and time of failure, so calling this
-    /// again, or after a crash, records each rejection once. Returns how
-    /// many were recorded.
+    /// again, or after a crash, records each rejection once. Recorded in
+    /// batches of 500, one transaction each. Returns how many were recorded.
     pub async fn record_rejections(&self, campaign: i64) -> Result<usize> {
         let mut done = 0;
         loop {
@@ -272,13 +272,11 @@ impl Intake {
             if batch.is_empty() {
                 return Ok(done);
             }
-            for r in &batch {
-                let message = rejection_message(r);
-                self.store
-                    .record_bounce(&message, &self.policy, "bounce:smtp")
-                    .await?;
-                done += 1;
-            }
+            let messages: Vec<_> = batch.iter().map(rejection_message).collect();
+            self.store
+                .record_bounces(&messages, &self.policy, "bounce:smtp")
+                .await?;
+            done += messages.len();
         }
     }
 
