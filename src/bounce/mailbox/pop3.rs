@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{anyhow, bail, Result};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use super::net::{Conn, Endpoint, Security};
+use super::net::{timed, Conn, Endpoint, Security};
 use super::{handle, Protocol, Tally, Verdict};
 use crate::bounce::intake::Intake;
 use crate::config::{Config, Pop3};
@@ -95,25 +95,26 @@ impl Client {
         Ok(client)
     }
 
-    /// Reads one line (without its CRLF) of at most [`MAX_LINE`] bytes.
-    async fn line(&mut self, what: &str) -> Result<Vec<u8>> {
-        let mut line = Vec::new();
-        let read = tokio::time::timeout(
-            self.ep.timeout,
-            (&mut self.io).take(MAX_LINE).read_until(b'\n', &mut line),
+    /// Appends to `buf` up to and including the next LF, reading at most
+    /// `limit` bytes, within the endpoint's timeout. An error if the server
+    /// closes the connection first.
+    async fn read_piece(&mut self, what: &str, limit: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let read = timed(
+            &self.ep,
+            what,
+            (&mut self.io).take(limit).read_until(b'\n', buf),
         )
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "{}: {what}: no answer within {:?}",
-                self.ep,
-                self.ep.timeout
-            )
-        })?
-        .map_err(|e| anyhow!("{}: {what}: {e}", self.ep))?;
+        .await?;
         if read == 0 {
             bail!("{}: {what}: the server closed the connection", self.ep);
         }
+        Ok(())
+    }
+
+    /// Reads one line (without its CRLF) of at most [`MAX_LINE`] bytes.
+    async fn line(&mut self, what: &str) -> Result<Vec<u8>> {
+        let mut line = Vec::new();
+        self.read_piece(what, MAX_LINE, &mut line).await?;
         if line.last() != Some(&b'\n') {
             bail!(
                 "{}: {what}: a line longer than {MAX_LINE} bytes or cut off",
@@ -148,19 +149,12 @@ impl Client {
             );
         }
         let line = format!("{command}\r\n");
-        tokio::time::timeout(self.ep.timeout, async {
-            self.io.get_mut().write_all(line.as_bytes()).await?;
-            self.io.get_mut().flush().await
+        let io = self.io.get_mut();
+        timed(&self.ep, what, async {
+            io.write_all(line.as_bytes()).await?;
+            io.flush().await
         })
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "{}: {what}: no answer within {:?}",
-                self.ep,
-                self.ep.timeout
-            )
-        })?
-        .map_err(|e| anyhow!("{}: {what}: {e}", self.ep))?;
+        .await?;
         self.status(what).await
     }
 
@@ -242,22 +236,7 @@ impl Client {
         let mut at_line_start = true;
         loop {
             chunk.clear();
-            let read = tokio::time::timeout(
-                self.ep.timeout,
-                (&mut self.io).take(CHUNK).read_until(b'\n', &mut chunk),
-            )
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "{}: {what}: no answer within {:?}",
-                    self.ep,
-                    self.ep.timeout
-                )
-            })?
-            .map_err(|e| anyhow!("{}: {what}: {e}", self.ep))?;
-            if read == 0 {
-                bail!("{}: {what}: the server closed the connection", self.ep);
-            }
+            self.read_piece(&what, CHUNK, &mut chunk).await?;
             let mut piece = chunk.as_slice();
             if at_line_start && piece.first() == Some(&b'.') {
                 if piece == b".\r\n" || piece == b".\n" {
