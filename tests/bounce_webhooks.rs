@@ -10,7 +10,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use base64::Engine;
 use common::http::{self, Reply};
@@ -20,13 +20,9 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey;
 use serde_json::{json, Value};
 use whatsup::config::{Config, Secret};
-use whatsup::import::ImportOptions;
-use whatsup::send::engine;
-use whatsup::send::worker::Worker;
-use whatsup::store::campaigns::NewCampaign;
+use whatsup::store::bounces::BounceRow;
 use whatsup::web::Server;
 
-const SECRET: &str = "webhook-test-secret-long-enough-0123456789abcdef";
 const TOPIC: &str = "arn:aws:sns:test-region-1:123456789012:whatsup-ses";
 const CERT_URL: &str =
     "https://sns.test-region-1.amazonaws.test/SimpleNotificationService-test.pem";
@@ -78,6 +74,11 @@ impl Site {
         self.db.store.contact(email).await.unwrap().unwrap().status
     }
 
+    /// The events recorded for `email`.
+    async fn events_for(&self, email: &str) -> Vec<BounceRow> {
+        self.db.store.bounces_for_email(email).await.unwrap()
+    }
+
     async fn events(&self) -> usize {
         self.db
             .store
@@ -106,11 +107,7 @@ fn test_data(rel: &str) -> std::path::PathBuf {
 /// The test configuration: outbox with VERP, every webhook on, the SNS
 /// certificate pinned and fetching off.
 fn config(db: &TestDb, outbox: &std::path::Path, sendgrid: &SigningKey) -> Config {
-    let mut c = db.config.clone();
-    c.sending.transport = "outbox".into();
-    c.sending.outbox_dir = outbox.to_path_buf();
-    c.sending.bounce_address = "bounces@news.example.com".into();
-    c.security.token_secret = Secret::new(SECRET);
+    let mut c = common::bounces::config(db, outbox);
     c.web.rate_limit_per_second = 0;
     let w = &mut c.webhooks;
     w.ses_topic_arns = vec![TOPIC.into()];
@@ -129,39 +126,8 @@ async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
     let sendgrid = sendgrid_key();
     let mut config = config(&db, outbox.path(), &sendgrid);
     tweak(&mut config);
-    let mut csv = String::from("email,name,title,organisation,kind,country\n");
-    for e in CONTACTS {
-        csv.push_str(&format!(
-            "{e},Someone,Counsellor,Embassy of Testland,embassy,FR\n"
-        ));
-    }
-    let (_dir, path) = common::temp_csv(csv);
-    let report = common::import(&db.store, &path, &ImportOptions::default()).await;
-    assert_eq!(report.created, CONTACTS.len() as u64, "{report:?}");
-    common::save_sample_issue(&db.store).await;
-    let campaign = db
-        .store
-        .create_campaign(&NewCampaign {
-            name: "webhook test",
-            issue_number: 214,
-            segment: "",
-            from_name: "WHAT'S UP Tokyo",
-            from_address: "whatsup@news.example.com",
-            reply_to: "",
-            transport: "outbox",
-            actor: "test",
-        })
-        .await
-        .unwrap();
-    engine::start(&db.store, &config, campaign, "test")
-        .await
-        .unwrap()
-        .unwrap();
-    Worker::new(db.store.clone(), config.clone())
-        .unwrap()
-        .send_campaign(campaign, &AtomicBool::new(false), |_| {})
-        .await
-        .unwrap();
+    common::bounces::contacts(&db, CONTACTS).await;
+    let campaign = common::bounces::send_to_outbox(&db, &config, "webhook test").await;
     let sent = read_outbox(outbox.path());
     assert_eq!(sent.len(), CONTACTS.len());
     let server = Server::start(db.store.clone(), config, "127.0.0.1:0".parse().unwrap())
@@ -373,11 +339,7 @@ async fn a_signed_ses_bounce_marks_the_contact_bounced_with_reason_status_and_di
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(json_of(&r)["recorded"], 1);
     assert_eq!(s.status("gone@example.org").await, "bounced");
-    let rows =
-        s.db.store
-            .bounces_for_email("gone@example.org")
-            .await
-            .unwrap();
+    let rows = s.events_for("gone@example.org").await;
     assert_eq!(rows.len(), 1);
     let e = &rows[0];
     assert_eq!(
@@ -417,11 +379,7 @@ async fn a_signed_ses_complaint_with_signature_version_1_unsubscribes_the_contac
     let r = post(s.addr(), "/webhooks/ses", &[], &body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(s.status("complainer@example.org").await, "unsubscribed");
-    let rows =
-        s.db.store
-            .bounces_for_email("complainer@example.org")
-            .await
-            .unwrap();
+    let rows = s.events_for("complainer@example.org").await;
     assert_eq!(
         (
             rows[0].kind.as_str(),
@@ -675,8 +633,8 @@ async fn a_signed_sendgrid_batch_records_a_bounce_a_complaint_and_a_delay(db: Te
     assert_eq!(s.status("sg-slow@example.org").await, "active");
     assert_eq!(s.status("soft@example.org").await, "active");
     let row = |email: &'static str| {
-        let store = s.db.store.clone();
-        async move { store.bounces_for_email(email).await.unwrap().remove(0) }
+        let s = &s;
+        async move { s.events_for(email).await.remove(0) }
     };
     let b = row("sg-bounce@example.org").await;
     assert_eq!(
@@ -788,11 +746,7 @@ async fn a_postmark_hard_bounce_with_the_right_credentials_bounces_the_contact_a
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(s.status("pm-gone@example.org").await, "bounced");
-    let rows =
-        s.db.store
-            .bounces_for_email("pm-gone@example.org")
-            .await
-            .unwrap();
+    let rows = s.events_for("pm-gone@example.org").await;
     assert_eq!(
         (
             rows[0].kind.as_str(),
@@ -842,11 +796,7 @@ async fn replaying_the_same_body_records_no_second_event(db: TestDb) {
         ),
         (json!(0), json!(1))
     );
-    let rows =
-        s.db.store
-            .bounces_for_email("soft@example.org")
-            .await
-            .unwrap();
+    let rows = s.events_for("soft@example.org").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].action, "counted 1 of 3");
 

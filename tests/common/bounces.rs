@@ -36,14 +36,14 @@ pub async fn contacts(db: &TestDb, emails: &[&str]) {
     assert_eq!(report.created, emails.len() as u64, "{report:?}");
 }
 
-/// Sends issue 214 to every contact through the outbox; returns the
-/// campaign id and the messages written, as (Return-Path, To, bytes).
-pub async fn send_campaign(db: &TestDb, config: &Config) -> (i64, Vec<(String, String, Vec<u8>)>) {
+/// Sends issue 214, as campaign `name`, to every contact through the
+/// outbox, to the end; returns the campaign id.
+pub async fn send_to_outbox(db: &TestDb, config: &Config, name: &str) -> i64 {
     super::save_sample_issue(&db.store).await;
     let id = db
         .store
         .create_campaign(&NewCampaign {
-            name: "bounce test",
+            name,
             issue_number: 214,
             segment: "",
             from_name: "WHAT'S UP Tokyo",
@@ -64,6 +64,13 @@ pub async fn send_campaign(db: &TestDb, config: &Config) -> (i64, Vec<(String, S
         .await
         .unwrap();
     assert_eq!(end, RunEnd::Finished);
+    id
+}
+
+/// Sends issue 214 to every contact through the outbox; returns the
+/// campaign id and the messages written, as (Return-Path, To, bytes).
+pub async fn send_campaign(db: &TestDb, config: &Config) -> (i64, Vec<(String, String, Vec<u8>)>) {
+    let id = send_to_outbox(db, config, "bounce test").await;
     let mut out = Vec::new();
     for entry in walk(&config.sending.outbox_dir) {
         let bytes = std::fs::read(&entry).unwrap();
