@@ -26,16 +26,10 @@ import sys
 import tempfile
 import time
 
+from benchlib import drop_database, free_port, run, whatsup_env
+
 USER = "bounces"
 PASSWORD = "bench-password"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_dovecot(root, port):
@@ -187,15 +181,6 @@ def count(folder_dir):
                for s in ("cur", "new") if os.path.isdir(os.path.join(folder_dir, s)))
 
 
-def run(cmd, env, cwd):
-    start = time.perf_counter()
-    p = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0:
-        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr.decode(errors='replace')}")
-    return elapsed, p.stdout.decode(errors="replace")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=10_000)
@@ -218,16 +203,8 @@ def main():
         dovecot, maildir, owner = start_dovecot(os.path.join(work, "dovecot"), port)
         dbname = None
         try:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSUP_")}
-            if pg:
-                dbname = f"whatsup_imapbench_{os.getpid()}"
-                subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {dbname}"], check=True,
-                               stdout=subprocess.DEVNULL)
-                env["WHATSUP_DATABASE_URL"] = pg.rsplit("/", 1)[0] + "/" + dbname
-            else:
-                env["WHATSUP_DATABASE_URL"] = f"sqlite://{os.path.join(work, 'whatsup.db')}"
+            env, dbname = whatsup_env(work, pg, f"whatsup_imapbench_{os.getpid()}")
             env.update({
-                "WHATSUP_GENERAL_DATA_DIR": work,
                 "WHATSUP_BOUNCES_IMAP_HOST": "127.0.0.1",
                 "WHATSUP_BOUNCES_IMAP_PORT": str(port),
                 "WHATSUP_BOUNCES_IMAP_TLS": "none",
@@ -241,9 +218,9 @@ def main():
                 for i in range(args.messages):
                     o = i % 500
                     f.write(f"r{i}@org{o}.example.org,Recipient {i},Counsellor,Embassy {o},embassy,FR,Europe/Paris\n")
-            run([args.binary, "subscribers", "import", contacts], env, work)
+            run([args.binary, "subscribers", "import", contacts], env=env, cwd=work)
             size = queue(maildir, args.messages, owner)
-            wall, out = run([args.binary, "bounces", "poll", "imap", "--once", "--json"], env, work)
+            wall, _, out = run([args.binary, "bounces", "poll", "imap", "--once", "--json"], env=env, cwd=work)
             report = json.loads(out.strip().splitlines()[-1])
             handled = report["ingested"] + report["duplicates"] + report["quarantined"]
             if report["ingested"] != args.messages or report["failure"]:
@@ -255,9 +232,7 @@ def main():
         finally:
             dovecot.terminate()
             dovecot.wait()
-            if dbname:
-                subprocess.run(["psql", pg, "-qc", f"DROP DATABASE IF EXISTS {dbname}"],
-                               stdout=subprocess.DEVNULL)
+            drop_database(pg, dbname)
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n`whatsup bounces poll imap --once`, Dovecot on loopback, batch size {args.batch_size}")
     print(f"{'database':12} {'messages':>9} {'MiB':>6} {'wall s':>8} {'msgs/s':>8} {'pass s':>8} {'msgs/s':>8}")

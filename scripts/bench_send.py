@@ -22,28 +22,9 @@ import sys
 import tempfile
 import time
 
+from benchlib import drop_database, free_port, run, whatsup_env
+
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def run(cmd, env=None, cwd=None):
-    """Runs cmd; returns (seconds, peak RSS in MiB, stdout)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"command failed ({code}): {' '.join(cmd)}\n{proc.stderr.read().decode(errors='replace')}")
-    return elapsed, usage.ru_maxrss / 1024, out.decode(errors="replace")
 
 
 def start_sink(port):
@@ -130,20 +111,8 @@ def main():
                     continue
                 work = os.path.join(tmp, f"{db_name}-{mode}")
                 os.makedirs(work)
-                env = dict(os.environ)
-                for k in list(env):
-                    if k.startswith("WHATSUP_"):
-                        del env[k]
-                dbname = None
-                if pg:
-                    dbname = f"whatsup_sendbench_{os.getpid()}_{mode}"
-                    subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {dbname}"], check=True,
-                                   stdout=subprocess.DEVNULL)
-                    env["WHATSUP_DATABASE_URL"] = pg.rsplit("/", 1)[0] + "/" + dbname
-                else:
-                    env["WHATSUP_DATABASE_URL"] = f"sqlite://{os.path.join(work, 'whatsup.db')}"
+                env, dbname = whatsup_env(work, pg, f"whatsup_sendbench_{os.getpid()}_{mode}")
                 env.update({
-                    "WHATSUP_GENERAL_DATA_DIR": work,
                     "WHATSUP_SMTP_HOST": "127.0.0.1",
                     "WHATSUP_SMTP_PORT": str(port),
                     "WHATSUP_SMTP_MAX_CONNECTIONS": str(args.concurrency),
@@ -175,9 +144,7 @@ def main():
                     label = f"whatsup send, {db_name}, " + ("no DKIM" if mode == "none" else f"DKIM {mode}")
                     results.append((label, t, rate, rate / base_rate, rss))
                 finally:
-                    if dbname:
-                        subprocess.run(["psql", pg, "-qc", f"DROP DATABASE IF EXISTS {dbname}"],
-                                       stdout=subprocess.DEVNULL)
+                    drop_database(pg, dbname)
     finally:
         sink.kill()
     print(f"\n{args.recipients} messages of ~10 KiB, concurrency {args.concurrency}, rate limit off")

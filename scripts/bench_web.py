@@ -28,12 +28,13 @@ import hmac
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from benchlib import free_port, run
 
 SECRET = b"bench-web-secret-0123456789abcdef0123456789abcdef"
 CAMPAIGN = 1
@@ -85,21 +86,6 @@ function request()
   return wrk.format("GET", "/u/" .. tokens[i])
 end
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def run(cmd, env):
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if p.returncode != 0:
-        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr.decode(errors='replace')}")
-    return p.stdout.decode(errors="replace")
 
 
 def wait_healthy(port, proc):
@@ -156,7 +142,7 @@ def bench(args, label, url, workdir):
         f.write("email,name\n")
         for i in range(args.contacts):
             f.write(f"bench{i:07d}@bench.example.org,Bench Person {i}\n")
-    run([args.binary, "subscribers", "import", csv], env)
+    run([args.binary, "subscribers", "import", csv], env=env)
     tokens = os.path.join(workdir, "tokens.txt")
     with open(tokens, "w") as f:
         for contact in range(1, args.contacts + 1):

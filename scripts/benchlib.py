@@ -1,0 +1,54 @@
+"""Helpers the benchmark scripts share: a free loopback port, running a
+command with its wall time and peak RSS, and a scratch database per run."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run(cmd, env=None, cwd=None):
+    """Runs cmd to the end; returns (seconds, peak RSS in MiB, stdout).
+    Exits the script with the command's stderr if it fails."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"command failed ({code}): {' '.join(cmd)}\n{proc.stderr.read().decode(errors='replace')}")
+    return elapsed, usage.ru_maxrss / 1024, out.decode(errors="replace")
+
+
+def whatsup_env(work, pg_url, dbname):
+    """The environment for a whatsup run in `work`, with no WHATSUP_ setting
+    inherited: its database is a fresh PostgreSQL database `dbname` on
+    pg_url's server (created here), or SQLite in `work` when pg_url is None.
+    Returns (env, name of the database to drop afterwards or None)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSUP_")}
+    env["WHATSUP_GENERAL_DATA_DIR"] = work
+    if pg_url:
+        subprocess.run(["psql", pg_url, "-qc", f"CREATE DATABASE {dbname}"], check=True,
+                       stdout=subprocess.DEVNULL)
+        env["WHATSUP_DATABASE_URL"] = pg_url.rsplit("/", 1)[0] + "/" + dbname
+        return env, dbname
+    env["WHATSUP_DATABASE_URL"] = f"sqlite://{os.path.join(work, 'whatsup.db')}"
+    return env, None
+
+
+def drop_database(pg_url, dbname):
+    """Drops a database whatsup_env made (nothing if dbname is None)."""
+    if dbname:
+        subprocess.run(["psql", pg_url, "-qc", f"DROP DATABASE IF EXISTS {dbname}"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
