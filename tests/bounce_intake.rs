@@ -3,10 +3,10 @@
 //! it wrote (with their real VERP envelope senders), and the contacts'
 //! statuses and audit trails are checked after ingesting them.
 
-mod common;
+use crate::common;
 
-use common::bounces::{config, contacts, dsn, send_campaign, status_of, SECRET};
-use common::TestDb;
+use crate::common::bounces::{config, contacts, dsn, send_campaign, status_of, SECRET};
+use crate::common::TestDb;
 use whatsup::bounce::intake::Intake;
 
 async fn a_hard_bounce_through_verp_marks_the_contact_bounced_with_its_evidence(db: TestDb) {

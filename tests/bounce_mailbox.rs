@@ -5,14 +5,14 @@
 //! (INBOX, Processed, Quarantine). Store failures are real: a trigger makes
 //! the database refuse one message's transaction.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use common::bounces::{config as intake_config, contacts, dsn, send_campaign, status_of};
-use common::dovecot::{Dovecot, Tls};
-use common::TestDb;
+use crate::common::bounces::{config as intake_config, contacts, dsn, send_campaign, status_of};
+use crate::common::dovecot::{Dovecot, Tls};
+use crate::common::TestDb;
 use sha2::{Digest, Sha256};
 use whatsup::bounce::intake::Intake;
 use whatsup::bounce::mailbox::{Counts, FailureKind, PassReport, Protocol};

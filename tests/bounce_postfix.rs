@@ -12,7 +12,7 @@
 //! and its `pipe` refuses to run commands as root, so the pipe runs as
 //! `nobody`, with a copy of the whatsup binary and a database it may write.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use common::TestDb;
+use crate::common::TestDb;
 use whatsup::config::{Config, Secret};
 use whatsup::import::ImportOptions;
 use whatsup::send::engine::{self, RunEnd};

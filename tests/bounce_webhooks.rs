@@ -7,14 +7,14 @@
 //! with a P-256 key made from fixed bytes; nothing is fetched from the
 //! network (the signing certificate is pinned).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::common::http::{self, Reply};
+use crate::common::TestDb;
 use base64::Engine;
-use common::http::{self, Reply};
-use common::TestDb;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey;

@@ -2,7 +2,7 @@
 //! exit codes, human and JSON output, segment errors with a caret, the audit
 //! trail, export, organisations, and that secrets never appear in output.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,9 +2,9 @@
 //! column, field) and what. Good rows in the same files still go in, and the
 //! reject file holds exactly the bad rows under the header.
 
-mod common;
+use crate::common;
 
-use common::{data, import, temp_csv};
+use crate::common::{data, import, temp_csv};
 use whatsup::import::{import_file, ImportOptions, RowError};
 
 /// (line, column, field, message fragment) of each reported error.

@@ -4,14 +4,14 @@
 //! twice must stay within the documented bound: at most one claimed batch
 //! (`sending.batch_size`) per kill.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::sink::{self, Sink};
-use common::TestDb;
+use crate::common::sink::{self, Sink};
+use crate::common::TestDb;
 use whatsup::import::ImportOptions;
 
 const RECIPIENTS: usize = 1000;

@@ -3,7 +3,7 @@
 //! received it is verified with mail-auth against the configured key's
 //! public record, offline (the record is served from a TXT cache, never DNS).
 
-mod common;
+use crate::common;
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::sink::{self, Sink};
+use crate::common::sink::{self, Sink};
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::common::verify::DomainKey;
 use mail_auth::hickory_resolver::config::{ResolverConfig, ResolverOpts};

@@ -2,13 +2,13 @@
 //! with its fault switches for 4xx, 5xx and 421 replies. Each test runs on
 //! SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use common::sink::{self, Sink};
-use common::TestDb;
+use crate::common::sink::{self, Sink};
+use crate::common::TestDb;
 use whatsup::config::{Config, Secret};
 use whatsup::domain::CampaignState;
 use whatsup::import::ImportOptions;

@@ -2,11 +2,11 @@
 //! contacts, organisations, statuses and their audit trail, segments, CSV
 //! import semantics and lossless export.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::{data, import, temp_csv, TestDb};
+use crate::common::{data, import, temp_csv, TestDb};
 use whatsup::domain::segment::Segment;
 use whatsup::domain::{ContactStatus, CountryCode, EmailAddress, OrgKind};
 use whatsup::export::{export, Format};

@@ -4,13 +4,13 @@
 //! in browser, the archive, tracking, rate limits, security headers,
 //! metrics, and 1,000 parallel unsubscribes of which none is lost.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 
-use common::http::{self, Reply};
-use common::TestDb;
+use crate::common::http::{self, Reply};
+use crate::common::TestDb;
 use whatsup::config::{Config, Secret};
 use whatsup::delivery::tokens::{Claims, Purpose, TokenKeys};
 use whatsup::import::ImportOptions;

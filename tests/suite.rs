@@ -1,0 +1,24 @@
+//! Every integration test in one binary: one link instead of one per file,
+//! and `common` compiled once. Each file under tests/ is a module here, so a
+//! test's name starts with its file's (`cargo test --test suite bounce_intake`).
+
+#[macro_use]
+mod common;
+
+mod bounce_corpus;
+mod bounce_intake;
+mod bounce_mailbox;
+mod bounce_postfix;
+mod bounce_webhooks;
+mod cli;
+mod compose_browser;
+mod compose_check;
+mod compose_render;
+mod compose_send;
+mod compose_store;
+mod import_corpus;
+mod send_crash;
+mod send_dkim;
+mod send_smtp;
+mod store_conformance;
+mod web_pages;
