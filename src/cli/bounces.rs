@@ -397,17 +397,10 @@ async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let wake = Arc::new(tokio::sync::Notify::new());
     {
+        let mut signals = super::signals::StopSignals::install()?;
         let (stop, wake) = (stop.clone(), wake.clone());
         tokio::spawn(async move {
-            let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-            }
+            signals.recv().await;
             stop.store(true, Ordering::SeqCst);
             wake.notify_one();
         });

@@ -543,17 +543,10 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
 pub async fn worker(store: &Store, config: &Config) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     {
+        let mut signals = super::signals::StopSignals::install()?;
         let stop = stop.clone();
         tokio::spawn(async move {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-            }
+            signals.recv().await;
             stop.store(true, Ordering::SeqCst);
         });
     }

@@ -9,6 +9,7 @@ mod issues;
 mod orgs;
 mod output;
 mod serve;
+mod signals;
 mod subscribers;
 
 use std::path::PathBuf;

@@ -41,6 +41,9 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
     } else {
         Some(Worker::new(store.clone(), config.clone())?)
     };
+    // Caught before the address is printed: whoever reads that line may
+    // send SIGTERM at once.
+    let mut signals = super::signals::StopSignals::install()?;
     let server = Server::start(store.clone(), config.clone(), bind).await?;
     println!(
         "whatsup serve: listening on http://{} (public base URL {}){}",
@@ -61,12 +64,7 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
         let stop = stop.clone();
         tokio::spawn(async move { w.run(&stop).await })
     });
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
+    signals.recv().await;
     stop.store(true, Ordering::SeqCst);
     server.stop().await?;
     if let Some(t) = worker_task {
