@@ -663,11 +663,10 @@ mod tests {
     }
 
     /// Also prints how long one signature of a 10 KiB message takes (no
-    /// timing is asserted). Ignored because 200 RSA signatures are slow in a
-    /// debug build; run with
-    /// `cargo test --release --lib delivery::dkim -- --ignored --nocapture`.
+    /// timing is asserted; ring's signing code is fast even in a debug
+    /// build, 0.4 s for all 400 here). To see the figures:
+    /// `cargo test --release --lib delivery::dkim -- --nocapture`.
     #[test]
-    #[ignore = "slow in debug builds; prints timings"]
     fn a_10_kib_message_signs_and_verifies_and_the_signing_time_is_printed() {
         let mut message = newsletter();
         message.truncate(message.len() - "--b1--\r\n".len());
