@@ -89,6 +89,11 @@ impl<'a> View<'a> {
                 ),
                 None => ("text".to_string(), "plain".to_string()),
             };
+            // Not collapsed into match guards, as clippy suggests: a second
+            // delivery-status, feedback-report or headers part must be
+            // claimed by its arm and ignored, not fall through to the text
+            // arms below.
+            #[allow(clippy::collapsible_match)]
             match (ctype.as_str(), subtype.as_str(), &part.body) {
                 (_, _, PartType::Multipart(_)) => {}
                 ("message", "delivery-status" | "global-delivery-status", _) => {
