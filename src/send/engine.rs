@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
-use futures_util::stream::{self, StreamExt};
+use tokio::task::JoinSet;
 
 use super::identity::Identity;
 use super::schedule;
@@ -53,8 +53,8 @@ pub struct Engine {
     store: Store,
     sending: Sending,
     transport: Arc<Transport>,
-    identity: Arc<Identity>,
-    compiled: Arc<CompiledIssue>,
+    /// Renders, signs and sends one message; shared by a batch's tasks.
+    deliverer: Arc<Deliverer>,
     campaign: Campaign,
     worker: String,
     /// Recent outcomes: true for a permanent failure.
@@ -104,12 +104,18 @@ impl Engine {
         let campaign = store.campaign_or_err(id).await?;
         let compiled = Arc::new(compile_for(&store, config, &campaign).await?);
         let store_for_intake = store.clone();
+        let deliverer = Arc::new(Deliverer {
+            sending: config.sending.clone(),
+            transport: transport.clone(),
+            identity,
+            compiled,
+            campaign_id: campaign.id,
+        });
         Ok(Engine {
             store,
             sending: config.sending.clone(),
             transport,
-            identity,
-            compiled,
+            deliverer,
             campaign,
             worker: worker.to_string(),
             recent: VecDeque::new(),
@@ -187,15 +193,72 @@ impl Engine {
         }
     }
 
+    /// Sends a batch, at most `concurrency` messages at a time, each in a
+    /// task of its own so that rendering, signing and the SMTP encoding of
+    /// different messages run on all the runtime's threads. Returns when
+    /// every message has its outcome.
     async fn send_batch(&self, claimed: Vec<Claimed>) -> Vec<Outcome> {
         let concurrency = self.transport.concurrency().max(1);
-        stream::iter(claimed)
-            .map(|c| self.deliver(c))
-            .buffer_unordered(concurrency)
-            .collect()
-            .await
+        let mut outcomes = Vec::with_capacity(claimed.len());
+        let mut waiting = claimed.into_iter();
+        let mut tasks = JoinSet::new();
+        loop {
+            while tasks.len() < concurrency {
+                let Some(c) = waiting.next() else { break };
+                let deliverer = Arc::clone(&self.deliverer);
+                tasks.spawn(async move { deliverer.deliver(c).await });
+            }
+            match tasks.join_next().await {
+                Some(Ok(outcome)) => outcomes.push(outcome),
+                // A panic in a delivery is a bug: let it end the run as it
+                // would have without the task (the claims come back when
+                // their lease expires).
+                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Some(Err(e)) => panic!("a delivery task was cancelled: {e}"),
+                None => return outcomes,
+            }
+        }
     }
 
+    /// Records outcomes in the recent window; a reason to pause when the
+    /// share of permanent failures reaches the configured rate.
+    fn error_rate_trip(&mut self, outcomes: &[Outcome]) -> Option<String> {
+        let window = self.sending.pause_error_window.max(1) as usize;
+        let rate = self.sending.pause_error_rate;
+        if rate <= 0.0 {
+            return None;
+        }
+        for o in outcomes.iter().filter(|o| o.uncounted == 0) {
+            self.recent.push_back(is_rejection(o));
+            if self.recent.len() > window {
+                self.recent.pop_front();
+            }
+        }
+        let failures = self.recent.iter().filter(|f| **f).count();
+        let n = self.recent.len();
+        if n >= window.min(20) && failures as f64 >= rate * n as f64 {
+            let share = 100.0 * failures as f64 / n as f64;
+            self.recent.clear();
+            return Some(format!(
+                "{failures} of the last {n} messages were rejected permanently ({share:.0}%, limit {:.0}%); check the list and the relay, then resume",
+                rate * 100.0
+            ));
+        }
+        None
+    }
+}
+
+/// What one delivery needs: the compiled issue, the identity that signs
+/// and makes the envelope, the transport and the retry settings.
+struct Deliverer {
+    sending: Sending,
+    transport: Arc<Transport>,
+    identity: Arc<Identity>,
+    compiled: Arc<CompiledIssue>,
+    campaign_id: i64,
+}
+
+impl Deliverer {
     /// Renders, signs and sends one message; never fails (a failure is an
     /// outcome).
     async fn deliver(&self, c: Claimed) -> Outcome {
@@ -220,7 +283,7 @@ impl Engine {
                 return out;
             }
         };
-        let mail_from = match self.identity.envelope_from(self.campaign.id, c.contact_id) {
+        let mail_from = match self.identity.envelope_from(self.campaign_id, c.contact_id) {
             Ok(f) => f,
             Err(e) => {
                 out.status = DeliveryStatus::Failed;
@@ -231,7 +294,7 @@ impl Engine {
         let result = self
             .transport
             .send(Outgoing {
-                campaign: self.campaign.id,
+                campaign: self.campaign_id,
                 delivery: c.id,
                 mail_from: &mail_from,
                 rcpt_to: &c.email,
@@ -292,7 +355,7 @@ impl Engine {
 
     /// The message bytes for one recipient and its Message-ID.
     fn render(&self, c: &Claimed) -> Result<(String, Vec<u8>)> {
-        let tokens = self.identity.link_tokens(self.campaign.id, c.contact_id);
+        let tokens = self.identity.link_tokens(self.campaign_id, c.contact_id);
         let r = Recipient {
             email: c.email.clone(),
             name: c.name.clone(),
@@ -312,7 +375,7 @@ impl Engine {
         bytes.extend_from_slice(
             format!(
                 "X-Whatsup-Campaign: {}\r\nX-Whatsup-Delivery: {}\r\n",
-                self.campaign.id, c.id
+                self.campaign_id, c.id
             )
             .as_bytes(),
         );
@@ -320,7 +383,7 @@ impl Engine {
             bytes.extend_from_slice(
                 format!(
                     "Feedback-ID: {}:{}\r\n",
-                    self.campaign.id, self.sending.feedback_id
+                    self.campaign_id, self.sending.feedback_id
                 )
                 .as_bytes(),
             );
@@ -328,33 +391,6 @@ impl Engine {
         bytes.extend_from_slice(&msg.bytes);
         let bytes = self.identity.sign(bytes)?;
         Ok((msg.message_id, bytes))
-    }
-
-    /// Records outcomes in the recent window; a reason to pause when the
-    /// share of permanent failures reaches the configured rate.
-    fn error_rate_trip(&mut self, outcomes: &[Outcome]) -> Option<String> {
-        let window = self.sending.pause_error_window.max(1) as usize;
-        let rate = self.sending.pause_error_rate;
-        if rate <= 0.0 {
-            return None;
-        }
-        for o in outcomes.iter().filter(|o| o.uncounted == 0) {
-            self.recent.push_back(is_rejection(o));
-            if self.recent.len() > window {
-                self.recent.pop_front();
-            }
-        }
-        let failures = self.recent.iter().filter(|f| **f).count();
-        let n = self.recent.len();
-        if n >= window.min(20) && failures as f64 >= rate * n as f64 {
-            let share = 100.0 * failures as f64 / n as f64;
-            self.recent.clear();
-            return Some(format!(
-                "{failures} of the last {n} messages were rejected permanently ({share:.0}%, limit {:.0}%); check the list and the relay, then resume",
-                rate * 100.0
-            ));
-        }
-        None
     }
 }
 
