@@ -51,9 +51,8 @@ pub enum RunEnd {
 /// same campaign at once.
 pub struct Engine {
     store: Store,
-    sending: Sending,
-    transport: Arc<Transport>,
     /// Renders, signs and sends one message; shared by a batch's tasks.
+    /// Also holds the sending settings and the transport the engine reads.
     deliverer: Arc<Deliverer>,
     campaign: Campaign,
     worker: String,
@@ -106,15 +105,13 @@ impl Engine {
         let store_for_intake = store.clone();
         let deliverer = Arc::new(Deliverer {
             sending: config.sending.clone(),
-            transport: transport.clone(),
+            transport,
             identity,
             compiled,
             campaign_id: campaign.id,
         });
         Ok(Engine {
             store,
-            sending: config.sending.clone(),
-            transport,
             deliverer,
             campaign,
             worker: worker.to_string(),
@@ -149,7 +146,7 @@ impl Engine {
                 return Ok(RunEnd::NotRunning(state));
             }
             let now_ms = Utc::now().timestamp_millis();
-            let lease_until = now_ms + (self.sending.lease_secs.max(1) * 1000) as i64;
+            let lease_until = now_ms + (self.deliverer.sending.lease_secs.max(1) * 1000) as i64;
             let claimed = self
                 .store
                 .claim(
@@ -157,7 +154,7 @@ impl Engine {
                     &self.worker,
                     now_ms,
                     lease_until,
-                    self.sending.batch_size as i64,
+                    self.deliverer.sending.batch_size as i64,
                 )
                 .await?;
             if claimed.is_empty() {
@@ -198,7 +195,7 @@ impl Engine {
     /// different messages run on all the runtime's threads. Returns when
     /// every message has its outcome.
     async fn send_batch(&self, claimed: Vec<Claimed>) -> Vec<Outcome> {
-        let concurrency = self.transport.concurrency().max(1);
+        let concurrency = self.deliverer.transport.concurrency().max(1);
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut waiting = claimed.into_iter();
         let mut tasks = JoinSet::new();
@@ -223,8 +220,9 @@ impl Engine {
     /// Records outcomes in the recent window; a reason to pause when the
     /// share of permanent failures reaches the configured rate.
     fn error_rate_trip(&mut self, outcomes: &[Outcome]) -> Option<String> {
-        let window = self.sending.pause_error_window.max(1) as usize;
-        let rate = self.sending.pause_error_rate;
+        let sending = &self.deliverer.sending;
+        let window = sending.pause_error_window.max(1) as usize;
+        let rate = sending.pause_error_rate;
         if rate <= 0.0 {
             return None;
         }
