@@ -1,12 +1,14 @@
-//! Runs a campaign: claim a batch, render and send each message, record
-//! the outcomes, repeat.
+//! Runs a campaign as a pipeline: claim batches ahead, render and send
+//! each message in a task of its own, record outcomes as they come.
 //!
 //! Invariants (see ARCHITECTURE.md):
 //! - a claim is committed before any SMTP conversation, and outcomes are
 //!   committed after; no transaction is open while talking SMTP;
 //! - a crash at any moment loses no recipient: unfinished claims come back
 //!   when their lease expires. Only messages that were in flight (sent but
-//!   not yet recorded) can go out twice, at most `batch_size` per worker;
+//!   not yet recorded) can go out twice, at most `batch_size` per worker:
+//!   no message starts while `batch_size` are sent or in flight but not
+//!   recorded;
 //! - suppression is checked in the claim transaction, just before sending;
 //! - 4xx replies and network failures retry with exponential backoff and
 //!   jitter up to `max_attempts`, then fail; 5xx fail at once and become
@@ -17,11 +19,11 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::identity::Identity;
 use super::schedule;
@@ -32,6 +34,10 @@ use crate::config::{Config, Sending};
 use crate::domain::{CampaignState, DeliveryStatus, OrgKind};
 use crate::store::campaigns::{Campaign, Claimed, Counts, Outcome};
 use crate::store::Store;
+
+/// The longest a finished message waits for its outcome to be recorded
+/// when fewer than a quarter batch have finished.
+const RECORD_AFTER: Duration = Duration::from_millis(200);
 
 /// Why [`Engine::run`] returned.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +131,19 @@ impl Engine {
     }
 
     /// Sends until the campaign is finished, not running, idle, or `stop`
-    /// is raised; `progress` is called after every batch.
+    /// is raised; `progress` is called with the counts at most once a
+    /// second, and at the end.
+    ///
+    /// The work is a pipeline, so that the SMTP connections never wait for
+    /// the database: up to the transport's concurrency of messages are in
+    /// flight, each in a task of its own (rendering, signing and the SMTP
+    /// encoding of different messages run on all the runtime's threads);
+    /// the next batch is claimed while the current one is sent; and
+    /// outcomes are recorded while later messages go out, a quarter batch
+    /// per transaction (fewer once nothing more is coming, or when the
+    /// oldest has waited [`RECORD_AFTER`]).
+    /// Messages sent but not yet recorded never exceed `batch_size`, which
+    /// keeps the bound on duplicates after a crash.
     pub async fn run(
         &mut self,
         stop: &AtomicBool,
@@ -134,85 +152,128 @@ impl Engine {
         let id = self.campaign.id;
         // Rejections a crashed run committed but did not record yet.
         self.intake.record_rejections(id).await?;
-        // Counting is a scan of the campaign's deliveries: report progress
-        // at most once a second, not after every batch.
-        let mut last_report: Option<std::time::Instant> = None;
-        loop {
-            if stop.load(Ordering::SeqCst) {
-                return Ok(RunEnd::Stopped);
-            }
-            let state = self.store.campaign_or_err(id).await?.state()?;
-            if state != CampaignState::Running {
-                return Ok(RunEnd::NotRunning(state));
-            }
-            let now_ms = Utc::now().timestamp_millis();
-            let lease_until = now_ms + (self.deliverer.sending.lease_secs.max(1) * 1000) as i64;
-            let claimed = self
-                .store
-                .claim(
-                    id,
-                    &self.worker,
-                    now_ms,
-                    lease_until,
-                    self.deliverer.sending.batch_size as i64,
-                )
-                .await?;
-            if claimed.is_empty() {
-                if self.store.finish_if_done(id, &self.worker).await? {
-                    progress(&self.store.delivery_counts(id).await?);
-                    return Ok(RunEnd::Finished);
-                }
-                let next = self.store.next_due(id).await?.unwrap_or(now_ms + 1000);
-                return Ok(RunEnd::Idle(next.max(now_ms + 50)));
-            }
-            let outcomes = self.send_batch(claimed).await;
-            self.store.complete(&self.worker, &outcomes).await?;
-            if outcomes.iter().any(is_rejection) {
-                self.intake.record_rejections(id).await?;
-            }
-            if last_report.map_or(true, |t| t.elapsed() >= Duration::from_secs(1)) {
-                progress(&self.store.delivery_counts(id).await?);
-                last_report = Some(std::time::Instant::now());
-            }
-            if let Some(reason) = self.error_rate_trip(&outcomes) {
-                self.store
-                    .move_campaign(
-                        id,
-                        &[CampaignState::Running],
-                        CampaignState::Paused,
-                        &self.worker,
-                        &reason,
-                    )
-                    .await?;
-                tracing::warn!(campaign = id, "paused: {reason}");
-                return Ok(RunEnd::NotRunning(CampaignState::Paused));
-            }
-        }
-    }
-
-    /// Sends a batch, at most `concurrency` messages at a time, each in a
-    /// task of its own so that rendering, signing and the SMTP encoding of
-    /// different messages run on all the runtime's threads. Returns when
-    /// every message has its outcome.
-    async fn send_batch(&self, claimed: Vec<Claimed>) -> Vec<Outcome> {
         let concurrency = self.deliverer.transport.concurrency().max(1);
-        let mut outcomes = Vec::with_capacity(claimed.len());
-        let mut waiting = claimed.into_iter();
-        let mut tasks = JoinSet::new();
+        let batch = (self.deliverer.sending.batch_size as usize).max(1);
+        // Claimed, not yet started.
+        let mut queue: VecDeque<Claimed> = VecDeque::new();
+        let mut tasks: JoinSet<Outcome> = JoinSet::new();
+        // Finished, not yet recorded.
+        let mut done: Vec<Outcome> = Vec::new();
+        let mut claiming: Option<JoinHandle<Result<Claim>>> = None;
+        let mut recording: Option<JoinHandle<Result<Recorded>>> = None;
+        let mut recording_len = 0usize;
+        // Why the run ends, once known: nothing more starts, what is in
+        // flight finishes and is recorded, the queue is given back.
+        let mut end: Option<RunEnd> = None;
+        // A claim found nothing due.
+        let mut drained = false;
+        // Counting is a scan of the campaign's deliveries: report progress
+        // at most once a second.
+        let mut last_report: Option<Instant> = None;
+        // When the oldest outcome in `done` finished.
+        let mut oldest_done: Option<Instant> = None;
         loop {
-            while tasks.len() < concurrency {
-                let Some(c) = waiting.next() else { break };
-                let deliverer = Arc::clone(&self.deliverer);
-                tasks.spawn(async move { deliverer.deliver(c).await });
+            if end.is_none() && stop.load(Ordering::SeqCst) {
+                end = Some(RunEnd::Stopped);
             }
-            match tasks.join_next().await {
-                Some(Ok(outcome)) => outcomes.push(outcome),
-                // A panic in a delivery is a bug: let it end the run as it
-                // would have without the task (the claims come back when
-                // their lease expires).
-                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Some(Err(e)) => panic!("a delivery task was cancelled: {e}"),
-                None => return outcomes,
+            if end.is_none() {
+                while tasks.len() < concurrency && tasks.len() + done.len() + recording_len < batch
+                {
+                    let Some(c) = queue.pop_front() else { break };
+                    let deliverer = Arc::clone(&self.deliverer);
+                    tasks.spawn(async move { deliverer.deliver(c).await });
+                }
+                if !drained && claiming.is_none() && queue.len() < batch.div_ceil(2) {
+                    claiming = Some(tokio::spawn(claim_next(
+                        self.store.clone(),
+                        id,
+                        self.worker.clone(),
+                        self.deliverer.sending.lease_secs,
+                        batch,
+                    )));
+                }
+            }
+            // A record is one write transaction: gather a quarter batch, or
+            // whatever there is once nothing else is coming or the oldest
+            // outcome has waited long enough (progress stays current).
+            let flowing = end.is_none() && !(tasks.is_empty() && queue.is_empty());
+            let record_now = done.len() >= batch.div_ceil(4)
+                || !flowing
+                || oldest_done.is_some_and(|t| t.elapsed() >= RECORD_AFTER);
+            if recording.is_none() && !done.is_empty() && record_now {
+                oldest_done = None;
+                let outcomes = std::mem::take(&mut done);
+                recording_len = outcomes.len();
+                let count = last_report.map_or(true, |t| t.elapsed() >= Duration::from_secs(1));
+                if count {
+                    last_report = Some(Instant::now());
+                }
+                recording = Some(tokio::spawn(record(
+                    self.store.clone(),
+                    id,
+                    self.worker.clone(),
+                    outcomes,
+                    count,
+                )));
+            }
+            if tasks.is_empty() && claiming.is_none() && recording.is_none() {
+                if let Some(end) = end {
+                    let unsent: Vec<i64> = queue.drain(..).map(|c| c.id).collect();
+                    self.store.release(&self.worker, &unsent).await?;
+                    return Ok(end);
+                }
+                if drained && queue.is_empty() {
+                    if self.store.finish_if_done(id, &self.worker).await? {
+                        progress(&self.store.delivery_counts(id).await?);
+                        return Ok(RunEnd::Finished);
+                    }
+                    let now_ms = Utc::now().timestamp_millis();
+                    let next = self.store.next_due(id).await?.unwrap_or(now_ms + 1000);
+                    return Ok(RunEnd::Idle(next.max(now_ms + 50)));
+                }
+            }
+            tokio::select! {
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    done.push(joined_or_unwind(joined));
+                    oldest_done.get_or_insert_with(Instant::now);
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(
+                        oldest_done.unwrap_or_else(Instant::now) + RECORD_AFTER,
+                    )), if recording.is_none() && !done.is_empty() => {}
+                claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match joined_or_unwind(claimed)? {
+                        Claim::NotRunning(state) => {
+                            end.get_or_insert(RunEnd::NotRunning(state));
+                        }
+                        Claim::Claimed(c) if c.is_empty() => drained = true,
+                        Claim::Claimed(c) => queue.extend(c),
+                    }
+                }
+                recorded = async { recording.as_mut().expect("guarded").await }, if recording.is_some() => {
+                    recording = None;
+                    recording_len = 0;
+                    let recorded = joined_or_unwind(recorded)?;
+                    if recorded.outcomes.iter().any(is_rejection) {
+                        self.intake.record_rejections(id).await?;
+                    }
+                    if let Some(counts) = &recorded.counts {
+                        progress(counts);
+                    }
+                    if let Some(reason) = self.error_rate_trip(&recorded.outcomes) {
+                        self.store
+                            .move_campaign(
+                                id,
+                                &[CampaignState::Running],
+                                CampaignState::Paused,
+                                &self.worker,
+                                &reason,
+                            )
+                            .await?;
+                        tracing::warn!(campaign = id, "paused: {reason}");
+                        end = Some(RunEnd::NotRunning(CampaignState::Paused));
+                    }
+                }
             }
         }
     }
@@ -243,6 +304,70 @@ impl Engine {
             ));
         }
         None
+    }
+}
+
+/// What a claim found.
+enum Claim {
+    /// The campaign is no longer running: claim nothing.
+    NotRunning(CampaignState),
+    /// The deliveries claimed; none when nothing is due.
+    Claimed(Vec<Claimed>),
+}
+
+/// Checks that the campaign still runs, then claims up to `limit` due
+/// deliveries for `worker` under a lease of `lease_secs`.
+async fn claim_next(
+    store: Store,
+    id: i64,
+    worker: String,
+    lease_secs: u64,
+    limit: usize,
+) -> Result<Claim> {
+    let state = store.campaign_or_err(id).await?.state()?;
+    if state != CampaignState::Running {
+        return Ok(Claim::NotRunning(state));
+    }
+    let now_ms = Utc::now().timestamp_millis();
+    let lease_until = now_ms + (lease_secs.max(1) * 1000) as i64;
+    let claimed = store
+        .claim(id, &worker, now_ms, lease_until, limit as i64)
+        .await?;
+    Ok(Claim::Claimed(claimed))
+}
+
+/// Outcomes recorded, with the campaign's counts after them when asked.
+struct Recorded {
+    outcomes: Vec<Outcome>,
+    counts: Option<Counts>,
+}
+
+/// Records outcomes in one transaction; counts the campaign's deliveries
+/// afterwards when `count` is set.
+async fn record(
+    store: Store,
+    id: i64,
+    worker: String,
+    outcomes: Vec<Outcome>,
+    count: bool,
+) -> Result<Recorded> {
+    store.complete(&worker, &outcomes).await?;
+    let counts = if count {
+        Some(store.delivery_counts(id).await?)
+    } else {
+        None
+    };
+    Ok(Recorded { outcomes, counts })
+}
+
+/// A finished task's value. A panic in a task is a bug: it ends the run as
+/// it would have without the task (claims come back when their lease
+/// expires).
+fn joined_or_unwind<T>(joined: Result<T, tokio::task::JoinError>) -> T {
+    match joined {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("a send task was cancelled: {e}"),
     }
 }
 
