@@ -3,6 +3,7 @@
 //! - [`schedule`]: when messages are due (an instant, or a local time in
 //!   each recipient's zone) and the retry backoff;
 //! - [`transport`]: SMTP servers (pool, limits, failover) and the outbox;
+//! - [`smtp`]: one mail transaction on a connection (pipelining, dot-stuffing);
 //! - [`identity`]: tokens, VERP and DKIM for each message;
 //! - [`engine`]: claim → render → send → complete, and campaign start;
 //! - [`worker`]: the loop behind `whatsup worker` and `whatsup send`.
@@ -13,6 +14,7 @@
 pub mod engine;
 pub mod identity;
 pub mod schedule;
+pub mod smtp;
 pub mod transport;
 pub mod worker;
 

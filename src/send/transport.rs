@@ -1,12 +1,14 @@
 //! Where rendered messages go: SMTP relays or the outbox directory.
 //!
-//! **SMTP.** lettre's async SMTP client, with our own small pool of open
+//! **SMTP.** lettre's async SMTP connections, with our own small pool of open
 //! connections per configured server: lettre's pooled transport opens its
 //! sockets without `TCP_NODELAY`, and its separate write of the final
 //! `.` after the message body then waits for the peer's delayed ACK
 //! (about 40 ms a message: 100 messages/s over 8 connections on loopback).
 //! Our connections set `TCP_NODELAY` and hand the socket to lettre
-//! (`connect_with_transport`, then STARTTLS and AUTH as configured). Each
+//! (`connect_with_transport`, then STARTTLS and AUTH as configured). The
+//! mail transaction itself is [`super::smtp`]'s: pipelined when the server
+//! offers it, and the connection kept after a refusal. Each
 //! server has an explicit bound on concurrent connections (a semaphore;
 //! every message in flight holds one connection), a timeout on every SMTP
 //! conversation, a token bucket for messages per second (governor), and hourly and
@@ -32,13 +34,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Address;
 use tokio::sync::Semaphore;
 
+use super::smtp::{Connection, Refused};
 use crate::config::SmtpServer;
 use crate::store::Store;
 
@@ -172,7 +174,7 @@ struct Server {
     credentials: Option<Credentials>,
     hello: ClientId,
     /// Open connections not in use, with when each was last used.
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Connection, Instant)>>,
     connections: Semaphore,
     per_second: Option<DefaultDirectRateLimiter>,
     /// Passed over until this instant (unreachable).
@@ -366,14 +368,8 @@ async fn send_raw(s: &Server, m: Outgoing<'_>) -> Result<Accepted, Failure> {
             text: format!("invalid address {a:?}: {e}"),
         })
     };
-    let envelope =
-        Envelope::new(Some(parse(m.mail_from)?), vec![parse(m.rcpt_to)?]).map_err(|e| {
-            Failure::Permanent {
-                server: name.clone(),
-                code: String::new(),
-                text: format!("envelope: {e}"),
-            }
-        })?;
+    let from = parse(m.mail_from)?;
+    let to = parse(m.rcpt_to)?;
     // Bound the whole conversation (connect and send) as well as each step.
     let whole = Duration::from_secs(s.cfg.timeout_secs.max(1) * 4);
     let timed_out = || Failure::Network {
@@ -391,7 +387,7 @@ async fn send_raw(s: &Server, m: Outgoing<'_>) -> Result<Accepted, Failure> {
                 Ok(Ok(c)) => (c, false),
             },
         };
-        match tokio::time::timeout(whole, conn.send(&envelope, m.bytes)).await {
+        match tokio::time::timeout(whole, conn.send(&from, &to, m.bytes)).await {
             Err(_) => return Err(timed_out()),
             Ok(Ok(r)) => {
                 s.put_back(conn);
@@ -400,9 +396,16 @@ async fn send_raw(s: &Server, m: Outgoing<'_>) -> Result<Accepted, Failure> {
                     reply: format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")),
                 });
             }
-            Ok(Err(e)) => {
-                let f = classify(&name, &e);
-                if !conn.has_broken() {
+            Ok(Err(refused)) => {
+                let f = match refused {
+                    Refused::Reply(e) | Refused::Lost(e) => classify(&name, &e),
+                    Refused::Unsupported(text) => Failure::Permanent {
+                        server: name.clone(),
+                        code: String::new(),
+                        text,
+                    },
+                };
+                if !conn.is_broken() {
                     s.put_back(conn);
                 }
                 if !(reused && matches!(f, Failure::Network { .. })) {
@@ -416,30 +419,30 @@ async fn send_raw(s: &Server, m: Outgoing<'_>) -> Result<Accepted, Failure> {
 impl Server {
     /// An idle connection that is still usable, if there is one; stale
     /// ones are dropped.
-    async fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    async fn take_idle(&self) -> Option<Connection> {
         loop {
             let (mut conn, since) = self.idle.lock().unwrap().pop()?;
             let idle_for = since.elapsed();
             if idle_for >= IDLE_TIMEOUT {
                 continue;
             }
-            if idle_for >= CHECK_AFTER && !conn.test_connected().await {
+            if idle_for >= CHECK_AFTER && !conn.smtp().test_connected().await {
                 continue;
             }
             return Some(conn);
         }
     }
 
-    fn put_back(&self, conn: AsyncSmtpConnection) {
+    fn put_back(&self, conn: Connection) {
         self.idle.lock().unwrap().push((conn, Instant::now()));
     }
 
     /// Opens a connection: TCP with `TCP_NODELAY`, EHLO, STARTTLS and AUTH
     /// as configured (implicit TLS goes through lettre's own connect).
-    async fn connect(&self) -> Result<AsyncSmtpConnection, Failure> {
+    async fn connect(&self) -> Result<Connection, Failure> {
         let name = &self.cfg.name;
         let lettre_err = |e: lettre::transport::smtp::Error| classify(name, &e);
-        let mut conn = match &self.security {
+        let conn = match &self.security {
             Security::Implicit(tls) => AsyncSmtpConnection::connect_tokio1(
                 (self.cfg.host.as_str(), self.cfg.port),
                 Some(Duration::from_secs(self.cfg.timeout_secs.max(1))),
@@ -469,8 +472,12 @@ impl Server {
                 c
             }
         };
+        let mut conn = Connection::new(conn, &self.hello)
+            .await
+            .map_err(lettre_err)?;
         if let Some(creds) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], creds)
+            conn.smtp()
+                .auth(&[Mechanism::Plain, Mechanism::Login], creds)
                 .await
                 .map_err(lettre_err)?;
         }
