@@ -3,19 +3,23 @@
 
 In one run, for each database (SQLite, and PostgreSQL when a URL is given)
 and each signing mode (none, DKIM ed25519, DKIM RSA-2048):
-  - imports N generated contacts and the sample issue (padded to ~10 KiB),
+  - imports N generated contacts and a bench issue sized so that its
+    rendered message (template, text and HTML parts, encoding) is about
+    10 KiB, the size smtp-source sends (--sample-issue sends the 32 KB
+    sample issue instead),
   - `whatsup send` one campaign to all of them through smtp-sink on loopback
     with the rate limit off, timing it and taking its peak RSS,
 and, as the baseline, `smtp-source -d -s C -m N -l 10240` against the same
 sink with the same concurrency C. Prints messages/s, the ratio and peak RSS.
 
-The padded issue renders to a message much larger than 10 KiB (inlined CSS,
-the HTML and text parts, quoted-printable), so a second baseline sends
-smtp-source messages of the size whatsup's actually are (the .eml that
-`whatsup issues preview` writes), and a second ratio compares with that.
+A second baseline sends smtp-source messages of exactly the size whatsup's
+are (the .eml that `whatsup issues preview` writes), and a second ratio
+compares with that.
 
 Usage: scripts/bench_send.py [--recipients 100000] [--concurrency 8]
                              [--pg-url postgres://...] [--binary PATH]
+                             [--modes none,ed25519,rsa] [--message-bytes 10240]
+                             [--sample-issue]
 Not a test: nothing here asserts a time.
 """
 import argparse
@@ -47,22 +51,48 @@ def start_sink(port):
     sys.exit("smtp-sink did not start")
 
 
-def padded_issue(src, dst, target=10 * 1024):
-    """The sample issue with an extra article so the HTML is about 10 KiB."""
-    text = open(src, encoding="utf-8").read()
-    para = ("Tokyo's ward offices publish a yearly digest of the events they host for residents "
-            "and visitors, from lantern evenings to morning markets. ")
-    extra = "\n[[sections.articles]]\nheading = \"More from the wards\"\nbody = '''\n"
-    while len(text.encode()) + len(extra.encode()) < target:
-        extra += para
-    extra += "\n'''\n"
-    open(dst, "w", encoding="utf-8").write(text.rstrip("\n") + "\n" + extra)
+BENCH_ISSUE = """+++
+subject = "What's up in Tokyo: news from the wards"
+preheader = "Events, markets and lantern evenings across the 23 wards."
+number = 214
+date = 2025-07-01
+
+[[sections]]
+title = "Culture & Events"
+
+[[sections.articles]]
+heading = "More from the wards"
+body = '''
+{body}
+'''
++++
+Welcome to this issue of WHAT'S UP; the greeting above it carries each recipient's name.
+"""
+
+PARA = ("Tokyo's ward offices publish a yearly digest of the events they host for residents "
+        "and visitors, from lantern evenings to morning markets. ")
+
+
+def sized_issue(binary, dst, tmp, target):
+    """Writes an issue whose rendered message is about `target` bytes (the
+    template, both parts and their encoding included), by adding paragraphs
+    to one article. Returns the message size `issues preview` measured."""
+    def size_with(n):
+        body = "\n\n".join(PARA * 3 for _ in range(n)) if n else PARA
+        open(dst, "w", encoding="utf-8").write(BENCH_ISSUE.format(body=body))
+        return message_size(binary, dst, tmp)
+    n, size = 0, size_with(0)
+    if size >= target:
+        return size
+    # Each paragraph adds the same bytes: step once, then aim.
+    step = size_with(1) - size
+    n = max(1, round((target - size) / max(step, 1)))
+    return size_with(n)
 
 
 def message_size(binary, issue, tmp):
     """Bytes of the message `whatsup issues preview` writes for the issue."""
-    work = os.path.join(tmp, "preview")
-    os.makedirs(work)
+    work = tempfile.mkdtemp(prefix="preview-", dir=tmp)
     env, _ = whatsup_env(work, None, None)
     env["WHATSUP_SECURITY_TOKEN_SECRET"] = SECRET
     out = os.path.join(work, "out")
@@ -98,6 +128,10 @@ def main():
     ap.add_argument("--pg-url", default=os.environ.get("WHATSUP_TEST_POSTGRES_URL"))
     ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "whatsup"))
     ap.add_argument("--modes", default="none,ed25519,rsa")
+    ap.add_argument("--message-bytes", type=int, default=10240,
+                    help="size the bench issue so that its rendered message is about this large")
+    ap.add_argument("--sample-issue", action="store_true",
+                    help="send samples/issue-214.md as it is instead (a 32 KB message)")
     args = ap.parse_args()
     if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):
         sys.exit("smtp-sink and smtp-source are needed (Debian package postfix)")
@@ -106,9 +140,12 @@ def main():
     contacts = os.path.join(tmp, "contacts.csv")
     gen_contacts(contacts, args.recipients)
     issue = os.path.join(tmp, "issue.md")
-    padded_issue(os.path.join(root, "samples", "issue-214.md"), issue)
+    if args.sample_issue:
+        shutil.copy(os.path.join(root, "samples", "issue-214.md"), issue)
+        size = message_size(args.binary, issue, tmp)
+    else:
+        size = sized_issue(args.binary, issue, tmp, args.message_bytes)
     pem = keys(tmp) if shutil.which("openssl") else {}
-    size = message_size(args.binary, issue, tmp)
     port = free_port()
     sink = start_sink(port)
     results = []
