@@ -12,8 +12,9 @@
 //!   three replies are read after it; the first negative one is the
 //!   outcome. If a server accepts DATA after refusing MAIL or RCPT, the
 //!   empty message is ended at once (it has no recipient) before `RSET`;
-//! - the message is stuffed by [`DotStuffed`], which copies the text
-//!   between line-initial dots in whole slices, and sent with its end
+//! - the message is stuffed by [`DotStuffed`], which finds line-initial
+//!   dots with a vectorised search (memchr's memmem) and copies the text
+//!   between them in whole slices, and sent with its end
 //!   marker in the same write. A message that is not UTF-8 goes through
 //!   lettre's own encoder instead.
 //!
@@ -205,7 +206,7 @@ impl fmt::Display for DotStuffed<'_> {
             f.write_str(".")?;
         }
         let mut from = 0;
-        for (at, _) in text.match_indices("\r\n.") {
+        for at in memchr::memmem::find_iter(text.as_bytes(), b"\r\n.") {
             // Up to and including the CRLF, then the extra dot; the dot of
             // the text follows with the next slice.
             f.write_str(&text[from..at + 2])?;
