@@ -244,7 +244,8 @@ pub struct Sending {
     pub transport: String,
     /// Where the outbox transport writes; empty: `<data_dir>/outbox`.
     pub outbox_dir: PathBuf,
-    /// Deliveries claimed per batch (also the completion batch).
+    /// Deliveries claimed per batch; also the most messages sent or in
+    /// flight without a recorded outcome (the duplicate bound after a crash).
     pub batch_size: u32,
     /// Seconds a claim is held; after that another worker may take it over.
     pub lease_secs: u64,
