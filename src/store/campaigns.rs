@@ -453,12 +453,18 @@ impl Store {
             Dialect::Sqlite => "",
             Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
         };
-        let claim_sql = format!(
-            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_ms = $1, \
-             worker = $2, updated_at = $3 WHERE id IN (SELECT id FROM deliveries \
-             WHERE campaign_id = $4 AND status IN ('pending', 'retry') AND due_ms <= $5 \
-             ORDER BY due_ms, id LIMIT $6 {lock}) RETURNING id"
-        );
+        // One status at a time, so that each claim reads the queue index
+        // in its own order and stops at the limit: retries first (they
+        // waited longest), then pending rows.
+        let claim_sql = |status: &str| {
+            format!(
+                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_ms = $1, \
+                 worker = $2, updated_at = $3 WHERE id IN (SELECT id FROM deliveries \
+                 WHERE campaign_id = $4 AND status = '{status}' AND due_ms <= $5 \
+                 ORDER BY due_ms, id LIMIT $6 {lock}) RETURNING id"
+            )
+        };
+        let claim_sql = [claim_sql("retry"), claim_sql("pending")];
         let list = match dialect {
             Dialect::Sqlite => "(SELECT value FROM json_each($1))",
             Dialect::Postgres => "(SELECT jsonb_array_elements_text($1::text::jsonb)::bigint)",
@@ -483,9 +489,17 @@ impl Store {
             )
             .bind(campaign).bind(now_ms).bind(now)
             .execute(&mut *tx).await?;
-            let ids: Vec<i64> = sqlx::query_scalar(&claim_sql)
-                .bind(lease_until_ms).bind(worker).bind(now).bind(campaign).bind(now_ms).bind(limit)
-                .fetch_all(&mut *tx).await?;
+            let mut ids: Vec<i64> = Vec::new();
+            for sql in &claim_sql {
+                let left = limit - ids.len() as i64;
+                if left <= 0 {
+                    break;
+                }
+                let got: Vec<i64> = sqlx::query_scalar(sql)
+                    .bind(lease_until_ms).bind(worker).bind(now).bind(campaign).bind(now_ms).bind(left)
+                    .fetch_all(&mut *tx).await?;
+                ids.extend(got);
+            }
             if ids.is_empty() {
                 tx.commit().await?;
                 return Ok(Vec::new());
