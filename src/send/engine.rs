@@ -39,6 +39,11 @@ use crate::store::Store;
 /// when fewer than a quarter batch have finished.
 const RECORD_AFTER: Duration = Duration::from_millis(200);
 
+/// Progress counts wait at least this many times as long as the last
+/// count took, so counting a large campaign stays a small share of the
+/// database's work.
+const REPORT_SHARE: u32 = 50;
+
 /// Why [`Engine::run`] returned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEnd {
@@ -168,8 +173,10 @@ impl Engine {
         // A claim found nothing due.
         let mut drained = false;
         // Counting is a scan of the campaign's deliveries: report progress
-        // at most once a second.
+        // at most once a second, and spend at most 1/REPORT_SHARE of the
+        // time counting (a million deliveries take a while to count).
         let mut last_report: Option<Instant> = None;
+        let mut report_every = Duration::from_secs(1);
         // When the oldest outcome in `done` finished.
         let mut oldest_done: Option<Instant> = None;
         loop {
@@ -204,7 +211,7 @@ impl Engine {
                 oldest_done = None;
                 let outcomes = std::mem::take(&mut done);
                 recording_len = outcomes.len();
-                let count = last_report.map_or(true, |t| t.elapsed() >= Duration::from_secs(1));
+                let count = last_report.map_or(true, |t| t.elapsed() >= report_every);
                 if count {
                     last_report = Some(Instant::now());
                 }
@@ -257,8 +264,9 @@ impl Engine {
                     if recorded.outcomes.iter().any(is_rejection) {
                         self.intake.record_rejections(id).await?;
                     }
-                    if let Some(counts) = &recorded.counts {
+                    if let Some((counts, took)) = &recorded.counts {
                         progress(counts);
+                        report_every = Duration::from_secs(1).max(*took * REPORT_SHARE);
                     }
                     if let Some(reason) = self.error_rate_trip(&recorded.outcomes) {
                         self.store
@@ -336,10 +344,11 @@ async fn claim_next(
     Ok(Claim::Claimed(claimed))
 }
 
-/// Outcomes recorded, with the campaign's counts after them when asked.
+/// Outcomes recorded, with the campaign's counts after them when asked
+/// and how long counting took.
 struct Recorded {
     outcomes: Vec<Outcome>,
-    counts: Option<Counts>,
+    counts: Option<(Counts, Duration)>,
 }
 
 /// Records outcomes in one transaction; counts the campaign's deliveries
@@ -353,7 +362,9 @@ async fn record(
 ) -> Result<Recorded> {
     store.complete(&worker, &outcomes).await?;
     let counts = if count {
-        Some(store.delivery_counts(id).await?)
+        let started = Instant::now();
+        let counts = store.delivery_counts(id).await?;
+        Some((counts, started.elapsed()))
     } else {
         None
     };
