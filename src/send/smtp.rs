@@ -68,11 +68,6 @@ impl Connection {
         &mut self.smtp
     }
 
-    /// Whether MAIL, RCPT and DATA go out in one write.
-    pub fn pipelining(&self) -> bool {
-        self.pipelining
-    }
-
     /// True once the connection cannot carry another message.
     pub fn is_broken(&self) -> bool {
         self.broken || self.smtp.has_broken()

@@ -142,26 +142,18 @@ pub struct Claimed {
 }
 
 /// The result of one delivery attempt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    #[serde(rename = "id")]
     pub delivery_id: i64,
-    #[serde(rename = "s")]
     pub status: DeliveryStatus,
     /// Next due time (Unix ms) for `retry`.
-    #[serde(rename = "d")]
     pub due_ms: Option<i64>,
     /// SMTP reply code and enhanced status, e.g. "550 5.1.1".
-    #[serde(rename = "c")]
     pub code: Option<String>,
-    #[serde(rename = "r")]
     pub reply: String,
-    #[serde(rename = "m")]
     pub message_id: Option<String>,
-    #[serde(rename = "v")]
     pub server: Option<String>,
     /// 1 when the attempt never reached a server (it is not counted).
-    #[serde(rename = "u")]
     pub uncounted: i64,
 }
 
