@@ -147,6 +147,14 @@ async fn transport(port: u16) -> (Transport, common::TestDb) {
     (t, db)
 }
 
+/// A scripted server and the transport to it: (transport, what the server
+/// saw, the store to keep alive).
+async fn connected(script: Script) -> (Transport, Arc<Mutex<Seen>>, common::TestDb) {
+    let (port, seen) = scripted_server(script).await;
+    let (t, db) = transport(port).await;
+    (t, seen, db)
+}
+
 const MESSAGE: &str = "From: news@example.org\r\nTo: a@example.net\r\nSubject: dots\r\n\r\n\
 .a line that starts with a dot\r\n..two dots\r\n.\r\nlast line\r\n";
 
@@ -172,12 +180,11 @@ fn unstuffed(received: &str) -> String {
 
 #[tokio::test]
 async fn a_server_that_offers_pipelining_gets_mail_rcpt_and_data_in_one_write() {
-    let (port, seen) = scripted_server(Script {
+    let (t, seen, _db) = connected(Script {
         pipelining: true,
         lax_data: false,
     })
     .await;
-    let (t, _db) = transport(port).await;
     let reply = send(&t, "a@example.net").await.unwrap();
     assert!(reply.starts_with("250"), "{reply}");
     let seen = seen.lock().unwrap();
@@ -200,12 +207,11 @@ async fn a_server_that_offers_pipelining_gets_mail_rcpt_and_data_in_one_write() 
 
 #[tokio::test]
 async fn without_pipelining_each_command_waits_for_its_reply_and_the_message_arrives_intact() {
-    let (port, seen) = scripted_server(Script {
+    let (t, seen, _db) = connected(Script {
         pipelining: false,
         lax_data: false,
     })
     .await;
-    let (t, _db) = transport(port).await;
     send(&t, "a@example.net").await.unwrap();
     let seen = seen.lock().unwrap();
     assert!(
@@ -222,12 +228,11 @@ async fn without_pipelining_each_command_waits_for_its_reply_and_the_message_arr
 #[tokio::test]
 async fn a_refused_recipient_in_a_pipelined_transaction_fails_with_its_own_reply_and_the_connection_is_reused(
 ) {
-    let (port, seen) = scripted_server(Script {
+    let (t, seen, _db) = connected(Script {
         pipelining: true,
         lax_data: false,
     })
     .await;
-    let (t, _db) = transport(port).await;
     match send(&t, "refuse-me@example.net").await {
         Err(Failure::Permanent { code, text, .. }) => {
             assert_eq!(code, "550 5.1.1");
@@ -247,12 +252,11 @@ async fn a_refused_recipient_in_a_pipelined_transaction_fails_with_its_own_reply
 
 #[tokio::test]
 async fn a_lax_server_that_accepts_data_without_a_recipient_gets_an_empty_message_ended_at_once() {
-    let (port, seen) = scripted_server(Script {
+    let (t, seen, _db) = connected(Script {
         pipelining: true,
         lax_data: true,
     })
     .await;
-    let (t, _db) = transport(port).await;
     match send(&t, "refuse-me@example.net").await {
         Err(Failure::Permanent { code, .. }) => assert_eq!(code, "550 5.1.1"),
         other => panic!("expected the RCPT refusal, got {other:?}"),
@@ -270,12 +274,11 @@ async fn a_lax_server_that_accepts_data_without_a_recipient_gets_an_empty_messag
 
 #[tokio::test]
 async fn without_pipelining_a_refused_recipient_stops_before_data_and_the_connection_is_reused() {
-    let (port, seen) = scripted_server(Script {
+    let (t, seen, _db) = connected(Script {
         pipelining: false,
         lax_data: false,
     })
     .await;
-    let (t, _db) = transport(port).await;
     assert!(matches!(
         send(&t, "refuse-me@example.net").await,
         Err(Failure::Permanent { .. })
