@@ -119,7 +119,7 @@ pub struct Import {
 
 impl Default for Import {
     fn default() -> Self {
-        Import { batch_size: 2000 }
+        Import { batch_size: 20_000 }
     }
 }
 

@@ -445,6 +445,38 @@ async fn duplicates_are_caught_across_batches(db: TestDb) {
     assert_eq!(r.batches_committed, 8);
 }
 
+async fn a_batch_of_several_chunks_is_one_transaction_that_catches_duplicates_across_them(
+    db: TestDb,
+) {
+    // The reader hands over 2,000 rows at a time: three chunks, one batch.
+    let mut csv = String::from("email,name,tags\n");
+    for i in 0..4500 {
+        csv.push_str(&format!("person{i}@example.org,P {i},press\n"));
+    }
+    csv.push_str("PERSON3@example.org,again,press\n");
+    let (_dir, path) = temp_csv(csv);
+    let r = import(
+        &db.store,
+        &path,
+        &ImportOptions {
+            batch_size: 10_000,
+            tags: vec!["Press".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((r.created, r.rejected, r.batches_committed), (4500, 1, 1));
+    assert_eq!(r.errors[0].line, 4502);
+    assert!(
+        r.errors[0].message.contains("already appears on line 5"),
+        "{}",
+        r.errors[0].message
+    );
+    // The row's own tag and --tag name the same tag: one link per contact.
+    assert_eq!(r.tags_added, 4500);
+    assert_eq!(emails(&db.store, "tag = press").await.len(), 4500);
+}
+
 async fn a_file_that_contradicts_itself_about_an_organisation_is_reported(db: TestDb) {
     let (_dir, path) = temp_csv(
         "email,organisation,kind,country\n\
@@ -535,7 +567,50 @@ on_both_backends!(
     an_import_never_reactivates_a_suppressed_contact_unless_forced,
     a_dry_run_reports_but_writes_nothing,
     duplicates_are_caught_across_batches,
+    a_batch_of_several_chunks_is_one_transaction_that_catches_duplicates_across_them,
     a_file_that_contradicts_itself_about_an_organisation_is_reported,
     export_then_import_is_lossless,
     the_seed_data_imports_without_a_single_rejected_row,
 );
+
+/// PostgreSQL only: SQLite's import batch holds the write lock from before
+/// its addresses are looked up, so no other writer can add one meanwhile.
+mod postgres_only {
+    use super::*;
+    use whatsup::store::import::NewRow;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_address_another_writer_adds_during_an_import_batch_is_skipped_not_an_error() {
+        let Some(db) = common::postgres().await else {
+            return;
+        };
+        let mut session = db.store.import_session(false).await.unwrap();
+        session.begin_batch().await.unwrap();
+        // Another connection adds one of the batch's addresses and commits.
+        db.store
+            .add_contact(&new_contact("late@example.org"))
+            .await
+            .unwrap();
+        let attrs = serde_json::Map::new();
+        let row = |e| NewRow {
+            e,
+            n: "From the file",
+            t: "",
+            o: None,
+            l: None,
+            a: &attrs,
+        };
+        let rows = [row("late@example.org"), row("fresh@example.org")];
+        let inserted = session
+            .insert_contacts(&rows, "import:test", chrono::Utc::now())
+            .await
+            .unwrap();
+        let emails: Vec<&str> = inserted.iter().map(|(_, e)| e.as_str()).collect();
+        assert_eq!(emails, ["fresh@example.org"]);
+        session.commit_batch().await.unwrap();
+        session.finish().await.unwrap();
+        assert_eq!(db.store.count_contacts(None).await.unwrap(), 2);
+        let late = db.store.contact("late@example.org").await.unwrap().unwrap();
+        assert_eq!(late.name, "Test Person");
+    }
+}

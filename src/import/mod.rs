@@ -1,9 +1,10 @@
 //! CSV import of contacts and their organisations.
 //!
 //! A reader thread parses and validates rows (see [`reader`] and [`row`]) and
-//! hands batches to the async side, which resolves organisations, finds the
-//! contacts that already exist, and inserts, updates and tags in one
-//! transaction per batch (all-or-nothing). Good rows go in; bad rows are
+//! hands chunks of them to the async side, which resolves organisations,
+//! finds the contacts that already exist, and inserts, updates and tags. A
+//! batch of `batch_size` rows, several chunks, is one transaction
+//! (all-or-nothing). Good rows go in; bad rows are
 //! reported with line, column, field and reason, and can be written to a
 //! reject file. Importing the same file twice changes nothing.
 
@@ -188,81 +189,83 @@ pub async fn import_file(
 
     // Reader thread: parse and validate, send batches.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Chunk>>(2);
-    let batch_size = opts.batch_size.max(1);
+    let chunk_rows = opts.batch_size.clamp(1, CHUNK_ROWS);
     let reader_stop = stop.clone();
     let reader_progress = progress.clone();
-    let reader_thread = std::thread::spawn(move || {
-        let mut chunk = Chunk {
-            rows: Vec::with_capacity(batch_size),
-            rejects: Vec::new(),
-            read_rows: 0,
-        };
-        let mut batch_seen: HashMap<String, u64> = HashMap::new();
-        loop {
-            if reader_stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let item = match reader.read(&mut rec) {
-                Ok(item) => item,
-                Err(e) => {
-                    let _ =
-                        tx.blocking_send(Err(anyhow::Error::new(e).context("reading the file")));
-                    return;
-                }
+    let reader_thread = std::thread::Builder::new()
+        .name("import-reader".into())
+        .spawn(move || {
+            let mut chunk = Chunk {
+                rows: Vec::with_capacity(chunk_rows),
+                rejects: Vec::new(),
+                read_rows: 0,
             };
-            match item {
-                reader::Read::Eof => break,
-                reader::Read::Bad(e) => {
-                    chunk.read_rows += 1;
-                    let err = RowError {
-                        line: e.line,
-                        column: Some(e.column as u64),
-                        field: None,
-                        message: e.message,
-                    };
-                    chunk.rejects.push((vec![err], e.raw));
+            let mut batch_seen: HashMap<String, u64> = HashMap::new();
+            loop {
+                if reader_stop.load(Ordering::Relaxed) {
+                    break;
                 }
-                reader::Read::Record => {
-                    chunk.read_rows += 1;
-                    match columns.parse(&rec) {
-                        Ok(row) => {
-                            // Duplicates within one batch are caught here; across
-                            // batches by the store's seen-table.
-                            if let Some(first) = batch_seen.get(&row.email) {
-                                let err = row.duplicate_error(*first);
-                                chunk.rejects.push((vec![err], rec.raw.clone()));
-                            } else {
-                                batch_seen.insert(row.email.clone(), row.line);
-                                chunk.rows.push(row);
+                let item = match reader.read(&mut rec) {
+                    Ok(item) => item,
+                    Err(e) => {
+                        let _ = tx
+                            .blocking_send(Err(anyhow::Error::new(e).context("reading the file")));
+                        return;
+                    }
+                };
+                match item {
+                    reader::Read::Eof => break,
+                    reader::Read::Bad(e) => {
+                        chunk.read_rows += 1;
+                        let err = RowError {
+                            line: e.line,
+                            column: Some(e.column as u64),
+                            field: None,
+                            message: e.message,
+                        };
+                        chunk.rejects.push((vec![err], e.raw));
+                    }
+                    reader::Read::Record => {
+                        chunk.read_rows += 1;
+                        match columns.parse(&rec) {
+                            Ok(row) => {
+                                // Duplicates within one batch are caught here; across
+                                // batches by the store's seen-table.
+                                if let Some(first) = batch_seen.get(&row.email) {
+                                    let err = row.duplicate_error(*first);
+                                    chunk.rejects.push((vec![err], rec.raw.clone()));
+                                } else {
+                                    batch_seen.insert(row.email.clone(), row.line);
+                                    chunk.rows.push(row);
+                                }
                             }
+                            Err(errs) => chunk.rejects.push((errs, rec.raw.clone())),
                         }
-                        Err(errs) => chunk.rejects.push((errs, rec.raw.clone())),
+                    }
+                }
+                if chunk.rows.len() >= chunk_rows {
+                    if let Some(p) = &reader_progress {
+                        p.set_position(reader.bytes_read());
+                    }
+                    let full = std::mem::replace(
+                        &mut chunk,
+                        Chunk {
+                            rows: Vec::with_capacity(chunk_rows),
+                            rejects: Vec::new(),
+                            read_rows: 0,
+                        },
+                    );
+                    batch_seen.clear();
+                    if tx.blocking_send(Ok(full)).is_err() {
+                        return;
                     }
                 }
             }
-            if chunk.rows.len() >= batch_size {
-                if let Some(p) = &reader_progress {
-                    p.set_position(reader.bytes_read());
-                }
-                let full = std::mem::replace(
-                    &mut chunk,
-                    Chunk {
-                        rows: Vec::with_capacity(batch_size),
-                        rejects: Vec::new(),
-                        read_rows: 0,
-                    },
-                );
-                batch_seen.clear();
-                if tx.blocking_send(Ok(full)).is_err() {
-                    return;
-                }
+            if let Some(p) = &reader_progress {
+                p.set_position(reader.bytes_read());
             }
-        }
-        if let Some(p) = &reader_progress {
-            p.set_position(reader.bytes_read());
-        }
-        let _ = tx.blocking_send(Ok(chunk));
-    });
+            let _ = tx.blocking_send(Ok(chunk));
+        })?;
 
     let mut report = ImportReport {
         file: display.clone(),
@@ -288,6 +291,7 @@ pub async fn import_file(
         .filter(|t| !t.is_empty())
         .collect();
     let mut failure = None;
+    let batch_size = opts.batch_size.max(1);
     while let Some(chunk) = rx.recv().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -299,11 +303,14 @@ pub async fn import_file(
         report.rows += chunk.read_rows;
         let mut rejects = chunk.rejects;
         if !chunk.rows.is_empty() {
-            if let Err(e) = session.begin_batch().await {
-                failure = Some(e);
-                break;
+            if state.open_rows == 0 {
+                if let Err(e) = session.begin_batch().await {
+                    failure = Some(e);
+                    break;
+                }
             }
-            match process_batch(
+            state.open_rows += chunk.rows.len();
+            if let Err(e) = process_chunk(
                 &mut session,
                 &mut state,
                 chunk.rows,
@@ -314,19 +321,8 @@ pub async fn import_file(
             )
             .await
             {
-                Ok(()) => {
-                    if let Err(e) = session.commit_batch().await {
-                        failure = Some(e);
-                        break;
-                    }
-                    report.batches_committed += 1;
-                    state.commit();
-                }
-                Err(e) => {
-                    let _ = session.rollback().await;
-                    failure = Some(e);
-                    break;
-                }
+                failure = Some(e);
+                break;
             }
         }
         rejects.sort_by_key(|r| r.0.first().map(|e| e.line));
@@ -339,19 +335,33 @@ pub async fn import_file(
             }
             report.reject(errs);
         }
-        if stop.load(Ordering::Relaxed) {
+        let stopping = stop.load(Ordering::Relaxed);
+        if state.open_rows >= batch_size || stopping {
+            if let Err(e) = state.commit(&mut session, &mut report).await {
+                failure = Some(e);
+                break;
+            }
+        }
+        if stopping {
             report.interrupted = true;
             break;
+        }
+    }
+    if failure.is_none() {
+        // The end of the file: the last batch.
+        if let Err(e) = state.commit(&mut session, &mut report).await {
+            failure = Some(e);
         }
     }
     drop(rx);
     let _ = reader_thread.join();
     if let Some(e) = failure {
+        // `finish` rolls the open batch back.
         let _ = session.finish().await;
         return Err(e.context(format!(
             "importing {display}: stopped after {} committed batches ({} contacts created); \
              the failed batch was rolled back, so running the import again completes it",
-            report.batches_committed, report.created
+            report.batches_committed, state.committed_created
         )));
     }
     session.finish().await?;
@@ -366,28 +376,53 @@ pub async fn import_file(
     Ok(report)
 }
 
-/// Organisations seen during the import, kept so each is looked up once.
+/// What the writer keeps between chunks: the organisations seen during the
+/// import (so each is looked up once), the tags, and the open batch.
 #[derive(Default)]
 struct BatchState {
     consent_source: String,
     /// name_key → (record, line of this file that defined or changed it).
     orgs: HashMap<String, (OrgRecord, Option<u64>)>,
     tags: HashMap<String, i64>,
+    /// Rows processed in the open batch (0: no batch is open).
+    open_rows: usize,
+    /// Contacts created by the batches committed so far.
+    committed_created: u64,
 }
 
 /// Bound on the organisation cache, so memory stays flat on huge files.
 const MAX_CACHED_ORGS: usize = 50_000;
 
+/// Rows the reader hands over at a time, and so the most rows one set of
+/// bulk statements carries: a batch (one transaction) of `batch_size` rows
+/// is processed in chunks of this many, which keeps memory flat however
+/// large the batch.
+const CHUNK_ROWS: usize = 2000;
+
 impl BatchState {
-    fn commit(&mut self) {
+    /// Commits the open batch, if any.
+    async fn commit(
+        &mut self,
+        session: &mut ImportSession,
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        if self.open_rows == 0 {
+            return Ok(());
+        }
+        session.commit_batch().await?;
+        self.open_rows = 0;
+        report.batches_committed += 1;
+        self.committed_created = report.created;
         if self.orgs.len() > MAX_CACHED_ORGS {
             self.orgs.clear();
         }
+        Ok(())
     }
 }
 
+/// Merges one chunk of valid rows into the store, inside the open batch.
 #[allow(clippy::too_many_arguments)]
-async fn process_batch(
+async fn process_chunk(
     session: &mut ImportSession,
     state: &mut BatchState,
     rows: Vec<ImportRow>,
@@ -522,12 +557,13 @@ async fn process_batch(
 
     // 4. New contacts in one statement; updates and reactivations one by one.
     let mut new_rows = Vec::new();
-    let mut contact_ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+    // email → (contact id, created by this chunk).
+    let mut contact_ids: HashMap<String, (i64, bool)> = HashMap::with_capacity(rows.len());
     for (r, org_id) in rows.iter().zip(&org_ids) {
         match existing.get(&r.email) {
             None => new_rows.push(r.as_new_row(*org_id)),
             Some(c) => {
-                contact_ids.insert(r.email.clone(), c.id);
+                contact_ids.insert(r.email.clone(), (c.id, false));
                 let mut changed = false;
                 if opts.update {
                     let merged_attrs = r.merged_attributes(&c.attributes.0);
@@ -583,7 +619,7 @@ async fn process_batch(
     report.created += inserted.len() as u64;
     // Addresses another writer inserted meanwhile count as unchanged.
     report.unchanged += (new_rows.len() - inserted.len()) as u64;
-    contact_ids.extend(inserted.into_iter().map(|(id, email)| (email, id)));
+    contact_ids.extend(inserted.into_iter().map(|(id, email)| (email, (id, true))));
 
     // 5. Tags.
     let mut wanted: Vec<&str> = rows
@@ -599,18 +635,25 @@ async fn process_batch(
             state.tags.insert(name, id);
         }
     }
-    let mut links = Vec::new();
+    // Contacts created just now have no links yet: theirs are inserted
+    // without the cost of looking for a conflict.
+    let (mut fresh_links, mut links) = (Vec::new(), Vec::new());
     for r in &rows {
-        let Some(&cid) = contact_ids.get(&r.email) else {
+        let Some(&(cid, fresh)) = contact_ids.get(&r.email) else {
             continue;
         };
+        let out = if fresh { &mut fresh_links } else { &mut links };
         for t in r.tags.iter().chain(extra_tags) {
             if let Some(&tid) = state.tags.get(t.as_str()) {
-                links.push((cid, tid));
+                out.push((cid, tid));
             }
         }
     }
-    report.tags_added += session.link_tags(&links).await?;
+    // A row's own tag may also be given with --tag.
+    fresh_links.sort_unstable();
+    fresh_links.dedup();
+    report.tags_added += session.link_tags(&fresh_links, true).await?;
+    report.tags_added += session.link_tags(&links, false).await?;
     Ok(())
 }
 

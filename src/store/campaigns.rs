@@ -824,11 +824,7 @@ const COMPLETE_ROWS_PER_STATEMENT: usize = 500;
 /// per outcome (id, status, due, code, reply, Message-ID, server,
 /// uncounted), then the time (twice) and the worker.
 fn sqlite_complete_sql(rows: usize) -> String {
-    // Anonymous `?` parameters, bound in order: sqlx asks SQLite for each
-    // parameter's name, a linear search through the named ones, so a
-    // thousand `$N` parameters cost a quadratic half million steps.
-    let mut values = "(?,?,?,?,?,?,?,?),".repeat(rows);
-    values.pop();
+    let values = super::sqlite_values(rows, 8);
     format!(
         "WITH j(id, s, d, c, r, m, v, u) AS (VALUES {values}) \
          UPDATE deliveries SET status = j.s, due_ms = COALESCE(j.d, due_ms), last_code = j.c, \

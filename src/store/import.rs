@@ -1,9 +1,12 @@
 //! Bulk primitives for CSV import, on one dedicated connection.
 //!
 //! The import logic (validation, merging, counting) lives in `crate::import`;
-//! this file only holds its SQL. Rows travel to the database as one JSON
-//! document per statement (`json_each` on SQLite, `jsonb_to_recordset` on
-//! PostgreSQL), so a batch of thousands of rows costs a handful of round trips.
+//! this file only holds its SQL. A chunk of thousands of rows costs a
+//! handful of statements. The per-row ones bind the rows as parameters: a
+//! `VALUES` list of anonymous `?` on SQLite, one array per field through
+//! `unnest` on PostgreSQL. (Reading each field out of a JSON document cost
+//! more than inserting the row.) The organisation and tag statements, which
+//! carry few rows, take one JSON document.
 //!
 //! A session keeps a temporary table `import_seen` of the addresses already
 //! read from the file, so duplicates are found without holding the whole file
@@ -11,14 +14,14 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::pool::PoolConnection;
 use sqlx::types::Json;
 use sqlx::{Postgres, Sqlite};
 
-use super::{begin_write, status, Dialect, StatusChange, Store};
+use super::{begin_write, sqlite_values, status, Dialect, StatusChange, Store, SQLITE_MAX_PARAMS};
 use crate::domain::ContactStatus;
 
 /// The backend connection an import runs on.
@@ -64,8 +67,8 @@ pub struct ExistingContact {
     pub attributes: Json<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// A contact to insert (field names kept short: they are serialised per row).
-#[derive(Debug, Clone, Serialize)]
+/// A contact to insert: email, name, title, organisation, language, attributes.
+#[derive(Debug, Clone)]
 pub struct NewRow<'a> {
     pub e: &'a str,
     pub n: &'a str,
@@ -205,34 +208,82 @@ impl ImportSession {
     /// earlier batch, the line where each was first seen. One statement in
     /// the usual case (no duplicates), a second only to find first lines.
     pub async fn mark_seen(&mut self, rows: &[(&str, u64)]) -> Result<HashMap<String, u64>> {
-        let pairs = serde_json::to_string(rows)?;
-        let (insert, select) = match self.dialect {
-            Dialect::Sqlite => (
-                "INSERT INTO import_seen (email, line) SELECT j.value ->> 0, j.value ->> 1 \
-                 FROM json_each($1) AS j WHERE true ON CONFLICT (email) DO NOTHING",
-                "SELECT email, line FROM import_seen WHERE email IN (SELECT value FROM json_each($1))",
-            ),
-            Dialect::Postgres => (
-                "INSERT INTO import_seen (email, line) SELECT x ->> 0, (x ->> 1)::bigint \
-                 FROM jsonb_array_elements($1::text::jsonb) AS x ON CONFLICT (email) DO NOTHING",
-                "SELECT email, line FROM import_seen WHERE email IN \
-                 (SELECT jsonb_array_elements_text($1::text::jsonb))",
-            ),
-        };
-        let inserted = on_conn!(&mut self.conn, c => sqlx::query(insert).bind(&pairs).execute(&mut **c).await?.rows_affected());
+        let mut inserted = 0u64;
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                for chunk in rows.chunks(sqlite_rows_per_statement(2)) {
+                    let sql = format!(
+                        "INSERT INTO import_seen (email, line) VALUES {} ON CONFLICT (email) DO NOTHING",
+                        sqlite_values(chunk.len(), 2)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (email, line) in chunk {
+                        q = q.bind(*email).bind(*line as i64);
+                    }
+                    inserted += q.execute(&mut **c).await?.rows_affected();
+                }
+            }
+            Conn::Postgres(c) => {
+                let (emails, lines): (Vec<&str>, Vec<i64>) =
+                    rows.iter().map(|(e, l)| (*e, *l as i64)).unzip();
+                inserted = sqlx::query(
+                    "INSERT INTO import_seen (email, line) SELECT * FROM unnest($1::text[], $2::bigint[]) \
+                     ON CONFLICT (email) DO NOTHING",
+                )
+                .bind(emails)
+                .bind(lines)
+                .execute(&mut **c)
+                .await?
+                .rows_affected();
+            }
+        }
         if inserted as usize == rows.len() {
             return Ok(HashMap::new());
         }
         // Some were there already: their stored line is an earlier one.
         let emails: Vec<&str> = rows.iter().map(|r| r.0).collect();
-        let emails = serde_json::to_string(&emails)?;
         let mine: HashMap<&str, u64> = rows.iter().copied().collect();
-        let seen: Vec<(String, i64)> = on_conn!(&mut self.conn, c => sqlx::query_as(select).bind(&emails).fetch_all(&mut **c).await?);
+        let seen: Vec<(String, i64)> = self
+            .select_by_emails("SELECT email, line FROM import_seen", &emails)
+            .await?;
         Ok(seen
             .into_iter()
             .filter(|(e, l)| mine.get(e.as_str()) != Some(&(*l as u64)))
             .map(|(e, l)| (e, l as u64))
             .collect())
+    }
+
+    /// Runs `select` (a statement without a WHERE clause) for the rows whose
+    /// `email` is one of `emails`.
+    async fn select_by_emails<T>(&mut self, select: &str, emails: &[&str]) -> Result<Vec<T>>
+    where
+        T: Send + Unpin,
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                let mut out = Vec::with_capacity(emails.len());
+                for chunk in emails.chunks(sqlite_rows_per_statement(1)) {
+                    let sql = format!(
+                        "{select} WHERE email IN ({})",
+                        sqlite_values(1, chunk.len()).trim_matches(['(', ')'])
+                    );
+                    let mut q = sqlx::query_as(&sql);
+                    for email in chunk {
+                        q = q.bind(*email);
+                    }
+                    out.extend(q.fetch_all(&mut **c).await?);
+                }
+                Ok(out)
+            }
+            Conn::Postgres(c) => Ok(sqlx::query_as(&format!(
+                "{select} WHERE email = ANY($1::text[])"
+            ))
+            .bind(emails)
+            .fetch_all(&mut **c)
+            .await?),
+        }
     }
 
     /// The organisations with these name keys.
@@ -293,20 +344,11 @@ impl ImportSession {
 
     /// The contacts that already exist among these (normalised) addresses.
     pub async fn find_contacts(&mut self, emails: &[&str]) -> Result<Vec<ExistingContact>> {
-        let sql = match self.dialect {
-            Dialect::Sqlite => {
-                "SELECT id, email, name, title, organisation_id, language, status, attributes \
-                 FROM contacts WHERE email IN (SELECT value FROM json_each($1))"
-            }
-            Dialect::Postgres => {
-                "SELECT id, email, name, title, organisation_id, language, status, attributes \
-                 FROM contacts WHERE email IN (SELECT jsonb_array_elements_text($1::text::jsonb))"
-            }
-        };
-        let emails = serde_json::to_string(emails)?;
-        Ok(
-            on_conn!(&mut self.conn, c => sqlx::query_as(sql).bind(&emails).fetch_all(&mut **c).await?),
+        self.select_by_emails(
+            "SELECT id, email, name, title, organisation_id, language, status, attributes FROM contacts",
+            emails,
         )
+        .await
     }
 
     /// Inserts new active contacts; returns `(id, email)` of those inserted
@@ -320,22 +362,102 @@ impl ImportSession {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = match self.dialect {
-            Dialect::Sqlite => "INSERT INTO contacts (email, name, title, organisation_id, language, status, \
-                 status_changed_at, consent_source, consent_at, attributes, created_at, updated_at) \
-                 SELECT j.value ->> 'e', j.value ->> 'n', j.value ->> 't', j.value ->> 'o', j.value ->> 'l', \
-                 'active', $2, $3, $2, j.value -> 'a', $2, $2 FROM json_each($1) AS j \
-                 WHERE true ON CONFLICT (email) DO NOTHING RETURNING id, email",
-            Dialect::Postgres => "INSERT INTO contacts (email, name, title, organisation_id, language, status, \
-                 status_changed_at, consent_source, consent_at, attributes, created_at, updated_at) \
-                 SELECT x.e, x.n, x.t, x.o, x.l, 'active', $2, $3, $2, x.a, $2, $2 \
-                 FROM jsonb_to_recordset($1::text::jsonb) AS x(e text, n text, t text, o bigint, l text, a jsonb) \
-                 ON CONFLICT (email) DO NOTHING RETURNING id, email",
-        };
-        let doc = serde_json::to_string(rows)?;
-        Ok(on_conn!(&mut self.conn, c => sqlx::query_as(sql)
-            .bind(&doc).bind(now).bind(consent_source)
-            .fetch_all(&mut **c).await?))
+        let attributes: Vec<String> = rows
+            .iter()
+            .map(|r| serde_json::to_string(r.a))
+            .collect::<Result<_, _>>()?;
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                // The batch's transaction holds SQLite's write lock from
+                // before these addresses were looked up, so none of them can
+                // exist: no conflict to skip. The ids are given here (the
+                // next free rowids, as SQLite would choose them) instead of
+                // read back with RETURNING, which costs a message per row
+                // between sqlx's worker thread and this task.
+                let next: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) + 1 FROM contacts")
+                    .fetch_one(&mut **c)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                let per = sqlite_rows_per_statement(7);
+                for (chunk, attrs) in rows.chunks(per).zip(attributes.chunks(per)) {
+                    let sql = format!(
+                        "WITH x(id, e, n, t, o, l, a) AS (VALUES {}) \
+                         INSERT INTO contacts (id, email, name, title, organisation_id, language, status, \
+                         status_changed_at, consent_source, consent_at, attributes, created_at, updated_at) \
+                         SELECT id, e, n, t, o, l, 'active', ?, ?, ?, a, ?, ? FROM x",
+                        sqlite_values(chunk.len(), 7)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (r, a) in chunk.iter().zip(attrs) {
+                        let id = next + out.len() as i64;
+                        q = q
+                            .bind(id)
+                            .bind(r.e)
+                            .bind(r.n)
+                            .bind(r.t)
+                            .bind(r.o)
+                            .bind(r.l)
+                            .bind(a.as_str());
+                        out.push((id, r.e.to_string()));
+                    }
+                    let q = q
+                        .bind(now)
+                        .bind(consent_source)
+                        .bind(now)
+                        .bind(now)
+                        .bind(now);
+                    let done = q.execute(&mut **c).await?.rows_affected();
+                    if done != chunk.len() as u64 {
+                        bail!("{} of {} contacts were inserted", done, chunk.len());
+                    }
+                }
+                Ok(out)
+            }
+            Conn::Postgres(c) => {
+                // PostgreSQL lets another writer add one of these addresses
+                // after they were looked up. A plain INSERT costs less than
+                // ON CONFLICT (a speculative insertion per row), so it runs
+                // under a savepoint and is redone with ON CONFLICT only when
+                // such a writer got there first.
+                let insert = "INSERT INTO contacts (email, name, title, organisation_id, language, status, \
+                     status_changed_at, consent_source, consent_at, attributes, created_at, updated_at) \
+                     SELECT x.e, x.n, x.t, x.o, x.l, 'active', $7, $8, $7, x.a::jsonb, $7, $7 \
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) \
+                     AS x(e, n, t, o, l, a)";
+                let arrays = ContactArrays {
+                    e: rows.iter().map(|r| r.e).collect(),
+                    n: rows.iter().map(|r| r.n).collect(),
+                    t: rows.iter().map(|r| r.t).collect(),
+                    o: rows.iter().map(|r| r.o).collect(),
+                    l: rows.iter().map(|r| r.l).collect(),
+                    a: attributes,
+                };
+                sqlx::query("SAVEPOINT import_contacts")
+                    .execute(&mut **c)
+                    .await?;
+                let plain = format!("{insert} RETURNING id, email");
+                match arrays.insert(c, &plain, now, consent_source).await {
+                    Ok(inserted) => {
+                        sqlx::query("RELEASE SAVEPOINT import_contacts")
+                            .execute(&mut **c)
+                            .await?;
+                        Ok(inserted)
+                    }
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        sqlx::query("ROLLBACK TO SAVEPOINT import_contacts")
+                            .execute(&mut **c)
+                            .await?;
+                        sqlx::query("RELEASE SAVEPOINT import_contacts")
+                            .execute(&mut **c)
+                            .await?;
+                        let skipping =
+                            format!("{insert} ON CONFLICT (email) DO NOTHING RETURNING id, email");
+                        Ok(arrays.insert(c, &skipping, now, consent_source).await?)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
     }
 
     /// Overwrites an existing contact's imported fields.
@@ -392,20 +514,85 @@ impl ImportSession {
     }
 
     /// Links contacts to tags; returns how many links were new.
-    pub async fn link_tags(&mut self, pairs: &[(i64, i64)]) -> Result<u64> {
+    ///
+    /// `fresh` says the contacts were created in this batch, so none of
+    /// these (distinct) links can exist yet: they are inserted without
+    /// looking for a conflict, which on PostgreSQL costs a speculative
+    /// insertion per row.
+    pub async fn link_tags(&mut self, pairs: &[(i64, i64)], fresh: bool) -> Result<u64> {
         if pairs.is_empty() {
             return Ok(0);
         }
-        let sql = match self.dialect {
-            Dialect::Sqlite => "INSERT INTO contact_tags (contact_id, tag_id) SELECT j.value ->> 0, j.value ->> 1 \
-                 FROM json_each($1) AS j WHERE true ON CONFLICT DO NOTHING",
-            Dialect::Postgres => "INSERT INTO contact_tags (contact_id, tag_id) \
-                 SELECT (x ->> 0)::bigint, (x ->> 1)::bigint FROM jsonb_array_elements($1::text::jsonb) AS x \
-                 ON CONFLICT DO NOTHING",
-        };
-        let doc = serde_json::to_string(pairs)?;
-        Ok(
-            on_conn!(&mut self.conn, c => sqlx::query(sql).bind(&doc).execute(&mut **c).await?.rows_affected()),
-        )
+        let on_conflict = if fresh { "" } else { " ON CONFLICT DO NOTHING" };
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                let mut n = 0;
+                for chunk in pairs.chunks(sqlite_rows_per_statement(2)) {
+                    let sql = format!(
+                        "INSERT INTO contact_tags (contact_id, tag_id) VALUES {}{on_conflict}",
+                        sqlite_values(chunk.len(), 2)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (contact, tag) in chunk {
+                        q = q.bind(*contact).bind(*tag);
+                    }
+                    n += q.execute(&mut **c).await?.rows_affected();
+                }
+                Ok(n)
+            }
+            Conn::Postgres(c) => {
+                let (contacts, tags): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
+                let sql = format!(
+                    "INSERT INTO contact_tags (contact_id, tag_id) \
+                     SELECT * FROM unnest($1::bigint[], $2::bigint[]){on_conflict}"
+                );
+                Ok(sqlx::query(&sql)
+                    .bind(contacts)
+                    .bind(tags)
+                    .execute(&mut **c)
+                    .await?
+                    .rows_affected())
+            }
+        }
     }
+}
+
+/// New contacts as one PostgreSQL array per field.
+struct ContactArrays<'a> {
+    e: Vec<&'a str>,
+    n: Vec<&'a str>,
+    t: Vec<&'a str>,
+    o: Vec<Option<i64>>,
+    l: Vec<Option<&'a str>>,
+    /// Attributes as JSON text.
+    a: Vec<String>,
+}
+
+impl ContactArrays<'_> {
+    /// Runs `sql`, which takes the arrays as `$1`–`$6`, the time as `$7`
+    /// and the consent source as `$8`, and returns `(id, email)` rows.
+    async fn insert(
+        &self,
+        c: &mut sqlx::PgConnection,
+        sql: &str,
+        now: DateTime<Utc>,
+        consent_source: &str,
+    ) -> sqlx::Result<Vec<(i64, String)>> {
+        sqlx::query_as(sql)
+            .bind(&self.e)
+            .bind(&self.n)
+            .bind(&self.t)
+            .bind(&self.o)
+            .bind(&self.l)
+            .bind(&self.a)
+            .bind(now)
+            .bind(consent_source)
+            .fetch_all(c)
+            .await
+    }
+}
+
+/// Rows per bulk SQLite statement when each binds `cols` parameters.
+fn sqlite_rows_per_statement(cols: usize) -> usize {
+    (SQLITE_MAX_PARAMS - 8) / cols
 }

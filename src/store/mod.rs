@@ -699,6 +699,28 @@ pub(crate) fn begin_write(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The most parameters one SQLite statement may have (SQLite's own limit is
+/// 32,766; bulk statements stay well under it).
+pub(crate) const SQLITE_MAX_PARAMS: usize = 30_000;
+
+/// `rows` tuples of `cols` anonymous parameters, `(?,?),(?,?)`, for a bound
+/// SQLite `VALUES` list.
+///
+/// Anonymous parameters are bound in order. Numbered ones (`$N`) would cost
+/// a quadratic amount of work: sqlx asks SQLite for each parameter's name,
+/// a linear search through the named ones.
+pub(crate) fn sqlite_values(rows: usize, cols: usize) -> String {
+    let mut tuple = String::with_capacity(2 * cols + 2);
+    tuple.push('(');
+    for c in 0..cols {
+        tuple.push_str(if c == 0 { "?" } else { ",?" });
+    }
+    tuple.push_str("),");
+    let mut values = tuple.repeat(rows);
+    values.pop();
+    values
+}
+
 /// Organisations are identified by their name, case-insensitively.
 pub fn org_key(name: &str) -> String {
     name.split_whitespace()
@@ -747,6 +769,12 @@ mod tests {
             redact_url("sqlite://data/whatsup.db"),
             "sqlite://data/whatsup.db"
         );
+    }
+
+    #[test]
+    fn sqlite_values_lists_one_tuple_of_anonymous_parameters_per_row() {
+        assert_eq!(sqlite_values(1, 1), "(?)");
+        assert_eq!(sqlite_values(3, 2), "(?,?),(?,?),(?,?)");
     }
 
     #[test]
