@@ -477,6 +477,41 @@ async fn a_batch_of_several_chunks_is_one_transaction_that_catches_duplicates_ac
     assert_eq!(emails(&db.store, "tag = press").await.len(), 4500);
 }
 
+async fn an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_nothing(
+    db: TestDb,
+) {
+    use whatsup::store::import::NewRow;
+    let mut session = db.store.import_session(false).await.unwrap();
+    session.begin_batch().await.unwrap();
+    let attrs = serde_json::Map::new();
+    let rows = [NewRow {
+        e: "orphan@example.org",
+        n: "",
+        t: "",
+        o: Some(999_999),
+        l: None,
+        a: &attrs,
+    }];
+    // PostgreSQL's foreign key refuses the row; on SQLite the batch's
+    // reference check does.
+    let result = async {
+        session
+            .insert_contacts(&rows, "import:test", chrono::Utc::now())
+            .await?;
+        session.check_references(&[999_999], &[]).await
+    }
+    .await;
+    let err = result.expect_err("a missing organisation must fail the batch");
+    assert!(
+        format!("{err:#}").contains("no longer exist")
+            || format!("{err:#}").contains("foreign key"),
+        "{err:#}"
+    );
+    session.rollback().await.unwrap();
+    session.finish().await.unwrap();
+    assert_eq!(db.store.count_contacts(None).await.unwrap(), 0);
+}
+
 async fn a_file_that_contradicts_itself_about_an_organisation_is_reported(db: TestDb) {
     let (_dir, path) = temp_csv(
         "email,organisation,kind,country\n\
@@ -568,6 +603,7 @@ on_both_backends!(
     a_dry_run_reports_but_writes_nothing,
     duplicates_are_caught_across_batches,
     a_batch_of_several_chunks_is_one_transaction_that_catches_duplicates_across_them,
+    an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_nothing,
     a_file_that_contradicts_itself_about_an_organisation_is_reported,
     export_then_import_is_lossless,
     the_seed_data_imports_without_a_single_rejected_row,
@@ -612,5 +648,46 @@ mod postgres_only {
         assert_eq!(db.store.count_contacts(None).await.unwrap(), 2);
         let late = db.store.contact("late@example.org").await.unwrap().unwrap();
         assert_eq!(late.name, "Test Person");
+    }
+}
+
+/// SQLite only: the import's connection checks references per batch with
+/// its foreign keys off, and must never go back to the pool that way.
+mod sqlite_only {
+    use super::*;
+
+    /// A store on the same file whose pool has a single connection, so the
+    /// next user gets the connection the import had.
+    async fn one_connection(db: &TestDb) -> Store {
+        let mut config = db.config.clone();
+        config.database.max_connections = 1;
+        Store::open(&config).await.unwrap()
+    }
+
+    async fn foreign_keys_are_enforced(store: &Store) -> bool {
+        let mut orphan = new_contact("orphan@example.org");
+        orphan.organisation_id = Some(999_999);
+        store.add_contact(&orphan).await.is_err()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_import_connection_goes_back_to_the_pool_with_foreign_keys_on() {
+        let db = common::sqlite().await;
+        let store = one_connection(&db).await;
+        let (_dir, path) =
+            temp_csv("email,organisation,kind\na@example.org,Embassy of Peru,embassy\n");
+        let r = import(&store, &path, &ImportOptions::default()).await;
+        assert_eq!(r.created, 1);
+        assert!(foreign_keys_are_enforced(&store).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_import_session_dropped_without_finishing_closes_its_connection() {
+        let db = common::sqlite().await;
+        let store = one_connection(&db).await;
+        let session = store.import_session(false).await.unwrap();
+        drop(session);
+        // The pool opens a fresh connection, with its foreign keys on.
+        assert!(foreign_keys_are_enforced(&store).await);
     }
 }

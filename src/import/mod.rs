@@ -654,6 +654,11 @@ async fn process_chunk(
     fresh_links.dedup();
     report.tags_added += session.link_tags(&fresh_links, true).await?;
     report.tags_added += session.link_tags(&links, false).await?;
+
+    // 6. Everything referred to still exists (under the batch's lock).
+    let used_orgs: Vec<i64> = org_ids.iter().flatten().copied().collect();
+    let used_tags: Vec<i64> = fresh_links.iter().chain(&links).map(|l| l.1).collect();
+    session.check_references(&used_orgs, &used_tags).await?;
     Ok(())
 }
 
