@@ -682,6 +682,42 @@ mod sqlite_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_organisation_removed_between_batches_fails_the_next_batch_that_refers_to_it() {
+        let db = common::sqlite().await;
+        let org = db
+            .store
+            .add_org(&OrgFields {
+                kind: Some(OrgKind::Embassy),
+                name: Some("Embassy of Peru".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut session = db.store.import_session(false).await.unwrap();
+        session.begin_batch().await.unwrap();
+        session.check_references(&[org.id], &[]).await.unwrap();
+        session.commit_batch().await.unwrap();
+        // Another writer removes it between two batches (whatsup itself
+        // has no command that does).
+        let Store::Sqlite(pool) = &db.store else {
+            unreachable!()
+        };
+        sqlx::query("DELETE FROM organisations WHERE id = ?")
+            .bind(org.id)
+            .execute(pool)
+            .await
+            .unwrap();
+        session.begin_batch().await.unwrap();
+        let err = session.check_references(&[org.id], &[]).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("1 of the organisations"),
+            "{err:#}"
+        );
+        session.rollback().await.unwrap();
+        session.finish().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_import_session_dropped_without_finishing_closes_its_connection() {
         let db = common::sqlite().await;
         let store = one_connection(&db).await;

@@ -12,7 +12,7 @@
 //! read from the file, so duplicates are found without holding the whole file
 //! in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
@@ -90,6 +90,9 @@ pub struct ImportSession {
     /// dropped before they ran closes its connection instead of returning it
     /// to the pool.
     restore: Vec<String>,
+    /// Organisations and tags found by `check_references` in the open batch:
+    /// its lock keeps them there until it ends.
+    checked: [HashSet<i64>; 2],
 }
 
 impl Drop for ImportSession {
@@ -119,6 +122,7 @@ impl Store {
             dry_run,
             in_tx: false,
             restore: Vec::new(),
+            checked: Default::default(),
         };
         if s.dialect == Dialect::Sqlite {
             s.check_references_per_batch().await?;
@@ -172,11 +176,18 @@ impl ImportSession {
     /// PostgreSQL the foreign keys check this (and lock the rows) as the
     /// rows go in; on SQLite it is this check, in the batch's transaction.
     pub async fn check_references(&mut self, orgs: &[i64], tags: &[i64]) -> Result<()> {
-        let Conn::Sqlite(c) = self.conn() else {
+        let Some(Conn::Sqlite(c)) = self.conn.as_mut() else {
             return Ok(());
         };
-        for (table, ids) in [("organisations", orgs), ("tags", tags)] {
-            let mut ids = ids.to_vec();
+        for ((table, ids), checked) in [("organisations", orgs), ("tags", tags)]
+            .into_iter()
+            .zip(&mut self.checked)
+        {
+            let mut ids: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !checked.contains(id))
+                .collect();
             ids.sort_unstable();
             ids.dedup();
             for chunk in ids.chunks(sqlite_rows_per_statement(1)) {
@@ -197,6 +208,7 @@ impl ImportSession {
                     );
                 }
             }
+            checked.extend(ids);
         }
         Ok(())
     }
@@ -208,6 +220,7 @@ impl ImportSession {
 
     /// Starts a batch: its writes commit or roll back together.
     pub async fn begin_batch(&mut self) -> Result<()> {
+        self.checked = Default::default();
         if !self.dry_run {
             self.exec(begin_write(self.dialect)).await?;
             self.in_tx = true;
