@@ -512,6 +512,92 @@ async fn an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_
     assert_eq!(db.store.count_contacts(None).await.unwrap(), 0);
 }
 
+async fn deliveries_go_with_their_contact_and_never_refer_to_a_missing_one(db: TestDb) {
+    fixture(&db).await;
+    common::save_sample_issue(&db.store).await;
+    let campaign = common::draft_campaign(&db.store, "references", "").await;
+    whatsup::send::engine::start(&db.store, &db.config, campaign, "test")
+        .await
+        .unwrap();
+    assert_eq!(db.store.delivery_counts(campaign).await.unwrap().total(), 8);
+    assert!(db
+        .store
+        .remove_contact("anne.martin@paris.example.com")
+        .await
+        .unwrap());
+    assert_eq!(db.store.delivery_counts(campaign).await.unwrap().total(), 7);
+
+    // Refused as a foreign key would refuse them (on PostgreSQL the checks
+    // are statement triggers: migrations/postgres/0009).
+    let insert =
+        "INSERT INTO deliveries (campaign_id, contact_id, email, status, due_ms, updated_at) \
+                  VALUES ($1, $2, 'nobody@example.org', 'pending', 0, '2026-01-01T00:00:00Z')";
+    let change = "UPDATE deliveries SET contact_id = $1 \
+                  WHERE id = (SELECT MIN(id) FROM deliveries WHERE campaign_id = $2)";
+    let (missing_contact, missing_campaign, moved) = match &db.store {
+        Store::Sqlite(p) => (
+            sqlx::query(insert)
+                .bind(campaign)
+                .bind(999_999_i64)
+                .execute(p)
+                .await
+                .map(drop),
+            sqlx::query(insert)
+                .bind(999_999_i64)
+                .bind(1_i64)
+                .execute(p)
+                .await
+                .map(drop),
+            sqlx::query(change)
+                .bind(999_999_i64)
+                .bind(campaign)
+                .execute(p)
+                .await
+                .map(drop),
+        ),
+        Store::Postgres(p) => {
+            let insert = insert.replace(
+                "'2026-01-01T00:00:00Z'",
+                "'2026-01-01T00:00:00Z'::timestamptz",
+            );
+            (
+                sqlx::query(&insert)
+                    .bind(campaign)
+                    .bind(999_999_i64)
+                    .execute(p)
+                    .await
+                    .map(drop),
+                sqlx::query(&insert)
+                    .bind(999_999_i64)
+                    .bind(1_i64)
+                    .execute(p)
+                    .await
+                    .map(drop),
+                sqlx::query(change)
+                    .bind(999_999_i64)
+                    .bind(campaign)
+                    .execute(p)
+                    .await
+                    .map(drop),
+            )
+        }
+    };
+    for (what, result) in [
+        ("a missing contact", missing_contact),
+        ("a missing campaign", missing_campaign),
+        ("moving deliveries to a missing contact", moved),
+    ] {
+        let err = result.expect_err(what);
+        assert!(
+            err.to_string().to_lowercase().contains("foreign key")
+                || err.to_string().contains("does not exist")
+                || err.to_string().contains("cannot change"),
+            "{what}: {err}"
+        );
+    }
+    assert_eq!(db.store.delivery_counts(campaign).await.unwrap().total(), 7);
+}
+
 async fn a_file_that_contradicts_itself_about_an_organisation_is_reported(db: TestDb) {
     let (_dir, path) = temp_csv(
         "email,organisation,kind,country\n\
@@ -604,6 +690,7 @@ on_both_backends!(
     duplicates_are_caught_across_batches,
     a_batch_of_several_chunks_is_one_transaction_that_catches_duplicates_across_them,
     an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_nothing,
+    deliveries_go_with_their_contact_and_never_refer_to_a_missing_one,
     a_file_that_contradicts_itself_about_an_organisation_is_reported,
     export_then_import_is_lossless,
     the_seed_data_imports_without_a_single_rejected_row,
