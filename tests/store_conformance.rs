@@ -492,8 +492,8 @@ async fn an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_
         l: None,
         a: &attrs,
     }];
-    // PostgreSQL's foreign key refuses the row; on SQLite the batch's
-    // reference check does.
+    // PostgreSQL's reference trigger refuses the rows; on SQLite the
+    // batch's reference check does.
     let result = async {
         session
             .insert_contacts(&rows, "import:test", chrono::Utc::now())
@@ -504,12 +504,58 @@ async fn an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_
     let err = result.expect_err("a missing organisation must fail the batch");
     assert!(
         format!("{err:#}").contains("no longer exist")
-            || format!("{err:#}").contains("foreign key"),
+            || format!("{err:#}").contains("organisation that does not exist"),
         "{err:#}"
     );
     session.rollback().await.unwrap();
     session.finish().await.unwrap();
     assert_eq!(db.store.count_contacts(None).await.unwrap(), 0);
+}
+
+/// Runs `sql` with integer parameters on either backend, as another writer
+/// (or a buggy one) could, bypassing the store.
+async fn raw(store: &Store, sql: &str, params: &[i64]) -> Result<u64, sqlx::Error> {
+    macro_rules! run {
+        ($pool:expr) => {{
+            let mut q = sqlx::query(sql);
+            for p in params {
+                q = q.bind(*p);
+            }
+            q.execute($pool).await.map(|r| r.rows_affected())
+        }};
+    }
+    match store {
+        Store::Sqlite(p) => run!(p),
+        Store::Postgres(p) => run!(p),
+    }
+}
+
+/// `SELECT COUNT(*) …` with integer parameters on either backend.
+async fn raw_count(store: &Store, sql: &str, params: &[i64]) -> i64 {
+    macro_rules! run {
+        ($pool:expr) => {{
+            let mut q = sqlx::query_scalar(sql);
+            for p in params {
+                q = q.bind(*p);
+            }
+            q.fetch_one($pool).await.unwrap()
+        }};
+    }
+    match store {
+        Store::Sqlite(p) => run!(p),
+        Store::Postgres(p) => run!(p),
+    }
+}
+
+/// Asserts that `result` is a refused reference.
+fn assert_refused(what: &str, result: Result<u64, sqlx::Error>) {
+    let err = result.expect_err(what).to_string();
+    assert!(
+        err.to_lowercase().contains("foreign key")
+            || err.contains("does not exist")
+            || err.contains("cannot change"),
+        "{what}: {err}"
+    );
 }
 
 async fn deliveries_go_with_their_contact_and_never_refer_to_a_missing_one(db: TestDb) {
@@ -532,70 +578,103 @@ async fn deliveries_go_with_their_contact_and_never_refer_to_a_missing_one(db: T
     let insert =
         "INSERT INTO deliveries (campaign_id, contact_id, email, status, due_ms, updated_at) \
                   VALUES ($1, $2, 'nobody@example.org', 'pending', 0, '2026-01-01T00:00:00Z')";
+    let missing = 999_999;
+    assert_refused(
+        "a missing contact",
+        raw(&db.store, insert, &[campaign, missing]).await,
+    );
+    let contact = db
+        .store
+        .contact("jonas.weber@berlin.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_refused(
+        "a missing campaign",
+        raw(&db.store, insert, &[missing, contact.id]).await,
+    );
     let change = "UPDATE deliveries SET contact_id = $1 \
                   WHERE id = (SELECT MIN(id) FROM deliveries WHERE campaign_id = $2)";
-    let (missing_contact, missing_campaign, moved) = match &db.store {
-        Store::Sqlite(p) => (
-            sqlx::query(insert)
-                .bind(campaign)
-                .bind(999_999_i64)
-                .execute(p)
-                .await
-                .map(drop),
-            sqlx::query(insert)
-                .bind(999_999_i64)
-                .bind(1_i64)
-                .execute(p)
-                .await
-                .map(drop),
-            sqlx::query(change)
-                .bind(999_999_i64)
-                .bind(campaign)
-                .execute(p)
-                .await
-                .map(drop),
-        ),
-        Store::Postgres(p) => {
-            let insert = insert.replace(
-                "'2026-01-01T00:00:00Z'",
-                "'2026-01-01T00:00:00Z'::timestamptz",
-            );
-            (
-                sqlx::query(&insert)
-                    .bind(campaign)
-                    .bind(999_999_i64)
-                    .execute(p)
-                    .await
-                    .map(drop),
-                sqlx::query(&insert)
-                    .bind(999_999_i64)
-                    .bind(1_i64)
-                    .execute(p)
-                    .await
-                    .map(drop),
-                sqlx::query(change)
-                    .bind(999_999_i64)
-                    .bind(campaign)
-                    .execute(p)
-                    .await
-                    .map(drop),
-            )
-        }
-    };
-    for (what, result) in [
-        ("a missing contact", missing_contact),
-        ("a missing campaign", missing_campaign),
-        ("moving deliveries to a missing contact", moved),
-    ] {
-        let err = result.expect_err(what);
-        assert!(
-            err.to_string().to_lowercase().contains("foreign key")
-                || err.to_string().contains("does not exist")
-                || err.to_string().contains("cannot change"),
-            "{what}: {err}"
-        );
-    }
+    assert_refused(
+        "moving a delivery to a missing contact",
+        raw(&db.store, change, &[missing, campaign]).await,
+    );
     assert_eq!(db.store.delivery_counts(campaign).await.unwrap().total(), 7);
+}
+
+async fn tag_links_and_organisations_follow_removals_and_never_refer_to_missing_rows(db: TestDb) {
+    fixture(&db).await;
+    let anne = db
+        .store
+        .contact("anne.martin@paris.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let links = "SELECT COUNT(*) FROM contact_tags WHERE contact_id = $1";
+    assert_eq!(raw_count(&db.store, links, &[anne.id]).await, 2);
+    let missing = 999_999;
+
+    // References to rows that do not exist are refused (on PostgreSQL by
+    // the statement triggers of migrations/postgres/0010).
+    assert_refused(
+        "a link to a missing tag",
+        raw(
+            &db.store,
+            "INSERT INTO contact_tags (contact_id, tag_id) VALUES ($1, $2)",
+            &[anne.id, missing],
+        )
+        .await,
+    );
+    assert_refused(
+        "a link to a missing contact",
+        raw(
+            &db.store,
+            "INSERT INTO contact_tags (contact_id, tag_id) \
+             SELECT $1, MIN(id) FROM tags",
+            &[missing],
+        )
+        .await,
+    );
+    assert_refused(
+        "a contact in a missing organisation",
+        raw(
+            &db.store,
+            "INSERT INTO contacts (email, organisation_id, status_changed_at, created_at, updated_at) \
+             VALUES ('orphan@example.org', $1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', \
+             '2026-01-01T00:00:00Z')",
+            &[missing],
+        )
+        .await,
+    );
+    assert_refused(
+        "moving a contact to a missing organisation",
+        raw(
+            &db.store,
+            "UPDATE contacts SET organisation_id = $1 WHERE id = $2",
+            &[missing, anne.id],
+        )
+        .await,
+    );
+
+    // Removals cascade.
+    let press = "SELECT COUNT(*) FROM contact_tags WHERE tag_id = (SELECT id FROM tags WHERE name = 'press')";
+    assert_eq!(raw_count(&db.store, press, &[]).await, 4);
+    raw(&db.store, "DELETE FROM tags WHERE name = 'press'", &[])
+        .await
+        .unwrap();
+    assert_eq!(raw_count(&db.store, press, &[]).await, 0);
+    assert_eq!(raw_count(&db.store, links, &[anne.id]).await, 1);
+    raw(
+        &db.store,
+        "DELETE FROM organisations WHERE id = $1",
+        &[anne.organisation_id.unwrap()],
+    )
+    .await
+    .unwrap();
+    let anne = db.store.contact_by_id(anne.id).await.unwrap().unwrap();
+    assert_eq!(anne.organisation_id, None);
+    assert!(db.store.remove_contact(&anne.email).await.unwrap());
+    assert_eq!(raw_count(&db.store, links, &[anne.id]).await, 0);
 }
 
 async fn a_file_that_contradicts_itself_about_an_organisation_is_reported(db: TestDb) {
@@ -691,6 +770,7 @@ on_both_backends!(
     a_batch_of_several_chunks_is_one_transaction_that_catches_duplicates_across_them,
     an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_nothing,
     deliveries_go_with_their_contact_and_never_refer_to_a_missing_one,
+    tag_links_and_organisations_follow_removals_and_never_refer_to_missing_rows,
     a_file_that_contradicts_itself_about_an_organisation_is_reported,
     export_then_import_is_lossless,
     the_seed_data_imports_without_a_single_rejected_row,

@@ -173,8 +173,9 @@ impl ImportSession {
     }
 
     /// Fails unless every one of these organisations and tags exists. On
-    /// PostgreSQL the foreign keys check this (and lock the rows) as the
-    /// rows go in; on SQLite it is this check, in the batch's transaction.
+    /// PostgreSQL the reference triggers (migrations/postgres/0010) check
+    /// this, and lock the rows, as the rows go in; on SQLite it is this
+    /// check, in the batch's transaction.
     pub async fn check_references(&mut self, orgs: &[i64], tags: &[i64]) -> Result<()> {
         let Some(Conn::Sqlite(c)) = self.conn.as_mut() else {
             return Ok(());
