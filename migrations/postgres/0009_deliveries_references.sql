@@ -8,20 +8,28 @@ ALTER TABLE deliveries DROP CONSTRAINT deliveries_contact_id_fkey;
 
 -- New deliveries: lock the contacts and campaigns they refer to, as a
 -- foreign key would (a removal running meanwhile either waits for this
--- transaction, or has finished and is seen below), then check that each
--- exists.
+-- transaction, or has finished and the row is not there to lock), and
+-- count them. The ids go through arrays so that each is looked up by
+-- primary key: a join with the transition table, whose size the planner
+-- cannot know, may read the whole referenced table instead.
 CREATE FUNCTION deliveries_check_references() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    contact_ids bigint[];
+    campaign_ids bigint[];
+    found bigint;
 BEGIN
-    PERFORM 1 FROM contacts WHERE id IN (SELECT contact_id FROM new_rows) FOR KEY SHARE;
-    PERFORM 1 FROM campaigns WHERE id IN (SELECT campaign_id FROM new_rows) FOR KEY SHARE;
-    IF EXISTS (SELECT 1 FROM new_rows n
-               WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = n.contact_id)) THEN
+    SELECT array_agg(DISTINCT contact_id), array_agg(DISTINCT campaign_id)
+        INTO contact_ids, campaign_ids FROM new_rows;
+    SELECT count(*) INTO found
+        FROM (SELECT 1 FROM contacts WHERE id = ANY (contact_ids) FOR KEY SHARE) AS locked;
+    IF found < cardinality(contact_ids) THEN
         RAISE foreign_key_violation
             USING MESSAGE = 'a delivery refers to a contact that does not exist';
     END IF;
-    IF EXISTS (SELECT 1 FROM new_rows n
-               WHERE NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.id = n.campaign_id)) THEN
+    SELECT count(*) INTO found
+        FROM (SELECT 1 FROM campaigns WHERE id = ANY (campaign_ids) FOR KEY SHARE) AS locked;
+    IF found < cardinality(campaign_ids) THEN
         RAISE foreign_key_violation
             USING MESSAGE = 'a delivery refers to a campaign that does not exist';
     END IF;

@@ -3,19 +3,23 @@
 -- tag row by row: about half of a PostgreSQL import's time (13.0 s, against
 -- 6.9 s without them, for 200,000 rows). The same rules now hold through
 -- triggers that check and lock once per statement, as 0009 does for
--- deliveries: lock what the new rows refer to, as a foreign key would (a
--- removal running meanwhile either waits for this transaction, or has
--- finished and is seen), then check that each exists.
+-- deliveries: lock what the new rows refer to, as a foreign key would, and
+-- count it, looking each id up by primary key.
 ALTER TABLE contacts DROP CONSTRAINT contacts_organisation_id_fkey;
 ALTER TABLE contact_tags DROP CONSTRAINT contact_tags_contact_id_fkey;
 ALTER TABLE contact_tags DROP CONSTRAINT contact_tags_tag_id_fkey;
 
 CREATE FUNCTION contacts_check_organisations() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    organisation_ids bigint[];
+    found bigint;
 BEGIN
-    PERFORM 1 FROM organisations WHERE id IN (SELECT organisation_id FROM new_rows) FOR KEY SHARE;
-    IF EXISTS (SELECT 1 FROM new_rows n WHERE n.organisation_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM organisations o WHERE o.id = n.organisation_id)) THEN
+    SELECT array_agg(DISTINCT organisation_id) INTO organisation_ids
+        FROM new_rows WHERE organisation_id IS NOT NULL;
+    SELECT count(*) INTO found
+        FROM (SELECT 1 FROM organisations WHERE id = ANY (organisation_ids) FOR KEY SHARE) AS locked;
+    IF found < cardinality(organisation_ids) THEN
         RAISE foreign_key_violation
             USING MESSAGE = 'a contact refers to an organisation that does not exist';
     END IF;
@@ -47,16 +51,22 @@ CREATE TRIGGER contacts_organisation BEFORE UPDATE OF organisation_id ON contact
 
 CREATE FUNCTION contact_tags_check_references() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    contact_ids bigint[];
+    tag_ids bigint[];
+    found bigint;
 BEGIN
-    PERFORM 1 FROM contacts WHERE id IN (SELECT contact_id FROM new_rows) FOR KEY SHARE;
-    PERFORM 1 FROM tags WHERE id IN (SELECT tag_id FROM new_rows) FOR KEY SHARE;
-    IF EXISTS (SELECT 1 FROM new_rows n
-               WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = n.contact_id)) THEN
+    SELECT array_agg(DISTINCT contact_id), array_agg(DISTINCT tag_id)
+        INTO contact_ids, tag_ids FROM new_rows;
+    SELECT count(*) INTO found
+        FROM (SELECT 1 FROM contacts WHERE id = ANY (contact_ids) FOR KEY SHARE) AS locked;
+    IF found < cardinality(contact_ids) THEN
         RAISE foreign_key_violation
             USING MESSAGE = 'a tag link refers to a contact that does not exist';
     END IF;
-    IF EXISTS (SELECT 1 FROM new_rows n
-               WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.id = n.tag_id)) THEN
+    SELECT count(*) INTO found
+        FROM (SELECT 1 FROM tags WHERE id = ANY (tag_ids) FOR KEY SHARE) AS locked;
+    IF found < cardinality(tag_ids) THEN
         RAISE foreign_key_violation
             USING MESSAGE = 'a tag link refers to a tag that does not exist';
     END IF;
