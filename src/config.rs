@@ -137,6 +137,9 @@ macro_rules! smtp_server_struct {
             pub port: u16,
             /// `none`, `starttls` or `tls` (implicit TLS).
             pub tls: String,
+            /// PEM file of a further certificate to trust (a private CA);
+            /// empty: only the built-in web PKI roots.
+            pub ca_file: PathBuf,
             pub username: String,
             pub password: Secret,
             /// Share of messages relative to the other servers' weights.
@@ -176,6 +179,7 @@ impl Default for Smtp {
             host: s.host,
             port: s.port,
             tls: s.tls,
+            ca_file: s.ca_file,
             username: s.username,
             password: s.password,
             weight: s.weight,
@@ -196,6 +200,7 @@ impl Default for SmtpServer {
             host: "localhost".into(),
             port: 25,
             tls: "none".into(),
+            ca_file: PathBuf::new(),
             username: String::new(),
             password: Secret::default(),
             weight: 1,
@@ -216,6 +221,7 @@ impl Smtp {
             host: self.host.clone(),
             port: self.port,
             tls: self.tls.clone(),
+            ca_file: self.ca_file.clone(),
             username: self.username.clone(),
             password: self.password.clone(),
             weight: self.weight,

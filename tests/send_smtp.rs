@@ -1,6 +1,8 @@
 //! Sending against a real SMTP server: Postfix's smtp-sink on loopback,
 //! with its fault switches for 4xx, 5xx and 421 replies. Each test runs on
-//! SQLite and on PostgreSQL.
+//! SQLite and on PostgreSQL, except TLS and AUTH, which go through Dovecot's
+//! submission service (which relays to smtp-sink) on SQLite only: they test
+//! the transport, which does not depend on the store.
 
 use crate::common;
 
@@ -649,3 +651,75 @@ on_both_backends!(
     two_live_relays_share_the_messages_by_weight,
     the_worker_starts_a_scheduled_campaign_when_it_is_due_and_sends_it,
 );
+
+/// STARTTLS and implicit TLS, each with AUTH, against a real SMTP server:
+/// Dovecot's submission service, which requires AUTH, presents a
+/// certificate from a private CA, and relays what it accepts to smtp-sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_implicit_tls_with_auth_deliver_through_a_real_submission_server() {
+    use crate::common::dovecot::{self, Dovecot, Tls};
+    if !sink::available() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    if common::make_certificates(certs.path()).is_none() {
+        common::skip_or_fail("openssl could not make test certificates");
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let tls = Tls {
+        cert: &certs.path().join("server.pem"),
+        key: &certs.path().join("server.key"),
+    };
+    let Some(server) = Dovecot::start_submission(tls, sink.port) else {
+        return;
+    };
+    let db = common::sqlite().await;
+    contacts(&db, 6).await;
+    common::save_sample_issue(&db.store).await;
+    for (mode, port) in [
+        ("starttls", server.submission_port),
+        ("tls", server.submissions_port),
+    ] {
+        let mut config = smtp_config(&db, port);
+        config.smtp.tls = mode.into();
+        config.smtp.ca_file = certs.path().join("ca.pem");
+        config.smtp.username = dovecot::USER.into();
+        config.smtp.password = Secret::new(dovecot::PASSWORD);
+        let id = campaign(&db.store, &config).await;
+        let end = send(&db.store, &config, id).await;
+        assert_eq!(end, RunEnd::Finished, "{mode}: {}", server.log());
+        let counts = db.store.delivery_counts(id).await.unwrap();
+        assert_eq!((counts.sent, counts.failed), (6, 0), "{mode}");
+    }
+    // Both campaigns went through Dovecot to the sink.
+    assert_eq!(per_recipient(&sink.messages()).values().sum::<usize>(), 12);
+
+    // Without the private CA the server's certificate is not trusted:
+    // nothing is sent, and every recipient waits for a retry.
+    let mut config = smtp_config(&db, server.submission_port);
+    config.smtp.tls = "starttls".into();
+    config.smtp.username = dovecot::USER.into();
+    config.smtp.password = Secret::new(dovecot::PASSWORD);
+    let id = campaign(&db.store, &config).await;
+    run_until(&db, &config, id, |rows| {
+        !rows.is_empty() && rows.iter().all(|r| r.attempts >= 1 && r.status == "retry")
+    })
+    .await;
+    let counts = db.store.delivery_counts(id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (0, 0));
+    assert_eq!(per_recipient(&sink.messages()).values().sum::<usize>(), 12);
+    // Dovecot's own log: every login authenticated, and over TLS.
+    let log = server.log();
+    let logins: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("submission-login") && l.contains("Login: user=<bounces>"))
+        .collect();
+    assert!(!logins.is_empty(), "{log}");
+    assert!(
+        logins
+            .iter()
+            .all(|l| l.contains("method=PLAIN") && l.contains("TLS")),
+        "{log}"
+    );
+}

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Address;
 use tokio::sync::Semaphore;
@@ -202,8 +202,26 @@ impl SmtpPool {
         let mut out = Vec::new();
         let mut wheel = Vec::new();
         for (i, cfg) in servers.iter().enumerate() {
-            let tls = || {
-                TlsParameters::new(cfg.host.clone())
+            let tls = || -> Result<TlsParameters> {
+                let mut b = TlsParameters::builder(cfg.host.clone());
+                if !cfg.ca_file.as_os_str().is_empty() {
+                    let pem = std::fs::read(&cfg.ca_file).with_context(|| {
+                        format!(
+                            "smtp {}: reading ca_file {}",
+                            cfg.name,
+                            cfg.ca_file.display()
+                        )
+                    })?;
+                    let cert = Certificate::from_pem(&pem).with_context(|| {
+                        format!(
+                            "smtp {}: ca_file {} is not a PEM certificate",
+                            cfg.name,
+                            cfg.ca_file.display()
+                        )
+                    })?;
+                    b = b.add_root_certificate(cert);
+                }
+                b.build()
                     .with_context(|| format!("smtp {}: TLS to {}", cfg.name, cfg.host))
             };
             let security = match cfg.tls.as_str() {

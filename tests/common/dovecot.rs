@@ -1,4 +1,6 @@
-//! A real Dovecot (IMAP and POP3) on loopback for the mailbox intake tests:
+//! A real Dovecot on loopback: IMAP and POP3 for the mailbox intake tests,
+//! and its SMTP submission service (STARTTLS, implicit TLS, AUTH; relaying
+//! to smtp-sink) for the sending tests of TLS and AUTH:
 //! its own `dovecot -F` with a generated configuration in a temporary
 //! directory, free unprivileged ports, one passwd-file user with a plain
 //! password (plaintext login allowed: loopback only), and a Maildir the test
@@ -28,6 +30,10 @@ pub struct Dovecot {
     /// With [`Dovecot::start_tls`]: implicit-TLS ports.
     pub imaps_port: u16,
     pub pop3s_port: u16,
+    /// With [`Dovecot::start_submission`]: SMTP submission with STARTTLS,
+    /// and with implicit TLS.
+    pub submission_port: u16,
+    pub submissions_port: u16,
     child: Child,
     /// Owner of the Maildir files, when running as root.
     owner: Option<(u32, u32)>,
@@ -71,16 +77,30 @@ impl Dovecot {
     /// Starts Dovecot without TLS, or returns `None` after
     /// [`super::skip_or_fail`] when it is not installed.
     pub fn start() -> Option<Dovecot> {
-        Dovecot::launch(None)
+        Dovecot::launch(None, None)
     }
 
     /// Starts Dovecot with TLS: STARTTLS/STLS on the plain ports and
     /// implicit TLS on `imaps_port` and `pop3s_port`.
     pub fn start_tls(tls: Tls<'_>) -> Option<Dovecot> {
-        Dovecot::launch(Some(tls))
+        Dovecot::launch(Some(tls), None)
     }
 
-    fn launch(tls: Option<Tls<'_>>) -> Option<Dovecot> {
+    /// Starts Dovecot with TLS and also its SMTP submission service
+    /// (STARTTLS on `submission_port`, implicit TLS on `submissions_port`,
+    /// AUTH required), which relays what it accepts to the SMTP server on
+    /// `relay_port` (an smtp-sink).
+    pub fn start_submission(tls: Tls<'_>, relay_port: u16) -> Option<Dovecot> {
+        if !Path::new("/usr/lib/dovecot/submission").exists() {
+            super::skip_or_fail(
+                "Dovecot's submission service is not installed (apt-get install dovecot-submissiond)",
+            );
+            return None;
+        }
+        Dovecot::launch(Some(tls), Some(relay_port))
+    }
+
+    fn launch(tls: Option<Tls<'_>>, relay: Option<u16>) -> Option<Dovecot> {
         let binary = ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
             .into_iter()
             .find(|p| Path::new(p).exists());
@@ -127,6 +147,37 @@ impl Dovecot {
         } else {
             (0, 0)
         };
+        let (submission_port, submissions_port) = match relay {
+            Some(_) => (free_port(), free_port()),
+            None => (0, 0),
+        };
+        let submission = match relay {
+            None => String::new(),
+            Some(relay_port) => format!(
+                r#"
+hostname = localhost
+submission_relay_host = 127.0.0.1
+submission_relay_port = {relay_port}
+service submission-login {{
+  chroot =
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {submission_port}
+  }}
+  inet_listener submissions {{
+    address = 127.0.0.1
+    port = {submissions_port}
+    ssl = yes
+  }}
+}}
+"#
+            ),
+        };
+        let protocols = if relay.is_some() {
+            "imap pop3 submission"
+        } else {
+            "imap pop3"
+        };
         let ssl = match &tls {
             None => "ssl = no\n".to_string(),
             Some(t) => format!(
@@ -142,7 +193,7 @@ base_dir = {root_s}/run
 state_dir = {root_s}/state
 instance_name = whatsup-test-{imap_port}
 log_path = {root_s}/dovecot.log
-protocols = imap pop3
+protocols = {protocols}
 listen = 127.0.0.1
 {ssl}
 # Plain-text passwords on loopback only: this is a test server.
@@ -182,7 +233,7 @@ service pop3-login {{
     port = {pop3s_port}
   }}
 }}
-"#
+{submission}"#
         );
         std::fs::write(root.join("dovecot.conf"), conf).unwrap();
         std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
@@ -205,6 +256,8 @@ service pop3-login {{
             pop3_port,
             imaps_port,
             pop3s_port,
+            submission_port,
+            submissions_port,
             child,
             owner,
         };
@@ -231,8 +284,12 @@ service pop3-login {{
                 .any(|l| l.is_ok_and(|l| l.contains("ready")))
         };
         let pop3_ready = || std::net::TcpStream::connect(("127.0.0.1", self.pop3_port)).is_ok();
+        let submission_ready = || {
+            self.submission_port == 0
+                || std::net::TcpStream::connect(("127.0.0.1", self.submission_port)).is_ok()
+        };
         while Instant::now() < deadline {
-            if imap_ready() && pop3_ready() {
+            if imap_ready() && pop3_ready() && submission_ready() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -187,3 +187,33 @@ pub async fn draft_campaign(store: &Store, name: &str, segment: &str) -> i64 {
         .await
         .expect("create the campaign")
 }
+
+/// A private CA and a certificate for localhost/127.0.0.1 signed by it.
+pub fn make_certificates(dir: &Path) -> Option<()> {
+    let run = |args: &[String]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let args = |line: &str| -> Vec<String> { line.split(' ').map(str::to_string).collect() };
+    let ok = [
+        format!("req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=whatsup-test-CA"),
+        format!("req {ec} -keyout server.key -out server.csr -subj /CN=localhost"),
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile ext.cnf"
+            .to_string(),
+    ]
+    .iter()
+    .all(|line| run(&args(line)));
+    ok.then_some(())
+}
