@@ -122,6 +122,17 @@ async fn every_recipient_gets_exactly_one_personalised_message_with_the_bulk_sen
     assert_ne!(other.header("List-Unsubscribe"), Some(unsub));
 }
 
+/// Sends until every recipient has been tried and waits for a retry, then
+/// checks that none was sent and none failed.
+async fn every_recipient_waits_for_a_retry(db: &TestDb, config: &Config, id: i64) {
+    run_until(db, config, id, |rows| {
+        !rows.is_empty() && rows.iter().all(|r| r.attempts >= 1 && r.status == "retry")
+    })
+    .await;
+    let counts = db.store.delivery_counts(id).await.unwrap();
+    assert_eq!((counts.sent, counts.failed), (0, 0));
+}
+
 /// Runs one worker on the campaign in the background until `done` holds
 /// for the campaign's delivery rows (or a minute passes), then raises the
 /// stop flag and waits for the worker to finish its batch. Conditions, not
@@ -509,12 +520,7 @@ async fn a_relay_that_is_down_stalls_the_campaign_which_recovers_when_it_returns
     let id = campaign(&db.store, &config).await;
     // Nothing listens on the port: connections are refused. Every recipient
     // is tried and waits for a retry; nobody fails.
-    run_until(&db, &config, id, |rows| {
-        !rows.is_empty() && rows.iter().all(|r| r.attempts >= 1 && r.status == "retry")
-    })
-    .await;
-    let counts = db.store.delivery_counts(id).await.unwrap();
-    assert_eq!((counts.sent, counts.failed), (0, 0));
+    every_recipient_waits_for_a_retry(&db, &config, id).await;
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::start_on(port, dir.path(), &[]);
     assert_eq!(send(&db.store, &config, id).await, RunEnd::Finished);
@@ -702,12 +708,7 @@ async fn starttls_and_implicit_tls_with_auth_deliver_through_a_real_submission_s
     config.smtp.username = dovecot::USER.into();
     config.smtp.password = Secret::new(dovecot::PASSWORD);
     let id = campaign(&db.store, &config).await;
-    run_until(&db, &config, id, |rows| {
-        !rows.is_empty() && rows.iter().all(|r| r.attempts >= 1 && r.status == "retry")
-    })
-    .await;
-    let counts = db.store.delivery_counts(id).await.unwrap();
-    assert_eq!((counts.sent, counts.failed), (0, 0));
+    every_recipient_waits_for_a_retry(&db, &config, id).await;
     assert_eq!(per_recipient(&sink.messages()).values().sum::<usize>(), 12);
     // Dovecot's own log: every login authenticated, and over TLS.
     let log = server.log();
