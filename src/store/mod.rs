@@ -703,20 +703,21 @@ pub(crate) fn begin_write(dialect: Dialect) -> &'static str {
 /// 32,766; bulk statements stay well under it).
 pub(crate) const SQLITE_MAX_PARAMS: usize = 30_000;
 
-/// `rows` tuples of `cols` anonymous parameters, `(?,?),(?,?)`, for a bound
-/// SQLite `VALUES` list.
+/// `n` anonymous SQLite parameters, `?,?,?`, for an `IN (…)` list.
 ///
 /// Anonymous parameters are bound in order. Numbered ones (`$N`) would cost
 /// a quadratic amount of work: sqlx asks SQLite for each parameter's name,
 /// a linear search through the named ones.
+pub(crate) fn sqlite_list(n: usize) -> String {
+    let mut list = "?,".repeat(n);
+    list.pop();
+    list
+}
+
+/// `rows` tuples of `cols` anonymous parameters, `(?,?),(?,?)`, for a bound
+/// SQLite `VALUES` list (see [`sqlite_list`]).
 pub(crate) fn sqlite_values(rows: usize, cols: usize) -> String {
-    let mut tuple = String::with_capacity(2 * cols + 2);
-    tuple.push('(');
-    for c in 0..cols {
-        tuple.push_str(if c == 0 { "?" } else { ",?" });
-    }
-    tuple.push_str("),");
-    let mut values = tuple.repeat(rows);
+    let mut values = format!("({}),", sqlite_list(cols)).repeat(rows);
     values.pop();
     values
 }
@@ -775,6 +776,7 @@ mod tests {
     fn sqlite_values_lists_one_tuple_of_anonymous_parameters_per_row() {
         assert_eq!(sqlite_values(1, 1), "(?)");
         assert_eq!(sqlite_values(3, 2), "(?,?),(?,?),(?,?)");
+        assert_eq!(sqlite_list(3), "?,?,?");
     }
 
     #[test]
