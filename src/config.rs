@@ -96,6 +96,9 @@ pub struct Database {
     pub sqlite_synchronous: String,
     /// Seconds to wait for a locked SQLite database before giving up.
     pub busy_timeout_secs: u64,
+    /// SQLite page size in bytes for a database file whatsup creates
+    /// (a power of two from 512 to 65536); an existing file keeps its own.
+    pub sqlite_page_size: u32,
 }
 
 impl Default for Database {
@@ -106,6 +109,7 @@ impl Default for Database {
             auto_migrate: true,
             sqlite_synchronous: "full".into(),
             busy_timeout_secs: 30,
+            sqlite_page_size: 16384,
         }
     }
 }
@@ -680,6 +684,12 @@ impl Config {
                 self.database.sqlite_synchronous
             );
         }
+        let page = self.database.sqlite_page_size;
+        if !(512..=65536).contains(&page) || !page.is_power_of_two() {
+            bail!(
+                "database.sqlite_page_size: must be a power of two from 512 to 65536, got {page}"
+            );
+        }
         if self.import.batch_size == 0 || self.import.batch_size > 50_000 {
             bail!(
                 "import.batch_size: must be between 1 and 50000, got {}",
@@ -1031,6 +1041,27 @@ mod tests {
             err.to_string().contains("bounces.imap.processed_folder"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn a_sqlite_page_size_that_is_not_a_power_of_two_in_range_is_refused() {
+        for bad in ["1000", "256", "131072"] {
+            let env = vec![(
+                "WHATSUP_DATABASE_SQLITE_PAGE_SIZE".to_string(),
+                bad.to_string(),
+            )];
+            let err = Config::load(Some(Path::new("/dev/null")), env).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("database.sqlite_page_size"),
+                "{bad}: {err:#}"
+            );
+        }
+        let env = vec![(
+            "WHATSUP_DATABASE_SQLITE_PAGE_SIZE".to_string(),
+            "8192".to_string(),
+        )];
+        let loaded = Config::load(Some(Path::new("/dev/null")), env).unwrap();
+        assert_eq!(loaded.config.database.sqlite_page_size, 8192);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::common;
 use std::collections::BTreeSet;
 
 use crate::common::{data, import, temp_csv, TestDb};
+use whatsup::config::Secret;
 use whatsup::domain::segment::Segment;
 use whatsup::domain::{ContactStatus, CountryCode, EmailAddress, OrgKind};
 use whatsup::export::{export, Format};
@@ -882,6 +883,35 @@ mod sqlite_only {
         );
         session.rollback().await.unwrap();
         session.finish().await.unwrap();
+    }
+
+    async fn page_size(store: &Store) -> i64 {
+        let Store::Sqlite(pool) = store else {
+            unreachable!()
+        };
+        sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_database_file_gets_the_configured_page_size_and_an_existing_one_keeps_its_own() {
+        let db = common::sqlite().await;
+        assert_eq!(page_size(&db.store).await, 16384);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = db.config.clone();
+        config.database.url = Secret::new(format!(
+            "sqlite://{}",
+            dir.path().join("small.db").display()
+        ));
+        config.database.sqlite_page_size = 4096;
+        let small = Store::open(&config).await.unwrap();
+        assert_eq!(page_size(&small).await, 4096);
+        // Reopened with another setting, the file keeps the size it was made with.
+        small.close().await;
+        config.database.sqlite_page_size = 65536;
+        assert_eq!(page_size(&Store::open(&config).await.unwrap()).await, 4096);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

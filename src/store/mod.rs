@@ -253,6 +253,10 @@ impl Store {
             };
             opts = opts
                 .create_if_missing(true)
+                // Only takes effect when the file is created: sqlx sends it
+                // before anything else, and a database in WAL mode keeps
+                // its page size.
+                .page_size(db.sqlite_page_size)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(sync)
                 .foreign_keys(true)
