@@ -446,6 +446,66 @@ async fn duplicates_are_caught_across_batches(db: TestDb) {
     assert_eq!(r.batches_committed, 8);
 }
 
+async fn a_contact_that_existed_before_the_import_is_a_duplicate_when_it_appears_twice(db: TestDb) {
+    db.store
+        .add_contact(&new_contact("old@example.org"))
+        .await
+        .unwrap();
+    let mut csv = String::from("email,name\nold@example.org,Old\n");
+    for i in 0..10 {
+        csv.push_str(&format!("person{i}@example.org,P {i}\n"));
+    }
+    // Line 13, in a later chunk than line 2.
+    csv.push_str("Old@Example.org,Old again\n");
+    let (_dir, path) = temp_csv(csv);
+    let opts = ImportOptions {
+        batch_size: 4,
+        ..Default::default()
+    };
+    let r = import(&db.store, &path, &opts).await;
+    assert_eq!((r.created, r.unchanged, r.rejected), (10, 1, 1));
+    assert_eq!(r.errors[0].line, 13);
+    assert!(
+        r.errors[0].message.contains("already appears on line 2"),
+        "{}",
+        r.errors[0].message
+    );
+    // Again: the same report, nothing changed.
+    let again = import(&db.store, &path, &opts).await;
+    assert_eq!((again.created, again.unchanged, again.rejected), (0, 11, 1));
+    assert_eq!(again.errors[0].line, 13);
+}
+
+async fn a_row_rejected_for_its_organisation_is_still_the_first_of_its_address(db: TestDb) {
+    let mut csv = String::from("email,organisation,kind\n");
+    csv.push_str("a@example.org,Embassy of Peru,embassy\n");
+    // Line 3 disagrees with line 2 about the organisation's kind.
+    csv.push_str("b@example.org,Embassy of Peru,city\n");
+    for i in 0..6 {
+        csv.push_str(&format!("person{i}@example.org,,\n"));
+    }
+    // Line 10, in a later chunk: the address of line 3 again.
+    csv.push_str("b@example.org,Embassy of Peru,embassy\n");
+    let (_dir, path) = temp_csv(csv);
+    let r = import(
+        &db.store,
+        &path,
+        &ImportOptions {
+            batch_size: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (7, 2));
+    let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [3, 10]);
+    assert!(
+        r.errors[1].message.contains("already appears on line 3"),
+        "{}",
+        r.errors[1].message
+    );
+}
+
 async fn a_batch_of_several_chunks_is_one_transaction_that_catches_duplicates_across_them(
     db: TestDb,
 ) {
@@ -768,6 +828,8 @@ on_both_backends!(
     an_import_never_reactivates_a_suppressed_contact_unless_forced,
     a_dry_run_reports_but_writes_nothing,
     duplicates_are_caught_across_batches,
+    a_contact_that_existed_before_the_import_is_a_duplicate_when_it_appears_twice,
+    a_row_rejected_for_its_organisation_is_still_the_first_of_its_address,
     a_batch_of_several_chunks_is_one_transaction_that_catches_duplicates_across_them,
     an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_nothing,
     deliveries_go_with_their_contact_and_never_refer_to_a_missing_one,

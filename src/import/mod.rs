@@ -8,6 +8,7 @@
 //! reported with line, column, field and reason, and can be written to a
 //! reject file. Importing the same file twice changes nothing.
 
+pub mod created;
 pub mod reader;
 pub mod row;
 
@@ -22,8 +23,9 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::domain::ContactStatus;
-use crate::store::import::{ImportSession, NewRow, OrgRecord};
+use crate::store::import::{ExistingContact, ImportSession, NewRow, OrgRecord};
 use crate::store::{normalise_tag, StatusChange, Store};
+use created::CreatedLines;
 pub use row::{Columns, ImportRow, OrgInput, RowError, COLUMNS};
 
 /// How an import behaves.
@@ -229,8 +231,8 @@ pub async fn import_file(
                         chunk.read_rows += 1;
                         match columns.parse(&rec) {
                             Ok(row) => {
-                                // Duplicates within one batch are caught here; across
-                                // batches by the store's seen-table.
+                                // Duplicates within one chunk are caught here;
+                                // across chunks in `process_chunk`.
                                 if let Some(first) = batch_seen.get(&row.email) {
                                     let err = row.duplicate_error(*first);
                                     chunk.rejects.push((vec![err], rec.raw.clone()));
@@ -388,6 +390,14 @@ struct BatchState {
     open_rows: usize,
     /// Contacts created by the batches committed so far.
     committed_created: u64,
+    /// The contacts this import created, with their lines: a later row with
+    /// the same address is a duplicate.
+    created: CreatedLines,
+    /// Addresses of rows rejected after they were read (an organisation the
+    /// file disagrees about), with their lines: a later row with the same
+    /// address is a duplicate of that one too. Grows only with rejections,
+    /// as the report's error list does.
+    passed_over: HashMap<String, u64>,
 }
 
 /// Bound on the organisation cache, so memory stays flat on huge files.
@@ -432,17 +442,52 @@ async fn process_chunk(
     rejects: &mut Vec<(Vec<RowError>, Vec<u8>)>,
 ) -> Result<()> {
     let now = Utc::now();
-    // 1. Duplicates of rows in earlier batches.
-    let pairs: Vec<(&str, u64)> = rows.iter().map(|r| (r.email.as_str(), r.line)).collect();
-    let seen = session.mark_seen(&pairs).await?;
+    // 1. The contacts that exist already, and duplicates of rows in earlier
+    // chunks (the reader catches those within a chunk). An address this
+    // import created is a duplicate of the row that created it. One that
+    // existed before goes into the session's seen-table, which says whether
+    // an earlier row matched it too. New addresses cost no lookup beyond
+    // this one.
+    let existing: HashMap<String, ExistingContact> = {
+        let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+        session
+            .find_contacts(&emails)
+            .await?
+            .into_iter()
+            .map(|c| (c.email.clone(), c))
+            .collect()
+    };
+    let matched: Vec<(&str, u64)> = rows
+        .iter()
+        .filter(|r| {
+            existing
+                .get(&r.email)
+                .is_some_and(|c| state.created.line_of(c.id).is_none())
+        })
+        .map(|r| (r.email.as_str(), r.line))
+        .collect();
+    let seen = if matched.is_empty() {
+        HashMap::new()
+    } else {
+        session.mark_seen(&matched).await?
+    };
     let mut rows: Vec<ImportRow> = rows
         .into_iter()
-        .filter_map(|r| match seen.get(&r.email) {
-            Some(&first) => {
-                rejects.push((vec![r.duplicate_error(first)], r.raw.clone()));
-                None
+        .filter_map(|r| {
+            let first = match existing.get(&r.email) {
+                Some(c) => state
+                    .created
+                    .line_of(c.id)
+                    .or_else(|| seen.get(&r.email).copied()),
+                None => state.passed_over.get(&r.email).copied(),
+            };
+            match first {
+                Some(first) => {
+                    rejects.push((vec![r.duplicate_error(first)], r.raw.clone()));
+                    None
+                }
+                None => Some(r),
             }
-            _ => Some(r),
         })
         .collect();
 
@@ -517,6 +562,9 @@ async fn process_chunk(
                             ),
                         );
                         rejects.push((vec![err], r.raw.clone()));
+                        if !existing.contains_key(&r.email) {
+                            state.passed_over.insert(r.email.clone(), r.line);
+                        }
                     }
                     None if opts.update => {
                         input.merge_into(rec);
@@ -546,16 +594,7 @@ async fn process_chunk(
     }
     let rows = keep;
 
-    // 3. Existing contacts.
-    let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
-    let existing: HashMap<String, _> = session
-        .find_contacts(&emails)
-        .await?
-        .into_iter()
-        .map(|c| (c.email.clone(), c))
-        .collect();
-
-    // 4. New contacts in one statement; updates and reactivations one by one.
+    // 3. New contacts in one statement; updates and reactivations one by one.
     let mut new_rows = Vec::new();
     // email → (contact id, created by this chunk).
     let mut contact_ids: HashMap<String, (i64, bool)> = HashMap::with_capacity(rows.len());
@@ -617,11 +656,27 @@ async fn process_chunk(
         .insert_contacts(&new_rows, &state.consent_source, now)
         .await?;
     report.created += inserted.len() as u64;
-    // Addresses another writer inserted meanwhile count as unchanged.
-    report.unchanged += (new_rows.len() - inserted.len()) as u64;
+    let mut new_lines: HashMap<&str, u64> = rows
+        .iter()
+        .filter(|r| !existing.contains_key(&r.email))
+        .map(|r| (r.email.as_str(), r.line))
+        .collect();
+    state.created.record(
+        inserted
+            .iter()
+            .filter_map(|(id, email)| Some((*id, new_lines.remove(email.as_str())?)))
+            .collect(),
+    );
+    if !new_lines.is_empty() {
+        // Addresses another writer inserted meanwhile count as unchanged,
+        // and are remembered as matched by these rows.
+        report.unchanged += new_lines.len() as u64;
+        let skipped: Vec<(&str, u64)> = new_lines.into_iter().collect();
+        session.mark_seen(&skipped).await?;
+    }
     contact_ids.extend(inserted.into_iter().map(|(id, email)| (email, (id, true))));
 
-    // 5. Tags.
+    // 4. Tags.
     let mut wanted: Vec<&str> = rows
         .iter()
         .flat_map(|r| r.tags.iter().map(String::as_str))
@@ -655,7 +710,7 @@ async fn process_chunk(
     report.tags_added += session.link_tags(&fresh_links, true).await?;
     report.tags_added += session.link_tags(&links, false).await?;
 
-    // 6. Everything referred to still exists (under the batch's lock).
+    // 5. Everything referred to still exists (under the batch's lock).
     let used_orgs: Vec<i64> = org_ids.iter().flatten().copied().collect();
     let used_tags: Vec<i64> = fresh_links.iter().chain(&links).map(|l| l.1).collect();
     session.check_references(&used_orgs, &used_tags).await?;

@@ -8,9 +8,10 @@
 //! more than inserting the row.) The organisation and tag statements, which
 //! carry few rows, take one JSON document.
 //!
-//! A session keeps a temporary table `import_seen` of the addresses already
-//! read from the file, so duplicates are found without holding the whole file
-//! in memory.
+//! A session keeps a temporary table `import_seen` of the existing contacts
+//! the file has matched so far, so duplicates of them are found without
+//! holding the whole file in memory. (The importer tells duplicates of the
+//! contacts it created apart by id, see `crate::import::created`.)
 
 use std::collections::{HashMap, HashSet};
 
@@ -308,7 +309,7 @@ impl ImportSession {
     }
 
     /// Records `(email, line)` pairs as seen; returns, for those seen in an
-    /// earlier batch, the line where each was first seen. One statement in
+    /// earlier chunk, the line where each was first seen. One statement in
     /// the usual case (no duplicates), a second only to find first lines.
     pub async fn mark_seen(&mut self, rows: &[(&str, u64)]) -> Result<HashMap<String, u64>> {
         let mut inserted = 0u64;
