@@ -123,7 +123,7 @@ pub struct Import {
 
 impl Default for Import {
     fn default() -> Self {
-        Import { batch_size: 20_000 }
+        Import { batch_size: 50_000 }
     }
 }
 
@@ -690,9 +690,9 @@ impl Config {
                 "database.sqlite_page_size: must be a power of two from 512 to 65536, got {page}"
             );
         }
-        if self.import.batch_size == 0 || self.import.batch_size > 50_000 {
+        if self.import.batch_size == 0 || self.import.batch_size > 100_000 {
             bail!(
-                "import.batch_size: must be between 1 and 50000, got {}",
+                "import.batch_size: must be between 1 and 100000, got {}",
                 self.import.batch_size
             );
         }
