@@ -59,7 +59,7 @@ pub struct OrgRecord {
 }
 
 /// A contact that already exists, with the fields an import may change.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Deserialize, sqlx::FromRow)]
 pub struct ExistingContact {
     pub id: i64,
     pub email: String,
@@ -442,7 +442,31 @@ impl ImportSession {
     }
 
     /// The contacts that already exist among these (normalised) addresses.
+    ///
+    /// On SQLite they come back as one JSON document per statement: sqlx
+    /// hands every result row from its SQLite thread to this task as a
+    /// message of its own, which made this lookup more than half of a
+    /// re-import's time (6.6 s of 13 s for a million unchanged rows).
     pub async fn find_contacts(&mut self, emails: &[&str]) -> Result<Vec<ExistingContact>> {
+        if let Some(Conn::Sqlite(c)) = self.conn.as_mut() {
+            let mut out = Vec::new();
+            for chunk in emails.chunks(sqlite_rows_per_statement(1)) {
+                let sql = format!(
+                    "SELECT json_group_array(json_object('id', id, 'email', email, 'name', name, \
+                     'title', title, 'organisation_id', organisation_id, 'language', language, \
+                     'status', status, 'attributes', json(attributes))) \
+                     FROM contacts WHERE email IN ({})",
+                    sqlite_list(chunk.len())
+                );
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for email in chunk {
+                    q = q.bind(*email);
+                }
+                let doc = q.fetch_one(&mut **c).await?;
+                out.extend(serde_json::from_str::<Vec<ExistingContact>>(&doc)?);
+            }
+            return Ok(out);
+        }
         self.select_by_emails(
             "SELECT id, email, name, title, organisation_id, language, status, attributes FROM contacts",
             emails,
