@@ -435,7 +435,7 @@ impl BatchState {
 async fn process_chunk(
     session: &mut ImportSession,
     state: &mut BatchState,
-    rows: Vec<ImportRow>,
+    mut rows: Vec<ImportRow>,
     opts: &ImportOptions,
     extra_tags: &[String],
     report: &mut ImportReport,
@@ -457,39 +457,31 @@ async fn process_chunk(
             .map(|c| (c.email.clone(), c))
             .collect()
     };
+    let mut reject_duplicate = |r: &ImportRow, first: Option<u64>| match first {
+        Some(first) => {
+            rejects.push((vec![r.duplicate_error(first)], r.raw.clone()));
+            false
+        }
+        None => true,
+    };
+    rows.retain(|r| {
+        let first = match existing.get(&r.email) {
+            Some(c) => state.created.line_of(c.id),
+            None => state.passed_over.get(&r.email).copied(),
+        };
+        reject_duplicate(r, first)
+    });
     let matched: Vec<(&str, u64)> = rows
         .iter()
-        .filter(|r| {
-            existing
-                .get(&r.email)
-                .is_some_and(|c| state.created.line_of(c.id).is_none())
-        })
+        .filter(|r| existing.contains_key(&r.email))
         .map(|r| (r.email.as_str(), r.line))
         .collect();
-    let seen = if matched.is_empty() {
-        HashMap::new()
-    } else {
-        session.mark_seen(&matched).await?
-    };
-    let mut rows: Vec<ImportRow> = rows
-        .into_iter()
-        .filter_map(|r| {
-            let first = match existing.get(&r.email) {
-                Some(c) => state
-                    .created
-                    .line_of(c.id)
-                    .or_else(|| seen.get(&r.email).copied()),
-                None => state.passed_over.get(&r.email).copied(),
-            };
-            match first {
-                Some(first) => {
-                    rejects.push((vec![r.duplicate_error(first)], r.raw.clone()));
-                    None
-                }
-                None => Some(r),
-            }
-        })
-        .collect();
+    if !matched.is_empty() {
+        let seen = session.mark_seen(&matched).await?;
+        if !seen.is_empty() {
+            rows.retain(|r| reject_duplicate(r, seen.get(&r.email).copied()));
+        }
+    }
 
     // 2. Organisations: look up the unknown ones, create or check the rest.
     let unknown: Vec<&str> = {
@@ -596,11 +588,16 @@ async fn process_chunk(
 
     // 3. New contacts in one statement; updates and reactivations one by one.
     let mut new_rows = Vec::new();
+    // The line of each new row's address, until its contact is created.
+    let mut new_lines: HashMap<&str, u64> = HashMap::new();
     // email → (contact id, created by this chunk).
     let mut contact_ids: HashMap<String, (i64, bool)> = HashMap::with_capacity(rows.len());
     for (r, org_id) in rows.iter().zip(&org_ids) {
         match existing.get(&r.email) {
-            None => new_rows.push(r.as_new_row(*org_id)),
+            None => {
+                new_rows.push(r.as_new_row(*org_id));
+                new_lines.insert(&r.email, r.line);
+            }
             Some(c) => {
                 contact_ids.insert(r.email.clone(), (c.id, false));
                 let mut changed = false;
@@ -656,11 +653,6 @@ async fn process_chunk(
         .insert_contacts(&new_rows, &state.consent_source, now)
         .await?;
     report.created += inserted.len() as u64;
-    let mut new_lines: HashMap<&str, u64> = rows
-        .iter()
-        .filter(|r| !existing.contains_key(&r.email))
-        .map(|r| (r.email.as_str(), r.line))
-        .collect();
     state.created.record(
         inserted
             .iter()

@@ -215,7 +215,6 @@ pub struct StatusChange<'a> {
     pub evidence: serde_json::Value,
 }
 
-/// Which SQL dialect a backend speaks.
 /// Process-wide SQLite settings, made once before its first connection.
 ///
 /// SQLite keeps allocation statistics by default, which takes a global
@@ -246,6 +245,7 @@ fn sqlite_settings() {
 }
 
 impl Store {
+    /// Which SQL dialect this backend speaks.
     pub fn dialect(&self) -> Dialect {
         match self {
             Store::Sqlite(_) => Dialect::Sqlite,
