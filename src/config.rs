@@ -70,6 +70,9 @@ pub struct General {
     pub timezone: String,
     /// Log filter (tracing EnvFilter syntax); `RUST_LOG` wins if set.
     pub log: String,
+    /// Seconds `serve` and `worker` wait, after SIGTERM, for requests and
+    /// messages in flight to finish and be recorded before they exit.
+    pub stop_timeout_secs: u64,
 }
 
 impl Default for General {
@@ -78,6 +81,7 @@ impl Default for General {
             data_dir: PathBuf::from("data"),
             timezone: "Asia/Tokyo".into(),
             log: "info".into(),
+            stop_timeout_secs: 30,
         }
     }
 }

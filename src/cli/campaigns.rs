@@ -541,16 +541,20 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
 
 /// `whatsup worker`: runs until Ctrl-C or SIGTERM.
 pub async fn worker(store: &Store, config: &Config) -> Result<ExitCode> {
+    use super::service::{self, StopReason};
+    const NAME: &str = "whatsup worker";
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let mut signals = super::signals::StopSignals::install()?;
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            signals.recv().await;
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let mut signals = super::signals::StopSignals::install()?;
     let mut w = Worker::new(store.clone(), config.clone())?;
-    w.run(&stop).await?;
-    Ok(ExitCode::SUCCESS)
+    let flag = stop.clone();
+    let work = async move { w.run(&flag).await };
+    tokio::pin!(work);
+    let reason = service::wait_for_stop(&mut signals, store, config, &mut work).await;
+    if let StopReason::Ended(result) = reason {
+        return result.map(|()| ExitCode::SUCCESS);
+    }
+    service::announce(NAME, config, &reason);
+    stop.store(true, Ordering::SeqCst);
+    let drained = service::drain(NAME, config, &mut signals, work).await?;
+    Ok(service::exit_code(&reason, drained))
 }

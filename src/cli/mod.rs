@@ -9,6 +9,7 @@ mod issues;
 mod orgs;
 mod output;
 mod serve;
+mod service;
 mod signals;
 mod subscribers;
 
@@ -103,6 +104,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if e.downcast_ref::<crate::store::schema::SchemaRefused>()
+                .is_some()
+            {
+                return ExitCode::from(service::EXIT_SCHEMA);
+            }
             ExitCode::from(1)
         }
     }

@@ -81,6 +81,7 @@ macro_rules! ensure_tag {
 pub mod bounces;
 pub mod campaigns;
 pub mod issues;
+pub mod schema;
 pub mod web;
 
 /// A handle on the database. Cheap to clone (the pools are reference-counted).
@@ -255,9 +256,15 @@ impl Store {
 
     /// Opens the database the configuration names, creating the SQLite file and
     /// its directory if needed, and migrates it if `auto_migrate` is on.
+    /// Refuses a schema newer than this binary knows (see [`schema`]).
     pub async fn open(config: &Config) -> Result<Store> {
         let url = config.database_url();
         let store = Store::connect(&url, config).await?;
+        let checked = store.check_schema(&url, config.database.auto_migrate).await;
+        if let Err(e) = checked {
+            store.close().await;
+            return Err(e);
+        }
         if config.database.auto_migrate {
             store.migrate().await?;
         }
@@ -317,9 +324,13 @@ impl Store {
 
     /// Applies pending migrations (migrations/sqlite or migrations/postgres).
     pub async fn migrate(&self) -> Result<()> {
+        let status = self.schema_status().await?;
+        if let Some(refusal) = status.refusal("") {
+            return Err(schema::SchemaRefused(refusal).into());
+        }
         match self {
-            Store::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await,
-            Store::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
+            Store::Sqlite(p) => self.migrator().run(p).await,
+            Store::Postgres(p) => self.migrator().run(p).await,
         }
         .context("applying database migrations")
     }
