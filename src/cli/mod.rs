@@ -6,6 +6,7 @@ mod bounces;
 mod campaigns;
 mod demo;
 mod issues;
+mod ops;
 mod orgs;
 mod output;
 mod serve;
@@ -69,6 +70,14 @@ pub enum Command {
     /// Serve the recipients' pages (unsubscribe, preferences, view in
     /// browser, archive, metrics) and run the worker unless --no-worker
     Serve(serve::ServeArgs),
+    /// Copy the database while whatsup runs (SQLite), or print or run
+    /// pg_dump (PostgreSQL)
+    Backup(ops::BackupArgs),
+    /// Check a backup and put it in place of the database
+    Restore(ops::RestoreArgs),
+    /// Move the store: copy SQLite into PostgreSQL
+    #[command(subcommand)]
+    Store(ops::StoreCmd),
     /// Show the effective configuration (secrets redacted)
     Config {
         #[arg(long)]
@@ -157,6 +166,9 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&config, args).await,
+        Command::Backup(args) => ops::backup(&config, args).await,
+        Command::Restore(args) => ops::restore(&config, args).await,
+        Command::Store(cmd) => ops::store(&config, cmd).await,
         Command::Bounces(cmd) => bounces::run(&config, cmd).await,
         Command::Subscribers(cmd) => {
             let store = Store::open(&config).await?;

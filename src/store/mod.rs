@@ -78,8 +78,10 @@ macro_rules! ensure_tag {
 }
 
 // Declared after the macros above, which they use.
+pub mod backup;
 pub mod bounces;
 pub mod campaigns;
+pub mod copy;
 pub mod issues;
 pub mod schema;
 pub mod web;
