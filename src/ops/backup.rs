@@ -92,7 +92,7 @@ pub async fn restore_sqlite(file: &Path, live: &Path, config: &Config) -> Result
     let started = Instant::now();
     let info = inspect_sqlite_file(file)
         .await
-        .with_context(|| format!("checking {}", file.display()))?;
+        .with_context(|| format!("checking {} (nothing was changed)", file.display()))?;
     if !info.is_intact() {
         bail!(
             "{} failed its integrity check, nothing was changed: {}",
