@@ -63,6 +63,7 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
         println!("whatsup serve: webhooks at {}", hooks.join(", "));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let has_worker = worker.is_some();
     let worker_task = worker.map(|mut w| {
         let stop = stop.clone();
         tokio::spawn(async move { w.run(&stop).await })
@@ -79,10 +80,10 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
     let reason = service::wait_for_stop(&mut signals, store, config, &mut work).await;
     service::announce(NAME, config, &reason);
     stop.store(true, Ordering::SeqCst);
-    let ended = matches!(reason, StopReason::Ended(_));
+    let wait_worker = has_worker && !matches!(reason, StopReason::Ended(_));
     let finishing = async move {
         server.stop().await?;
-        if !ended {
+        if wait_worker {
             work.await?;
         }
         Ok(())
