@@ -59,6 +59,7 @@ pub struct Config {
     pub bounces: Bounces,
     pub web: Web,
     pub webhooks: Webhooks,
+    pub doctor: Doctor,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -490,6 +491,32 @@ impl Default for Webhooks {
     }
 }
 
+/// `whatsup doctor`: where it looks things up.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Doctor {
+    /// The DNS server to ask (`IP` or `IP:PORT`); empty: the system's
+    /// resolver (/etc/resolv.conf).
+    pub resolver: String,
+    /// The public addresses mail leaves from when the relay delivers
+    /// straight to recipients' servers (a Postfix on this host): SPF, PTR
+    /// and forward-confirmed reverse DNS are checked for them. Empty: the
+    /// relay is a smarthost, and SPF is checked for its own addresses.
+    pub sending_ips: Vec<String>,
+    /// Seconds to wait for each DNS answer, connection or reply.
+    pub timeout_secs: u64,
+}
+
+impl Default for Doctor {
+    fn default() -> Self {
+        Doctor {
+            resolver: String::new(),
+            sending_ips: Vec::new(),
+            timeout_secs: 5,
+        }
+    }
+}
+
 /// Where the settings came from, for `whatsup config show`.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -808,6 +835,7 @@ impl Config {
         if hooks.sendgrid_max_age_secs == 0 {
             bail!("webhooks.sendgrid_max_age_secs must be at least 1");
         }
+        self.validate_doctor()?;
         if !self.security.token_secret.is_empty() && self.security.token_secret.expose().len() < 32
         {
             bail!("security.token_secret: must be at least 32 bytes long");
@@ -817,6 +845,28 @@ impl Config {
 }
 
 impl Config {
+    fn validate_doctor(&self) -> Result<()> {
+        let d = &self.doctor;
+        if !d.resolver.is_empty()
+            && d.resolver.parse::<std::net::IpAddr>().is_err()
+            && d.resolver.parse::<std::net::SocketAddr>().is_err()
+        {
+            bail!(
+                "doctor.resolver: {:?} is not an address such as 192.0.2.53 or 127.0.0.1:5353",
+                d.resolver
+            );
+        }
+        for ip in &d.sending_ips {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                bail!("doctor.sending_ips: {ip:?} is not an IP address");
+            }
+        }
+        if d.timeout_secs == 0 {
+            bail!("doctor.timeout_secs must be at least 1");
+        }
+        Ok(())
+    }
+
     fn validate_mailboxes(&self) -> Result<()> {
         let imap = &self.bounces.imap;
         let pop3 = &self.bounces.pop3;

@@ -5,6 +5,7 @@
 mod bounces;
 mod campaigns;
 mod demo;
+mod doctor;
 mod issues;
 mod ops;
 mod orgs;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Serve the recipients' pages (unsubscribe, preferences, view in
     /// browser, archive, metrics) and run the worker unless --no-worker
     Serve(serve::ServeArgs),
+    /// Check the installation: DNS (SPF, DKIM, DMARC, MX, PTR), the relay,
+    /// secrets, clock, templates, migrations, disk and bulk-sender rules
+    Doctor(doctor::DoctorArgs),
     /// Copy the database while whatsup runs (SQLite), or print or run
     /// pg_dump (PostgreSQL)
     Backup(ops::BackupArgs),
@@ -166,6 +170,7 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&config, args).await,
+        Command::Doctor(args) => doctor::run(&config, args).await,
         Command::Backup(args) => ops::backup(&config, args).await,
         Command::Restore(args) => ops::restore(&config, args).await,
         Command::Store(cmd) => ops::store(&config, cmd).await,

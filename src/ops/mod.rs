@@ -4,3 +4,4 @@
 //! arguments and prints what these return.
 
 pub mod backup;
+pub mod doctor;

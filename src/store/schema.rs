@@ -150,6 +150,19 @@ impl Store {
         Ok(status)
     }
 
+    /// The database server's clock (for `doctor`).
+    pub async fn database_time(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        Ok(match self {
+            Store::Sqlite(p) => {
+                let t: String = sqlx::query_scalar("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+                    .fetch_one(p)
+                    .await?;
+                chrono::DateTime::parse_from_rfc3339(&t)?.with_timezone(&chrono::Utc)
+            }
+            Store::Postgres(p) => sqlx::query_scalar("SELECT now()").fetch_one(p).await?,
+        })
+    }
+
     /// Refuses a schema this binary must not use: newer than it knows, a
     /// failed or edited migration, or (when `migrating` is false) pending
     /// migrations.
