@@ -18,6 +18,7 @@ mod compose_send;
 mod compose_store;
 mod import_corpus;
 mod ops_backup;
+mod ops_doctor;
 mod ops_service;
 mod send_conversation;
 mod send_crash;

@@ -7,6 +7,7 @@
 pub mod bounces;
 pub mod dovecot;
 pub mod http;
+pub mod nsd;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
@@ -207,10 +208,10 @@ pub fn make_certificates(dir: &Path) -> Option<()> {
     let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     let args = |line: &str| -> Vec<String> { line.split(' ').map(str::to_string).collect() };
     let ok = [
-        format!("req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=whatsup-test-CA"),
+        format!("req -x509 {ec} -keyout ca.key -out ca.pem -days 30 -subj /CN=whatsup-test-CA"),
         format!("req {ec} -keyout server.key -out server.csr -subj /CN=localhost"),
         "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-         -days 2 -extfile ext.cnf"
+         -days 30 -extfile ext.cnf"
             .to_string(),
     ]
     .iter()

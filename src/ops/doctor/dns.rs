@@ -468,12 +468,12 @@ impl Dns {
                     .answers()
                     .iter()
                     .filter_map(|r| match &r.data {
-                        RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+                        RData::MX(mx) => Some((mx.preference, trim_dot(mx.exchange.to_ascii()))),
                         _ => None,
                     })
                     .collect();
                 hosts.sort();
-                if hosts.iter().any(|(_, h)| h == ".") {
+                if hosts.iter().any(|(_, h)| h.is_empty()) {
                     return Check::fail(
                         ID,
                         format!("{domain} has a null MX: it accepts no mail, so no bounce can come back"),
@@ -601,6 +601,11 @@ impl Dns {
             Err(e) => lookup_failed(ID, &host, &e),
         }
     }
+}
+
+/// A DNS name without its final dot (the root stays empty).
+fn trim_dot(name: String) -> String {
+    name.trim_end_matches('.').to_string()
 }
 
 fn lookup_failed(id: &str, name: &str, e: &NetError) -> Check {
