@@ -316,6 +316,11 @@ async fn auth(
     }
     let user = &server.username;
     let password = server.password.expose();
+    // Servers delay the answer to a wrong password (Dovecot by 2 s, more
+    // under load): give AUTH longer than the other steps.
+    s.timeout = s
+        .timeout
+        .max(Duration::from_secs(server.timeout_secs.clamp(15, 60)));
     let (code, lines) = if mechanisms.iter().any(|m| m == "PLAIN") {
         let token = STANDARD.encode(format!("\0{user}\0{password}"));
         s.command(&format!("AUTH PLAIN {token}"))
