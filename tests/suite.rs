@@ -16,6 +16,7 @@ mod compose_check;
 mod compose_render;
 mod compose_send;
 mod compose_store;
+mod deploy;
 mod import_corpus;
 mod ops_backup;
 mod ops_doctor;
