@@ -289,6 +289,9 @@ fn config_show_never_prints_secrets() {
         .env("WHATSUP_SMTP_PASSWORD", "hunter2-smtp")
         .env("WHATSUP_BOUNCES_IMAP_PASSWORD", "hunter2-imap")
         .env("WHATSUP_BOUNCES_POP3_PASSWORD", "hunter2-pop3")
+        .env("WHATSUP_WEB_METRICS_TOKEN", "hunter2-metrics")
+        .env("WHATSUP_WEBHOOKS_POSTMARK_USERNAME", "hook")
+        .env("WHATSUP_WEBHOOKS_POSTMARK_PASSWORD", "hunter2-postmark")
         .env(
             "WHATSUP_SECURITY_TOKEN_SECRET",
             "0123456789abcdef0123456789abcdef-secret",

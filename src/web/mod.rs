@@ -409,9 +409,10 @@ fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
-/// The limits of the public routes: one-click unsubscribes (a POST to
-/// [`ONE_CLICK_ROUTE`]) by their own per-IP limiter and the global ceiling,
-/// everything else by the page limiter.
+/// The per-IP limits of the public routes: one-click unsubscribes (a POST
+/// to [`ONE_CLICK_ROUTE`]) by their own generous limiter, everything else
+/// by the page limiter. (The one-click ceiling applies in the handler, to
+/// valid requests only: see [`one_click_turn`].)
 async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let one_click = req.method() == Method::POST
         && req
@@ -419,11 +420,12 @@ async fn rate_limit(State(state): State<Shared>, req: Request, next: Next) -> Re
             .get::<MatchedPath>()
             .is_some_and(|p| p.as_str() == ONE_CLICK_ROUTE);
     let ip = client_ip(&state, &req);
-    let refused = if one_click {
-        one_click_refused(&state, ip).await
+    let limiter = if one_click {
+        state.one_click.as_ref()
     } else {
-        per_ip_refused(state.limiter.as_ref(), ip)
+        state.limiter.as_ref()
     };
+    let refused = per_ip_refused(limiter, ip);
     if let Some(retry_after) = refused {
         state.metrics.rate_limited(one_click);
         return pages::busy(&state, retry_after);
@@ -449,13 +451,12 @@ fn per_ip_refused(
     Some(wait.as_secs().max(1))
 }
 
-/// One-click: refused by its per-IP limiter only beyond its generous
-/// burst; under the global ceiling it waits for its turn, for up to
-/// `web.one_click_max_wait_secs`, and is refused only after that.
-async fn one_click_refused(state: &AppState, ip: Option<IpAddr>) -> Option<u64> {
-    if let Some(wait) = per_ip_refused(state.one_click.as_ref(), ip) {
-        return Some(wait);
-    }
+/// A valid one-click unsubscribe's turn under the global ceiling, which
+/// keeps the database safe: it waits for its turn, for up to
+/// `web.one_click_max_wait_secs`, and is refused (the seconds for
+/// Retry-After) only after that. Requests with a bad token or body never
+/// get here, so they cannot use up the ceiling.
+pub(crate) async fn one_click_turn(state: &AppState) -> Option<u64> {
     let ceiling = state.one_click_ceiling.as_ref()?;
     let deadline = Instant::now() + Duration::from_secs(state.config.web.one_click_max_wait_secs);
     let mut waited = false;

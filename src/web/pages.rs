@@ -291,6 +291,10 @@ pub(super) async fn unsubscribe(
             return Refusal::CrossSite.page(&state);
         }
     }
+    if let Some(retry_after) = super::one_click_turn(&state).await {
+        state.metrics.rate_limited(true);
+        return busy(&state, retry_after);
+    }
     let change = WebChange::Unsubscribe {
         contact: c.contact_id as i64,
         campaign: c.campaign_id as i64,
