@@ -438,17 +438,13 @@ async fn online_checks_that_serve_answers_at_the_base_url() {
         .args(["--database", &db.url, "serve", "--no-worker", "--bind"])
         .arg(format!("127.0.0.1:{port}"))
         .env("WHATSUP_SECURITY_TOKEN_SECRET", GOOD_SECRET)
+        .env("WHATSUP_WEB_METRICS_BIND", "127.0.0.1:0")
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    common::first_line(&mut serve);
     let up: serde_json::Value = serde_json::from_slice(&doctor().stdout).unwrap();
     let checks = by_id(&up);
     // SAFETY: kill(2) on our own child.

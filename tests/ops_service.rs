@@ -7,7 +7,6 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +30,7 @@ fn whatsup(db: &TestDb, dir: &Path) -> Command {
         .env("WHATSUP_SENDING_TRANSPORT", "smtp")
         .env("WHATSUP_SENDING_BOUNCE_ADDRESS", "bounces@example.org")
         .env("WHATSUP_SMTP_HOST", "127.0.0.1")
+        .env("WHATSUP_WEB_METRICS_BIND", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
@@ -184,10 +184,7 @@ async fn an_old_binary_refuses_a_newer_schema_at_start_and_while_it_runs(db: Tes
         .args(["serve", "--no-worker", "--bind", "127.0.0.1:0"])
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let first = common::first_line(&mut serve);
     assert!(first.contains("listening on"), "{first}");
     // A newer whatsup, elsewhere, applies a migration this one does not know.
     let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
@@ -229,10 +226,7 @@ async fn sigterm_stops_serve_after_the_requests_in_flight(db: TestDb) {
         .args(["serve", "--bind", "127.0.0.1:0"])
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let first = common::first_line(&mut serve);
     let addr: std::net::SocketAddr = first
         .split("http://")
         .nth(1)

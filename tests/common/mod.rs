@@ -238,3 +238,15 @@ pub fn whatsup_ok(url: &str, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
+
+/// The first line a child process prints on its piped stdout; the rest is
+/// read (and dropped) by a thread, so that the child never writes into a
+/// closed pipe (whatsup dies of SIGPIPE, as a command-line tool should).
+pub fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("a piped stdout"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read the first line");
+    std::thread::spawn(move || for _ in reader.lines() {});
+    line
+}
