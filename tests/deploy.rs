@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use crate::common::sink::free_port;
 use crate::common::TestDb;
 use whatsup::config::Secret;
-use whatsup::send::engine;
 
 const SECRET: &str = "deploy-test-secret-that-is-long-enough-01234";
 
@@ -135,7 +134,8 @@ fn caddy_reads_the_caddyfile_without_a_warning() {
 struct Nginx {
     https: u16,
     http: u16,
-    dir: tempfile::TempDir,
+    /// The configuration, logs and temporary files; removed last.
+    _dir: tempfile::TempDir,
     child: Child,
 }
 
@@ -213,7 +213,7 @@ impl Nginx {
         Nginx {
             https,
             http,
-            dir,
+            _dir: dir,
             child,
         }
     }
@@ -221,18 +221,8 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child (SIGQUIT: graceful stop).
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = &self.dir;
+        // SIGQUIT: nginx's graceful stop.
+        common::stop_child(&mut self.child, libc::SIGQUIT);
     }
 }
 
@@ -327,18 +317,14 @@ async fn nginx_in_front_of_serve_passes_one_click_keeps_the_admin_private_and_fo
     }
     let certs = certs.path();
     let db = common::sqlite().await;
-    let (_csv_dir, csv) = common::temp_csv(
+    let id = common::running_campaign(
+        &db,
         "email,name,organisation,kind,country\nreader@example.net,Reader,Office,embassy,FR\n",
-    );
-    common::import(&db.store, &csv, &Default::default()).await;
-    common::save_sample_issue(&db.store).await;
-    let id = common::draft_campaign(&db.store, "deploy", "").await;
+        SECRET,
+    )
+    .await;
     let mut config = db.config.clone();
     config.security.token_secret = Secret::new(SECRET);
-    engine::start(&db.store, &config, id, "test")
-        .await
-        .unwrap()
-        .unwrap();
     let contact = db
         .store
         .contact("reader@example.net")

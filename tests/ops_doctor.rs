@@ -252,17 +252,33 @@ fn expect(
     );
 }
 
+/// A setup, NSD serving its good or broken zones, and a migrated config
+/// with this relay password, token secret, and the private CA or not.
+fn prepared(
+    broken: bool,
+    password: &str,
+    secret: &str,
+    trust_ca: bool,
+) -> Option<(Setup, Nsd, std::path::PathBuf)> {
+    let s = setup()?;
+    let nsd = Nsd::start(&zones(broken, &s.record, &s.other_record))?;
+    let ca = if trust_ca {
+        format!("ca_file = \"{}\"", s.certs.path().join("ca.pem").display())
+    } else {
+        String::new()
+    };
+    let config = s.config(&nsd.address(), password, secret, &ca);
+    s.migrate(&config);
+    Some((s, nsd, config))
+}
+
 const GOOD_SECRET: &str = "Qm9vbXNoYWthbGFrYV9yYW5kb20tNDg+Ynl0ZXMtb2Yta2V5LW1hdGVyaWFs";
 
 #[test]
 fn a_good_setup_passes_every_dns_relay_and_local_check() {
-    let Some(s) = setup() else { return };
-    let Some(nsd) = Nsd::start(&zones(false, &s.record, &s.other_record)) else {
+    let Some((s, _nsd, config)) = prepared(false, dovecot::PASSWORD, GOOD_SECRET, true) else {
         return;
     };
-    let ca = format!("ca_file = \"{}\"", s.certs.path().join("ca.pem").display());
-    let config = s.config(&nsd.address(), dovecot::PASSWORD, GOOD_SECRET, &ca);
-    s.migrate(&config);
     let (code, report, text) = s.doctor(&config, &[]);
     eprintln!("doctor, good setup:\n{text}");
     let checks = by_id(&report);
@@ -331,18 +347,14 @@ fn a_good_setup_passes_every_dns_relay_and_local_check() {
 
 #[test]
 fn a_broken_setup_fails_with_what_to_do_for_each_problem() {
-    let Some(s) = setup() else { return };
-    let Some(nsd) = Nsd::start(&zones(true, &s.record, &s.other_record)) else {
-        return;
-    };
-    let ca = format!("ca_file = \"{}\"", s.certs.path().join("ca.pem").display());
-    let config = s.config(
-        &nsd.address(),
+    let Some((s, _nsd, config)) = prepared(
+        true,
         "not-the-password",
         "change-me-change-me-change-me-change-me",
-        &ca,
-    );
-    s.migrate(&config);
+        true,
+    ) else {
+        return;
+    };
     let (code, report, text) = s.doctor(&config, &[]);
     eprintln!("doctor, broken setup:\n{text}");
     assert_eq!(code, Some(1), "{text}");
@@ -397,13 +409,10 @@ fn a_broken_setup_fails_with_what_to_do_for_each_problem() {
 
 #[test]
 fn an_untrusted_relay_certificate_fails_the_tls_check() {
-    let Some(s) = setup() else { return };
-    let Some(nsd) = Nsd::start(&zones(false, &s.record, &s.other_record)) else {
+    // No ca_file: the private CA is not trusted.
+    let Some((s, _nsd, config)) = prepared(false, dovecot::PASSWORD, GOOD_SECRET, false) else {
         return;
     };
-    // No ca_file: the private CA is not trusted.
-    let config = s.config(&nsd.address(), dovecot::PASSWORD, GOOD_SECRET, "");
-    s.migrate(&config);
     let (code, report, text) = s.doctor(&config, &[]);
     assert_eq!(code, Some(1), "{text}");
     let checks = by_id(&report);

@@ -13,9 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::sink::{self, Sink};
 use crate::common::TestDb;
-use whatsup::config::Secret;
-use whatsup::import::ImportOptions;
-use whatsup::send::engine;
 use whatsup::store::Store;
 
 const SECRET: &str = "service-test-secret-that-is-long-enough-0123";
@@ -42,17 +39,7 @@ async fn running_campaign(db: &TestDb, n: usize) -> i64 {
     for i in 0..n {
         csv.push_str(&format!("stop{i}@example.net,Stop {i},Office,embassy,DE\n"));
     }
-    let (_dir, path) = common::temp_csv(csv);
-    common::import(&db.store, &path, &ImportOptions::default()).await;
-    common::save_sample_issue(&db.store).await;
-    let id = common::draft_campaign(&db.store, "stop test", "").await;
-    let mut config = db.config.clone();
-    config.security.token_secret = Secret::new(SECRET);
-    engine::start(&db.store, &config, id, "test")
-        .await
-        .unwrap()
-        .unwrap();
-    id
+    common::running_campaign(db, &csv, SECRET).await
 }
 
 fn term(child: &Child) {

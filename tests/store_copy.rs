@@ -395,6 +395,25 @@ async fn a_store_of_100000_contacts_and_a_finished_campaign_copies_with_every_ch
     );
 }
 
+/// Makes the insert of contact `id` into the target fail with `message`,
+/// as a full disk or a lost connection would (`DROP TRIGGER fail_at ON
+/// contacts` ends it).
+async fn fail_at(p: &sqlx::PgPool, id: i64, message: &str) {
+    sqlx::query(&format!(
+        "CREATE FUNCTION fail_at() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.id = {id} THEN RAISE EXCEPTION '{message}'; END IF; RETURN NEW; END $$"
+    ))
+    .execute(p)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_at BEFORE INSERT ON contacts FOR EACH ROW EXECUTE FUNCTION fail_at()",
+    )
+    .execute(p)
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_copy_resumes_from_its_last_chunk_and_a_changed_source_is_caught() {
     let Some(pg) = common::postgres().await else {
@@ -406,18 +425,7 @@ async fn an_interrupted_copy_resumes_from_its_last_chunk_and_a_changed_source_is
         unreachable!()
     };
     // A failure in the middle of the contacts, as a full disk would be.
-    sqlx::query(
-        "CREATE FUNCTION fail_at_7000() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN IF NEW.id = 7000 THEN RAISE EXCEPTION 'disk full (simulated)'; END IF; \
-         RETURN NEW; END $$",
-    )
-    .execute(p)
-    .await
-    .unwrap();
-    sqlx::query("CREATE TRIGGER fail_at_7000 BEFORE INSERT ON contacts FOR EACH ROW EXECUTE FUNCTION fail_at_7000()")
-        .execute(p)
-        .await
-        .unwrap();
+    fail_at(p, 7000, "disk full (simulated)").await;
     let failed = copy_cli(&db.url, &pg.url, &["--chunk-rows", "1000"]);
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
@@ -434,7 +442,7 @@ async fn an_interrupted_copy_resumes_from_its_last_chunk_and_a_changed_source_is
         .await,
         6000
     );
-    sqlx::query("DROP TRIGGER fail_at_7000 ON contacts")
+    sqlx::query("DROP TRIGGER fail_at ON contacts")
         .execute(p)
         .await
         .unwrap();
@@ -483,25 +491,14 @@ async fn a_row_changed_in_the_source_between_runs_fails_the_verification() {
     let Store::Postgres(p) = &pg.store else {
         unreachable!()
     };
-    sqlx::query(
-        "CREATE FUNCTION fail_at_2500() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN IF NEW.id = 2500 THEN RAISE EXCEPTION 'connection lost (simulated)'; END IF; \
-         RETURN NEW; END $$",
-    )
-    .execute(p)
-    .await
-    .unwrap();
-    sqlx::query("CREATE TRIGGER fail_at_2500 BEFORE INSERT ON contacts FOR EACH ROW EXECUTE FUNCTION fail_at_2500()")
-        .execute(p)
-        .await
-        .unwrap();
+    fail_at(p, 2500, "connection lost (simulated)").await;
     assert_eq!(
         copy_cli(&db.url, &pg.url, &["--chunk-rows", "500"])
             .status
             .code(),
         Some(1)
     );
-    sqlx::query("DROP TRIGGER fail_at_2500 ON contacts")
+    sqlx::query("DROP TRIGGER fail_at ON contacts")
         .execute(p)
         .await
         .unwrap();

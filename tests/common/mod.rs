@@ -250,3 +250,36 @@ pub fn first_line(child: &mut std::process::Child) -> String {
     std::thread::spawn(move || for _ in reader.lines() {});
     line
 }
+
+/// Imports `csv` (with its header), stores the sample issue and starts a
+/// campaign of it to everyone over SMTP, signed with `secret`; returns its
+/// id.
+pub async fn running_campaign(db: &TestDb, csv: &str, secret: &str) -> i64 {
+    let (_dir, path) = temp_csv(csv);
+    import(&db.store, &path, &ImportOptions::default()).await;
+    save_sample_issue(&db.store).await;
+    let id = draft_campaign(&db.store, "running", "").await;
+    let mut config = db.config.clone();
+    config.security.token_secret = Secret::new(secret);
+    whatsup::send::engine::start(&db.store, &config, id, "test")
+        .await
+        .expect("start the campaign")
+        .expect("this test starts it");
+    id
+}
+
+/// Sends `signal` to a child and waits up to five seconds for it to exit,
+/// then kills it.
+pub fn stop_child(child: &mut std::process::Child, signal: i32) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

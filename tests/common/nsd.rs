@@ -118,16 +118,6 @@ remote-control:
 
 impl Drop for Nsd {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child; NSD stops on SIGTERM.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::stop_child(&mut self.child, libc::SIGTERM);
     }
 }
