@@ -132,8 +132,10 @@ fn init_tracing(config: &Config, verbose: u8) {
     let filter = match verbose {
         0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             // Commands print their own results; logs are for diagnostics.
+            // sqlx warns of every statement over a second; a long scan
+            // (store copy, export) is not a problem to report.
             let level = if config.general.log == "info" {
-                "warn"
+                "warn,sqlx::query=error"
             } else {
                 config.general.log.as_str()
             };
