@@ -21,6 +21,7 @@
 //! with actor `web` and the campaign from the token as evidence.
 
 mod archive;
+pub mod assets;
 mod form;
 pub mod metrics;
 mod pages;
