@@ -23,4 +23,5 @@ mod send_dkim;
 mod send_smtp;
 mod store_conformance;
 mod web_assets;
+mod web_browser;
 mod web_pages;

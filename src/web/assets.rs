@@ -281,6 +281,20 @@ async fn serve(
     assets.respond(&path, &headers)
 }
 
+/// `GET /favicon.ico` on the public listener: the brand icon, so that
+/// browsers asking for it on every page (the issue pages have no icon link)
+/// get an answer instead of a 404 in their console.
+pub async fn favicon(State(state): State<super::Shared>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        favicon_svg(&state.config.branding),
+    )
+        .into_response()
+}
+
 /// True if `If-None-Match` names `etag` (or is `*`).
 fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
     request

@@ -160,6 +160,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .route("/assets/web.css", get(stylesheet))
+        .route("/favicon.ico", get(assets::favicon))
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
