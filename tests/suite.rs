@@ -17,6 +17,7 @@ mod compose_render;
 mod compose_send;
 mod compose_store;
 mod import_corpus;
+mod media_library;
 mod send_conversation;
 mod send_crash;
 mod send_dkim;

@@ -23,6 +23,7 @@
 mod archive;
 pub mod assets;
 mod form;
+mod media;
 pub mod metrics;
 mod pages;
 mod tracking;
@@ -161,6 +162,7 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/assets/web.css", get(stylesheet))
         .route("/favicon.ico", get(assets::favicon))
+        .route("/media/{file}", get(media::file))
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
