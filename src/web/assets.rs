@@ -296,7 +296,7 @@ pub async fn favicon(State(state): State<super::Shared>) -> Response {
 }
 
 /// True if `If-None-Match` names `etag` (or is `*`).
-fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
+pub(super) fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
     request
         .get_all(header::IF_NONE_MATCH)
         .iter()
