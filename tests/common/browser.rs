@@ -413,8 +413,14 @@ impl Browser {
         report
     }
 
-    /// Clicks the element matching a CSS selector and waits for the next page.
+    /// Clicks the element matching a CSS selector and waits until the
+    /// page it leads to has loaded (a form POST navigates after the click
+    /// has returned).
     pub async fn click(&self, css: &str) {
+        self.client
+            .execute("window.__whatsupBeforeClick = true;", vec![])
+            .await
+            .expect("mark the page");
         let el = self
             .client
             .find(Locator::Css(css))
@@ -423,6 +429,23 @@ impl Browser {
         el.click()
             .await
             .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+        for _ in 0..200 {
+            let done = self
+                .client
+                .execute(
+                    "return window.__whatsupBeforeClick === undefined \
+                     && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .map(|v| v == Value::Bool(true))
+                .unwrap_or(false); // between documents the script may fail
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {css} led to no new page within 10 s");
     }
 
     /// Ends the session and chromedriver.
