@@ -1,6 +1,5 @@
-//! Issues in the database: revisions on SQLite, and on PostgreSQL in a
-//! fresh database on the server WHATSUP_TEST_POSTGRES_URL names (required
-//! when CI is set).
+//! Issues in the database: revisions on SQLite, and on a fresh PostgreSQL
+//! database (`common::postgres`, required when CI is set).
 
 use chrono::NaiveDate;
 use whatsup::config::Config;
@@ -79,10 +78,10 @@ async fn issue_revisions_are_kept_on_sqlite() {
     revisions_are_kept(&store, 214).await;
 }
 
-/// On a fresh database of its own: the server's shared test database may
-/// hold migrations of another branch, which `migrate` would refuse.
 #[tokio::test]
 async fn issue_revisions_are_kept_on_postgres() {
+    // A fresh database of its own: the shared one may carry migrations of
+    // another branch, and a fixed issue number could collide with other runs.
     let Some(db) = crate::common::postgres().await else {
         return;
     };
