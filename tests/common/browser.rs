@@ -21,6 +21,7 @@
 //! fails in CI ([`super::skip_or_fail`]).
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -167,7 +168,10 @@ impl Browser {
         // A port chosen free can be taken before chromedriver binds it: try again.
         for _ in 0..3 {
             let port = free_port();
+            // Its own process group, which Chromium joins: one signal ends
+            // them all, even when a failing test never reaches close().
             let mut driver = Command::new(&driver_bin)
+                .process_group(0)
                 .arg(format!("--port={port}"))
                 .arg("--allowed-ips=127.0.0.1")
                 .arg(format!(
@@ -189,8 +193,7 @@ impl Browser {
                     })
                 }
                 Err(e) => {
-                    let _ = driver.kill();
-                    let _ = driver.wait();
+                    end_group(&mut driver);
                     eprintln!("chromedriver on port {port} did not start a session: {e}");
                 }
             }
@@ -210,6 +213,8 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--disable-extensions",
+            "--disable-crash-reporter",
+            "--disable-breakpad",
             "--hide-scrollbars",
             "--lang=en-GB",
             "--force-device-scale-factor=1",
@@ -448,19 +453,29 @@ impl Browser {
         panic!("clicking {css} led to no new page within 10 s");
     }
 
-    /// Ends the session and chromedriver.
-    pub async fn close(mut self) {
+    /// Ends the session (Chromium quits), then chromedriver.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Drop ends the process group.
     }
+}
+
+/// Kills chromedriver's process group (chromedriver and every Chromium
+/// process it started) and reaps chromedriver.
+fn end_group(driver: &mut Child) {
+    let pgid = driver.id() as libc::pid_t;
+    // SAFETY: kill(2) with a negative pid signals that process group only;
+    // the group is chromedriver's own (process_group(0) at spawn).
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+    let _ = driver.wait();
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // A failing test never reaches close(): do not leave chromedriver behind.
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Also when a failing test never reached close().
+        end_group(&mut self.driver);
     }
 }
 
