@@ -387,7 +387,10 @@ pub fn store_file(dir: &Path, p: &Processed) -> Result<PathBuf, MediaError> {
             return Ok(target); // the same content, stored before
         }
     }
-    let tmp = dir.join(format!(".{}.{}.tmp", p.hash, std::process::id()));
+    // Unique per call: two uploads of the same image may race here.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.{}-{n}.tmp", p.hash, std::process::id()));
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;

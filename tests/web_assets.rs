@@ -152,3 +152,50 @@ async fn the_assets_router_serves_fingerprinted_files_with_long_caching() {
     }
     server.abort();
 }
+
+#[test]
+fn the_admin_layout_renders_for_a_signed_out_page_with_only_the_required_context() {
+    let assets = Assets::new("/admin/assets", &Branding::default()).unwrap();
+    let tz: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
+    let (mut env, _) = whatsup::compose::templates::environment(None, tz);
+    env.add_template(
+        "admin/test-login.html",
+        "{% extends \"admin/base.html\" %}{% block content %}<h1>Sign in</h1>{% endblock %}",
+    )
+    .unwrap();
+    let ctx = minijinja::context! {
+        lang => "ja",
+        title => "ログイン",
+        timezone => "Asia/Tokyo",
+        ..assets.template_context()
+    };
+    let html = env
+        .get_template("admin/test-login.html")
+        .and_then(|t| t.render(ctx))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(html.contains("<html lang=\"ja\">"), "{html}");
+    assert!(html.contains("<title>ログイン – Tokyo Metropolitan Government</title>"));
+    // minijinja escapes '/' in attributes as &#x2f;, which browsers read as '/'.
+    let htmx = assets.url("vendor/htmx/htmx.min.js").unwrap();
+    assert!(html.contains(&htmx.replace('/', "&#x2f;")), "{html}");
+    assert!(html.contains("href=\"#main\""), "the skip link");
+    assert!(!html.contains("Sign out") && !html.contains("mainnav"));
+    assert!(!html.contains("csrf"), "no token, no CSRF markup");
+    // With a token: a meta tag, and htmx sends it as a header.
+    let ctx = minijinja::context! {
+        lang => "en", title => "t", timezone => "Asia/Tokyo", csrf_token => "a'b\"c<d",
+        ..assets.template_context()
+    };
+    let html = env
+        .get_template("admin/test-login.html")
+        .and_then(|t| t.render(ctx))
+        .unwrap();
+    assert!(
+        html.contains("<meta name=\"csrf-token\" content=\"a&#x27;b&quot;c&lt;d\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("hx-headers='{\"X-CSRF-Token\":\"a\\u0027b\\\"c\\u003cd\"}'"),
+        "{html}"
+    );
+}
