@@ -81,6 +81,7 @@ pub mod quarantine;
 pub mod reported;
 pub mod rules;
 mod scan;
+mod ses_mail;
 mod text;
 
 use serde::Serialize;
@@ -140,6 +141,15 @@ pub enum Reason {
     SystemError,
     /// The account exists but is disabled or suspended.
     Suspended,
+    /// The domain accepts no mail at all: a null MX (RFC 7505), a 521 or
+    /// 556 reply, x.3.2, x.1.10 or x.7.27.
+    NotAccept,
+    /// Our envelope sender was refused (x.1.7, x.1.8, "Sender address
+    /// rejected", a refusal of MAIL FROM): about our side, not the address.
+    SenderRejected,
+    /// The message's form was refused: headers too large, 8-bit data, line
+    /// length, x.6.x media errors.
+    ContentError,
     /// The person has moved; the address is no longer theirs.
     HasMoved,
     /// SPF, DKIM, DMARC or reverse DNS checks failed for our mail.
@@ -290,6 +300,13 @@ fn classify_at_depth(raw: &[u8], depth: usize) -> Result<Classification, Classif
         }
     }
     if result.format == Format::None {
+        if let Some(recipients) = ses_mail::read(&msg) {
+            result.format = Format::Text;
+            result.is_bounce = !recipients.is_empty();
+            result.recipients = recipients;
+        }
+    }
+    if result.format == Format::None && !rules_out_autoreply(&msg) {
         if let Some(r) = autoreply::read(&msg) {
             result.format = Format::AutoReply;
             result.recipients = vec![r];
@@ -307,6 +324,18 @@ fn classify_at_depth(raw: &[u8], depth: usize) -> Result<Classification, Classif
     }
     dedupe(&mut result.recipients);
     Ok(result)
+}
+
+/// Whether the headers say the message is a bounce, which an auto-reply
+/// never is: a daemon sender, a bounce subject or `X-Failed-Recipients`
+/// (MTAs mark their bounces `Auto-Submitted: auto-replied` too). A null
+/// Return-Path counts only when the subject does not read as an auto-reply:
+/// RFC 3834 asks auto-replies to be sent with one as well.
+fn rules_out_autoreply(msg: &message::View) -> bool {
+    text::daemon_sender(msg)
+        || text::bounce_subject(msg)
+        || msg.headers.has("X-Failed-Recipients")
+        || (text::null_return_path(msg) && !autoreply::subject_says(msg))
 }
 
 /// Keeps the first result for each address, and at most [`MAX_RECIPIENTS`].
