@@ -22,9 +22,16 @@
 //! 3. **Plain-text bounces** from MTAs that send no DSN, recognised by their
 //!    wording (see [`Producer`]): Postfix, Exim, Sendmail, qmail,
 //!    Exchange/Office 365/Outlook.com, Gmail, Yahoo, Amazon SES, and a
-//!    generic reader for any other notice from `MAILER-DAEMON` or with a
-//!    bounce subject that names an address next to a status code.
-//! 4. **RFC 3834 auto-replies** (`Auto-Submitted` other than `no`,
+//!    generic reader for any other notice from a daemon, with a null
+//!    Return-Path, a bounce subject or `X-Failed-Recipients`, which takes
+//!    the addresses that stand alone or after failure wording on a line
+//!    (Exchange 5.5/2003, IMail, Lotus Notes, InterScan, MailMarshal,
+//!    GroupWise, Japanese carriers, …).
+//!    Amazon SES notifications whose JSON is the mail body come next
+//!    (`ses_mail`).
+//! 4. **RFC 3834 auto-replies**, unless the headers say bounce (a daemon
+//!    sender, a bounce subject, `X-Failed-Recipients`, a null Return-Path
+//!    without an auto-reply subject) (`Auto-Submitted` other than `no`,
 //!    `X-Autoreply`, `X-Autorespond`, `Precedence: auto_reply`, or subjects
 //!    such as "Out of office" and "Automatic reply"): `is_bounce: false`,
 //!    with one result of kind `auto_reply` for the sender, reason
@@ -44,9 +51,11 @@
 //! The decision from status code and diagnostic text together is in
 //! [`rules`]; its module documentation and `docs/bounces.md` give every
 //! rule. In short: the text decides the reason when it says something we
-//! know; the code's class decides between `hard` and `soft`, but only
-//! reasons about the address itself (`user_unknown`, `host_unknown`,
-//! `suspended`, `has_moved`, and unexplained 5.x.x failures) are `hard`.
+//! know, the code when it does not; only reasons about the address itself
+//! (`user_unknown`, `host_unknown`, `has_moved`, and a permanent
+//! `not_accept`) are `hard`, everything else (a suspended account, our
+//! sender refused, an unexplained 5xx, …) is `soft`: the line of Sisimai's
+//! reason taxonomy.
 //!
 //! ## For matching back to the campaign
 //!

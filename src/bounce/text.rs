@@ -20,11 +20,27 @@
 //!   following recipient failed permanently:", with the diagnostic after "The
 //!   response from the remote server was:" or "The response was:".
 //! - **Amazon SES**: the address list after "…to the following recipients:".
-//! - **Generic**: any line that names an address and carries a status code.
+//! - **Generic** ([`address_lines`]), for every other notice: a line that
+//!   names an address standing alone or first (`ADDR`, `<ADDR>:`, `ADDR on
+//!   DATE`, `ADDR (reason)`: Exchange 5.5 and 2003, GroupWise, docomo,
+//!   Biglobe, MailMarshal, OpenSMTPD), after words that say it failed
+//!   ("error delivering your mail to", "Invalid final delivery userid:",
+//!   "Delivery failed 20 attempts:", "User ADDR not listed in": IMail, Lotus
+//!   Notes, InterScan), or with a status code or known reason beside it.
+//!   Header lines, greetings ("Sorry sender@…"), forward targets, alias
+//!   expansions, transcript `MAIL FROM:` lines, our own addresses and role
+//!   addresses (`postmaster@…`) never count.
+//! - **`X-Failed-Recipients`** names the recipients outright when present.
+//!
+//! A recipient without words of its own takes the notice's text before the
+//! quoted original as its diagnostic. A challenge of a challenge-response
+//! system is not a bounce.
 //!
 //! Whether the notice as a whole reports a delay or a permanent failure is
 //! read from its wording ([`notice_wording`]), for recipients that come
-//! without a code of their own.
+//! without a code of their own; a notice that is not a delay is a permanent
+//! failure, and a recipient in it never becomes a success (a transcript's
+//! 2xx line is not its answer).
 
 use super::message::View;
 use super::rules::{decide, reason_from_text, Evidence};
