@@ -57,6 +57,9 @@ pub struct View<'a> {
     pub feedback_report: Option<String>,
     original_headers: Option<Fields>,
     attached: Vec<&'a [u8]>,
+    /// Where the copy of the original starts in `text` (its length if
+    /// there is none), found once: every reader asks for it.
+    human_end: usize,
 }
 
 fn lossy(bytes: &[u8]) -> Cow<'_, str> {
@@ -86,6 +89,7 @@ impl<'a> View<'a> {
             feedback_report: None,
             original_headers: None,
             attached: Vec::new(),
+            human_end: 0,
         };
         let mut html = String::new();
         for part in &msg.parts {
@@ -149,6 +153,7 @@ impl<'a> View<'a> {
         if view.delivery_status.is_none() && view.feedback_report.is_none() {
             view.delivery_status = dsn_fields_in(&view.text).map(|f| (f, false));
         }
+        view.human_end = copy_marker(&view.text).unwrap_or(view.text.len());
         view
     }
 
@@ -170,10 +175,7 @@ impl<'a> View<'a> {
 
     /// The human-readable text up to the copy of the original message.
     pub fn human(&self) -> &str {
-        match copy_marker(&self.text) {
-            Some(pos) => &self.text[..pos],
-            None => &self.text,
-        }
+        &self.text[..self.human_end]
     }
 
     /// The first address of the first header that names the envelope

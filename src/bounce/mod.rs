@@ -338,13 +338,16 @@ fn classify_at_depth(raw: &[u8], depth: usize) -> Result<Classification, Classif
 /// Whether the headers say the message is a bounce, which an auto-reply
 /// never is: a daemon sender, a bounce subject or `X-Failed-Recipients`
 /// (MTAs mark their bounces `Auto-Submitted: auto-replied` too). A null
-/// Return-Path counts only when the subject does not read as an auto-reply:
-/// RFC 3834 asks auto-replies to be sent with one as well.
+/// Return-Path counts only when the subject does not read as an auto-reply
+/// and the text is no challenge: RFC 3834 asks auto-replies to be sent with
+/// one as well.
 fn rules_out_autoreply(msg: &message::View) -> bool {
     text::daemon_sender(msg)
         || text::bounce_subject(msg)
         || msg.headers.has("X-Failed-Recipients")
-        || (text::null_return_path(msg) && !autoreply::subject_says(msg))
+        || (text::null_return_path(msg)
+            && !autoreply::subject_says(msg)
+            && !text::is_challenge(msg))
 }
 
 /// Keeps the first result for each address, and at most [`MAX_RECIPIENTS`].

@@ -47,7 +47,7 @@ use super::rules::{decide, reason_from_text, Evidence};
 use super::scan::{
     collapse_ws, cut_bytes, find_addresses, find_enhanced, find_smtp_code, first_address,
 };
-use super::{Original, Producer, RecipientResult};
+use super::{Original, Producer, RecipientResult, MAX_RECIPIENTS};
 
 /// How much of the human-readable text is searched for wording.
 const MAX_WORDING_BYTES: usize = 128 * 1024;
@@ -72,8 +72,9 @@ pub struct Notice {
 fn flat(msg: &View) -> String {
     let mut s = msg.subject.to_lowercase();
     s.push(' ');
-    for w in cut_bytes(msg.human(), MAX_WORDING_BYTES).split_whitespace() {
-        s.push_str(&w.to_lowercase());
+    let human = cut_bytes(msg.human(), MAX_WORDING_BYTES).to_lowercase();
+    for w in human.split_whitespace() {
+        s.push_str(w);
         s.push(' ');
     }
     s
@@ -817,9 +818,14 @@ fn address_lines(text: &str, excluded: &Excluded) -> Vec<Found> {
     for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim();
         let lower = trimmed.to_lowercase();
+        // Words, not addresses: `contact@example.org` is no "contact" line.
+        let mut words = lower.clone();
+        for a in find_addresses(&lower) {
+            words = words.replace(&a, &" ".repeat(a.len()));
+        }
         if super::message::looks_like_header(trimmed)
-            || GREETINGS.iter().any(|g| lower.starts_with(g))
-            || NOT_RECIPIENT_LINES.iter().any(|p| lower.contains(p))
+            || GREETINGS.iter().any(|g| words.starts_with(g))
+            || NOT_RECIPIENT_LINES.iter().any(|p| words.contains(p))
         {
             continue;
         }
@@ -856,10 +862,15 @@ fn address_lines(text: &str, excluded: &Excluded) -> Vec<Found> {
                     f.text.push_str(&block);
                 }
             }
-            None => out.push(Found {
-                address,
-                text: block,
-            }),
+            None => {
+                out.push(Found {
+                    address,
+                    text: block,
+                });
+                if out.len() >= MAX_RECIPIENTS {
+                    break;
+                }
+            }
         }
     }
     out
