@@ -7,6 +7,7 @@ mod common;
 
 mod bounce_corpus;
 mod bounce_intake;
+mod bounce_labels;
 mod bounce_mailbox;
 mod bounce_postfix;
 mod bounce_webhooks;
