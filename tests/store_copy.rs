@@ -159,7 +159,7 @@ async fn pg_scalar(store: &Store, sql: &str) -> i64 {
 
 /// Fills every table: contacts, a campaign sent through smtp-sink (with a
 /// shared hourly window), a bounce read by the intake, a status change by
-/// hand, an open and a click.
+/// hand, an open and a click, an image in the media library.
 async fn fill_every_table(db: &TestDb, config: &Config, n: usize) -> i64 {
     contacts(&db.store, n).await;
     let id = campaign(&db.store, config, "tag = press").await;
@@ -217,6 +217,19 @@ async fn fill_every_table(db: &TestDb, config: &Config, n: usize) -> i64 {
             Some("https://www.example.org/a"),
             Some("192.0.2.1"),
         )
+        .await
+        .unwrap();
+    db.store
+        .add_media(&whatsup::store::media::NewMedia {
+            hash: &"ab".repeat(32),
+            ext: "png",
+            width: 600,
+            height: 400,
+            bytes: 12_345,
+            alt: "The river at dusk",
+            original_name: "river.png",
+            uploaded_by: "cli:test",
+        })
         .await
         .unwrap();
     id

@@ -83,6 +83,7 @@ pub mod bounces;
 pub mod campaigns;
 pub mod copy;
 pub mod issues;
+pub mod media;
 pub mod schema;
 pub mod web;
 
