@@ -271,7 +271,7 @@ fn curl(url: &str, certs: &Path, extra: &[&str]) -> Got {
 }
 
 /// `whatsup serve --no-worker` on `port`, behind https://localhost:`public`.
-fn serve(db: &TestDb, port: u16, public: u16, trust: bool) -> Child {
+fn serve(db: &TestDb, port: u16, public: u16, trust: bool) -> common::Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_whatsup"))
         .args(["serve", "--no-worker", "--bind"])
         .arg(format!("127.0.0.1:{port}"))
@@ -292,13 +292,11 @@ fn serve(db: &TestDb, port: u16, public: u16, trust: bool) -> Child {
         .unwrap();
     let line = common::first_line(&mut child);
     assert!(line.contains("listening on"), "{line}");
-    child
+    common::Running(child)
 }
 
-fn stop(mut child: Child) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = child.wait();
+fn stop(server: common::Running) {
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

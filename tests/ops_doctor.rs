@@ -454,11 +454,10 @@ async fn online_checks_that_serve_answers_at_the_base_url() {
         .spawn()
         .unwrap();
     common::first_line(&mut serve);
+    let serve = common::Running(serve);
     let up: serde_json::Value = serde_json::from_slice(&doctor().stdout).unwrap();
     let checks = by_id(&up);
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    let _ = serve.wait();
+    drop(serve);
     assert_eq!(checks["online.base_url"].0, "pass", "{up}");
     assert!(checks["clock"].1.contains("the web server"), "{up}");
 }

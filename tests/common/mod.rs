@@ -284,3 +284,15 @@ pub fn stop_child(child: &mut std::process::Child, signal: i32) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped,
+/// also when the test fails before it stops it.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            stop_child(&mut self.0, libc::SIGTERM);
+        }
+    }
+}
