@@ -10,6 +10,7 @@
 //! audit trail in the same transaction as the change.
 
 pub mod import;
+pub mod retry;
 pub mod segment_sql;
 mod status;
 

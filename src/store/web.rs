@@ -84,6 +84,8 @@ pub struct StoreMetrics {
     pub unsubscribe_events: i64,
     /// Bounce events recorded, ever.
     pub bounces: i64,
+    /// Running campaigns that wait for an unreachable relay.
+    pub waiting_for_relay: i64,
 }
 
 /// Per-campaign tracking counts.
@@ -222,6 +224,8 @@ impl Store {
         let contacts = "SELECT COUNT(*) FROM contacts WHERE status = 'unsubscribed'";
         let events = "SELECT COUNT(*) FROM status_events WHERE new_status = 'unsubscribed'";
         let bounces = "SELECT COUNT(*) FROM bounce_events";
+        let waiting = "SELECT COUNT(*) FROM campaigns WHERE state = 'running' \
+                       AND waiting_since_ms IS NOT NULL";
         Ok(on_pool!(self, p => {
             let (sent, failed, retried, queue_depth): (i64, i64, i64, i64) =
                 sqlx::query_as(deliveries).fetch_one(p).await?;
@@ -233,6 +237,7 @@ impl Store {
                 unsubscribed: sqlx::query_scalar(contacts).fetch_one(p).await?,
                 unsubscribe_events: sqlx::query_scalar(events).fetch_one(p).await?,
                 bounces: sqlx::query_scalar(bounces).fetch_one(p).await?,
+                waiting_for_relay: sqlx::query_scalar(waiting).fetch_one(p).await?,
             }
         }))
     }
