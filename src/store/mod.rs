@@ -451,6 +451,9 @@ impl Store {
 
     /// Adds one contact as active, with its tags.
     pub async fn add_contact(&self, c: &NewContact) -> Result<Contact> {
+        check_text("name", &c.name)?;
+        check_text("title", &c.title)?;
+        check_attributes(&c.attributes)?;
         if self.contact(c.email.as_str()).await?.is_some() {
             bail!("a contact with the address {} already exists", c.email);
         }
@@ -503,6 +506,12 @@ impl Store {
     /// Applies a patch to a contact's details and tags (never its status:
     /// that is [`Store::set_status`]'s job).
     pub async fn edit_contact(&self, email: &str, patch: &ContactPatch) -> Result<Contact> {
+        for (field, value) in [("name", &patch.name), ("title", &patch.title)] {
+            if let Some(v) = value {
+                check_text(field, v)?;
+            }
+        }
+        check_attributes(&patch.attributes)?;
         let current = self
             .contact(email)
             .await?
@@ -755,6 +764,35 @@ pub(crate) fn sqlite_values(rows: usize, cols: usize) -> String {
     let mut values = format!("({}),", sqlite_list(cols)).repeat(rows);
     values.pop();
     values
+}
+
+/// The longest text a contact's field may hold, in bytes (as in an import).
+pub const MAX_TEXT_BYTES: usize = 64 << 10;
+
+/// A contact's text field: at most [`MAX_TEXT_BYTES`], and no NUL byte
+/// (PostgreSQL cannot store one, so SQLite refuses it too).
+fn check_text(field: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_TEXT_BYTES {
+        bail!(
+            "{field} is {} bytes long; it may be at most {} KiB",
+            value.len(),
+            MAX_TEXT_BYTES >> 10
+        );
+    }
+    if value.contains('\0') {
+        bail!("{field} contains a NUL byte");
+    }
+    Ok(())
+}
+
+fn check_attributes(attrs: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    for (k, v) in attrs {
+        check_text("an attribute name", k)?;
+        if let Some(text) = v.as_str() {
+            check_text(&format!("attribute {}", crate::domain::quote(k)), text)?;
+        }
+    }
+    Ok(())
 }
 
 /// Organisations are identified by their name, case-insensitively.

@@ -103,11 +103,13 @@ impl DbRetry {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(LONGEST_WAIT);
                 }
-                Err(e) if is_transient(&e) => return Err(e.context(format!(
+                Err(e) if is_transient(&e) => {
+                    return Err(e.context(format!(
                     "{what}: the database was unavailable for {:.0} s (database.retry_secs = {})",
                     began.elapsed().as_secs_f64(),
                     self.budget.as_secs()
-                ))),
+                )))
+                }
                 Err(e) => return Err(e.context(what.to_string())),
             }
         }
