@@ -290,6 +290,13 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 }
                 _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
             };
+            let start_ms = match &s {
+                Schedule::At(ms) => *ms,
+                Schedule::Local { earliest_ms, .. } => *earliest_ms,
+            };
+            if let Some(w) = schedule::far_off_warning(start_ms, Utc::now().timestamp_millis()) {
+                eprintln!("warning: {w}");
+            }
             transition(
                 store.schedule_campaign(a.id, &s, &actor).await?,
                 store,
