@@ -21,6 +21,7 @@ mod send_conversation;
 mod send_crash;
 mod send_dkim;
 mod send_reliability;
+mod send_restart;
 mod send_smtp;
 mod store_conformance;
 mod web_pages;

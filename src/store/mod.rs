@@ -21,11 +21,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::Connection as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
+use sqlx::Connection as _;
 
 use crate::config::Config;
 use crate::domain::segment::Segment;
@@ -842,11 +842,15 @@ fn clean_opt(v: &Option<Option<String>>) -> Option<String> {
 /// naming the database: a damaged SQLite file, a full disk. `None` for other
 /// errors.
 pub fn failure_hint(e: &anyhow::Error, url: &str) -> Option<String> {
-    let code = e.chain().find_map(|c| match c.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => db.code().map(|c| c.to_string()),
-        _ => None,
-    })?;
-    let sqlite = url.strip_prefix("sqlite://").or(url.strip_prefix("sqlite:"));
+    let code = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => db.code().map(|c| c.to_string()),
+            _ => None,
+        })?;
+    let sqlite = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"));
     match (sqlite, code.as_str()) {
         (Some(file), c) if c.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 11 | 26)) => {
             let file = file.split('?').next().unwrap_or(file);

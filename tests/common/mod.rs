@@ -7,6 +7,7 @@
 pub mod bounces;
 pub mod dovecot;
 pub mod http;
+pub mod pgcluster;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
