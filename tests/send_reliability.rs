@@ -439,3 +439,64 @@ on_both_backends!(
     three_workers_starting_one_campaign_leave_one_history_entry,
     concurrent_starts_of_one_campaign_have_one_winner,
 );
+
+/// A sent message, as the relay received it, scored by SpamAssassin (the
+/// Debian package, local rules only: no network tests) without the
+/// ALL_TRUSTED bonus that a message with no untrusted relay gets: at most
+/// 0. The preheader is hidden without low-contrast text, which scored
+/// +0.7 (HTML_FONT_LOW_CONTRAST).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spamassassin_scores_a_sent_message_at_most_zero_without_the_trusted_bonus() {
+    if !sink::available() {
+        return;
+    }
+    let spamassassin = std::process::Command::new("sh")
+        .args(["-c", "command -v spamassassin"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !spamassassin {
+        common::skip_or_fail("spamassassin (Debian package spamassassin) is not installed");
+        return;
+    }
+    let db = common::sqlite().await;
+    let sink = Sink::start(&[]);
+    let config = smtp_config(&db, sink.port);
+    let id = started(&db, &config, 1).await;
+    assert_eq!(send(&db, &config, id).await, RunEnd::Finished);
+    let msg = sink.messages().pop().expect("one message");
+    // smtp-sink's own X- lines first, then the message as sent.
+    let text = msg.text.replace("\r\n", "\n");
+    let mut child = std::process::Command::new("spamassassin")
+        .args(["-L", "-t", "--cf", "score ALL_TRUSTED 0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = report
+        .lines()
+        .find(|l| l.starts_with("X-Spam-Status:"))
+        .unwrap_or_else(|| panic!("no X-Spam-Status in:\n{report}"));
+    let score: f64 = status
+        .split("score=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no score in {status}"));
+    assert!(
+        !report.contains("HTML_FONT_LOW_CONTRAST"),
+        "the preheader reads as hidden low-contrast text:\n{report}"
+    );
+    assert!(score <= 0.0, "SpamAssassin scores {score}:\n{report}");
+}
