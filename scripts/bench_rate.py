@@ -55,11 +55,14 @@ def main():
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
     work = tempfile.mkdtemp(prefix="whatsup-rate-")
+    # smtp-sink drops to `nobody` when run as root: it must reach the dumps.
+    os.chmod(work, 0o755)
     dumps = os.path.join(work, "sink")
     os.makedirs(dumps)
     env, db = whatsup_env(work, args.pg_url, f"bench_rate_{os.getpid()}")
     workers = []
     sink = None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     try:
         csv = os.path.join(work, "contacts.csv")
         with open(csv, "w") as f:
