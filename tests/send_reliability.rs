@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::common::sink::{self, Sink};
+use crate::common::sink::{self, per_recipient, Sink};
 use crate::common::TestDb;
 use whatsup::config::{Config, Secret};
 use whatsup::domain::CampaignState;
@@ -69,14 +69,6 @@ async fn send(db: &TestDb, config: &Config, id: i64) -> RunEnd {
     w.send_campaign(id, &AtomicBool::new(false), |_| {})
         .await
         .unwrap()
-}
-
-fn per_recipient(msgs: &[sink::Dumped]) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for d in msgs {
-        *m.entry(d.rcpt_to.clone()).or_insert(0) += 1;
-    }
-    m
 }
 
 async fn a_relay_slower_than_the_lease_sends_each_recipient_exactly_one_message(db: TestDb) {

@@ -5,12 +5,11 @@
 
 use crate::common;
 
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::pgcluster::Cluster;
-use crate::common::sink::{self, Sink};
+use crate::common::sink::{self, per_recipient, Sink};
 use crate::common::TestDb;
 use whatsup::config::{Config, Secret};
 use whatsup::import::ImportOptions;
@@ -76,14 +75,6 @@ fn finish(mut child: Child) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn per_recipient(sink: &Sink) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for d in sink.messages() {
-        *m.entry(d.rcpt_to).or_insert(0) += 1;
-    }
-    m
 }
 
 /// A database of its own on a fresh cluster: (cluster, URL, store).
@@ -157,7 +148,7 @@ async fn send_carries_on_through_a_postgresql_restart_and_finishes_without_a_res
             .contains("database system is ready to accept connections"),
         "the server restarted"
     );
-    let per = per_recipient(&sink);
+    let per = per_recipient(&sink.messages());
     assert_eq!(per.len(), 300, "every recipient got the message");
     let twice = per.values().filter(|n| **n > 1).count();
     assert!(twice <= 20, "{twice} sent twice (bound: one batch)");
@@ -209,7 +200,7 @@ async fn the_worker_carries_on_through_a_postgresql_restart_and_finishes_without
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let (code, stdout, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    let per = per_recipient(&sink);
+    let per = per_recipient(&sink.messages());
     assert_eq!(per.len(), 300);
     let twice = per.values().filter(|n| **n > 1).count();
     assert!(twice <= 20, "{twice} sent twice (bound: one batch)");
@@ -256,7 +247,7 @@ async fn sigterm_stops_send_cleanly_recording_what_went_out(db: TestDb) {
         .unwrap();
     let (code, stdout, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    let per = per_recipient(&sink);
+    let per = per_recipient(&sink.messages());
     assert_eq!(per.len(), 200);
     assert!(
         per.values().all(|n| *n == 1),

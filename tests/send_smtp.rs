@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use crate::common::sink::{self, Sink};
+use crate::common::sink::{self, per_recipient, Sink};
 use crate::common::TestDb;
 use whatsup::config::{Config, Secret};
 use whatsup::domain::CampaignState;
@@ -70,15 +70,6 @@ async fn send(store: &Store, config: &Config, id: i64) -> RunEnd {
     w.send_campaign(id, &AtomicBool::new(false), |_| {})
         .await
         .unwrap()
-}
-
-/// How many messages each recipient got.
-fn per_recipient(msgs: &[sink::Dumped]) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for d in msgs {
-        *m.entry(d.rcpt_to.clone()).or_insert(0) += 1;
-    }
-    m
 }
 
 async fn every_recipient_gets_exactly_one_personalised_message_with_the_bulk_sender_headers(
