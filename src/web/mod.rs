@@ -32,7 +32,9 @@
 //! with actor `web` and the campaign from the token as evidence.
 
 mod archive;
+pub mod assets;
 mod form;
+mod media;
 pub mod metrics;
 mod pages;
 mod tracking;
@@ -235,7 +237,9 @@ pub fn router(state: Shared) -> Router {
         .merge(public)
         .merge(webhooks::routes(&state))
         .route("/healthz", get(healthz))
-        .route("/assets/web.css", get(stylesheet));
+        .route("/assets/web.css", get(stylesheet))
+        .route("/favicon.ico", get(assets::favicon))
+        .route("/media/{file}", get(media::file));
     if state.config.web.metrics_bind == "public" {
         app = app.route("/metrics", get(metrics::render));
     }
