@@ -106,6 +106,10 @@ pub struct Database {
     /// SQLite page size in bytes for a database file whatsup creates
     /// (a power of two from 512 to 65536); an existing file keeps its own.
     pub sqlite_page_size: u32,
+    /// Seconds the sender keeps retrying when the database is away (a
+    /// PostgreSQL restart, lost connections, SQLite locked beyond
+    /// `busy_timeout_secs`) before it pauses the campaign or gives up.
+    pub retry_secs: u64,
 }
 
 impl Default for Database {
@@ -117,6 +121,7 @@ impl Default for Database {
             sqlite_synchronous: "full".into(),
             busy_timeout_secs: 30,
             sqlite_page_size: 16384,
+            retry_secs: 300,
         }
     }
 }
@@ -155,9 +160,11 @@ macro_rules! smtp_server_struct {
             pub password: Secret,
             /// Share of messages relative to the other servers' weights.
             pub weight: u32,
-            /// Most connections open at once to this server.
+            /// Most connections open at once to this server, per worker
+            /// process.
             pub max_connections: u32,
-            /// Token bucket: messages per second (0: unlimited).
+            /// Messages per second for all workers together (0: unlimited):
+            /// counted in one-second windows in the database.
             pub per_second: u32,
             /// Ceilings per UTC hour and day for all workers together (0: none).
             pub per_hour: i64,
@@ -264,7 +271,9 @@ pub struct Sending {
     /// Deliveries claimed per batch; also the most messages sent or in
     /// flight without a recorded outcome (the duplicate bound after a crash).
     pub batch_size: u32,
-    /// Seconds a claim is held; after that another worker may take it over.
+    /// Seconds a claim is held without renewal; a live worker renews its
+    /// claims every third of it, so only a dead worker's claims expire and
+    /// are taken over.
     pub lease_secs: u64,
     /// Attempts before a temporary failure becomes permanent.
     pub max_attempts: u32,
@@ -275,6 +284,11 @@ pub struct Sending {
     /// (the last `pause_error_window`) are permanent failures; 0: never.
     pub pause_error_rate: f64,
     pub pause_error_window: u32,
+    /// Seconds a campaign waits for an unreachable relay (no message is
+    /// attempted, none uses up an attempt) before it pauses with the
+    /// reason; 0: as long as the retry schedule (`retry_base_secs`
+    /// doubling up to `retry_max_secs`, `max_attempts` − 1 times).
+    pub relay_outage_secs: u64,
     /// VERP base address: the envelope sender becomes
     /// `local+TOKEN@domain`; empty: the From address, without VERP.
     pub bounce_address: String,
@@ -296,6 +310,7 @@ impl Default for Sending {
             retry_max_secs: 3600,
             pause_error_rate: 0.5,
             pause_error_window: 200,
+            relay_outage_secs: 0,
             bounce_address: "bounces@tokyo.example.org".into(),
             feedback_id: String::new(),
             poll_secs: 5,
@@ -946,6 +961,16 @@ impl Config {
         }
         if self.sending.batch_size == 0 || self.sending.max_attempts == 0 {
             bail!("sending.batch_size and sending.max_attempts must be at least 1");
+        }
+        // A live worker renews its claims every third of the lease, so a
+        // batch need not drain within one lease; the lease only has to
+        // leave room for that heartbeat.
+        if self.sending.lease_secs == 0 || self.sending.lease_secs > 86_400 {
+            bail!(
+                "sending.lease_secs: must be between 1 and 86400, got {} (claims are renewed \
+                 every third of it while their worker lives)",
+                self.sending.lease_secs
+            );
         }
         if !(0.0..=1.0).contains(&self.sending.pause_error_rate) {
             bail!("sending.pause_error_rate must be between 0 and 1");

@@ -26,6 +26,8 @@ mod ops_service;
 mod send_conversation;
 mod send_crash;
 mod send_dkim;
+mod send_reliability;
+mod send_restart;
 mod send_smtp;
 mod store_conformance;
 mod store_copy;

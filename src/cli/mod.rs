@@ -117,10 +117,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let url = cli
+        .database
+        .clone()
+        .unwrap_or_else(|| loaded.config.database_url());
     match runtime.block_on(run(cli, loaded)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = crate::store::failure_hint(&e, &url) {
+                eprintln!("hint: {hint}");
+            }
             if e.downcast_ref::<crate::store::schema::SchemaRefused>()
                 .is_some()
             {

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod dovecot;
 pub mod http;
 pub mod nsd;
+pub mod pgcluster;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
