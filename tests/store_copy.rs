@@ -159,7 +159,8 @@ async fn pg_scalar(store: &Store, sql: &str) -> i64 {
 
 /// Fills every table: contacts, a campaign sent through smtp-sink (with a
 /// shared hourly window), a bounce read by the intake, a status change by
-/// hand, an open and a click, an image in the media library.
+/// hand, an open and a click, an image in the media library, a per-second
+/// window.
 async fn fill_every_table(db: &TestDb, config: &Config, n: usize) -> i64 {
     contacts(&db.store, n).await;
     let id = campaign(&db.store, config, "tag = press").await;
@@ -230,6 +231,12 @@ async fn fill_every_table(db: &TestDb, config: &Config, n: usize) -> i64 {
             original_name: "river.png",
             uploaded_by: "cli:test",
         })
+        .await
+        .unwrap();
+    // The shared per-second window (the campaign above ran without a
+    // per_second limit, so it reserved none).
+    db.store
+        .reserve_rate("primary", chrono::Utc::now().timestamp_millis(), 100, 3)
         .await
         .unwrap();
     id
