@@ -22,4 +22,5 @@ mod send_crash;
 mod send_dkim;
 mod send_smtp;
 mod store_conformance;
+mod store_workspace;
 mod web_pages;

@@ -97,11 +97,11 @@ async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
             from_address: "whatsup@example.org",
             reply_to: "",
             transport: "outbox",
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .unwrap();
-    whatsup::send::engine::start(&db.store, &config, campaign, "test")
+    whatsup::send::engine::start(&db.store, &config, campaign, &crate::common::actor())
         .await
         .unwrap();
     let mut worker = whatsup::send::worker::Worker::new(db.store.clone(), config.clone()).unwrap();
@@ -320,6 +320,7 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
                 actor: "cli:test",
                 evidence: serde_json::json!({}),
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();
@@ -339,6 +340,7 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
                 actor: "bounce",
                 evidence: serde_json::json!({}),
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();

@@ -19,7 +19,8 @@ use super::identity::Identity;
 use super::transport::Transport;
 use super::{build_transport, worker_id};
 use crate::config::Config;
-use crate::domain::CampaignState;
+use crate::domain::approval::NotApproved;
+use crate::domain::{Actor, CampaignState};
 use crate::store::campaigns::Counts;
 use crate::store::Store;
 
@@ -98,14 +99,23 @@ impl Worker {
     pub async fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         let poll_ms = (self.config.sending.poll_secs.max(1) * 1000) as i64;
         tracing::info!(worker = %self.id, "worker started");
+        let me = Actor::system(&self.id);
+        // Due campaigns still waiting for their approval, warned about once.
+        let mut unapproved = std::collections::HashSet::new();
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
             let now = Utc::now().timestamp_millis();
             for id in self.store.due_campaigns(now).await? {
-                match engine::start(&self.store, &self.config, id, &self.id).await {
+                match engine::start(&self.store, &self.config, id, &me).await {
                     Ok(Some(n)) => {
                         tracing::info!(campaign = id, recipients = n, "campaign started")
                     }
                     Ok(None) => {}
+                    // It stays scheduled and starts once approved.
+                    Err(e) if e.downcast_ref::<NotApproved>().is_some() => {
+                        if unapproved.insert(id) {
+                            tracing::warn!(campaign = id, "not started: {e:#}");
+                        }
+                    }
                     Err(e) => {
                         let reason = format!("could not start: {e:#}");
                         tracing::error!(campaign = id, "{reason}");
@@ -114,7 +124,7 @@ impl Worker {
                                 id,
                                 &[CampaignState::Scheduled],
                                 CampaignState::Paused,
-                                &self.id,
+                                &me,
                                 &reason,
                             )
                             .await?;
@@ -144,7 +154,7 @@ impl Worker {
                                 id,
                                 &[CampaignState::Running],
                                 CampaignState::Paused,
-                                &self.id,
+                                &me,
                                 &reason,
                             )
                             .await?;

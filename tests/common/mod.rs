@@ -40,9 +40,18 @@ pub fn skip_or_fail(what: &str) {
     eprintln!("\n!!!!! SKIPPED: {what} !!!!!\n");
 }
 
+/// The configuration of a test database. Campaigns start without the
+/// two-person approval here (tests that send are about sending); the
+/// approval tests (`workspace_approval`) turn it back on.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.newsletter.require_approval = false;
+    config
+}
+
 pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::default();
+    let mut config = test_config();
     config.general.data_dir = dir.path().to_path_buf();
     let url = format!("sqlite://{}", dir.path().join("whatsup.db").display());
     config.database.url = Secret::new(url.clone());
@@ -87,7 +96,7 @@ pub async fn postgres() -> Option<TestDb> {
         Some(i) => format!("{}/{}", &base[..i], name),
         None => panic!("WHATSUP_TEST_POSTGRES_URL has no database part: {base}"),
     };
-    let mut config = Config::default();
+    let mut config = test_config();
     config.database.url = Secret::new(url.clone());
     config.database.max_connections = 4;
     let store = Store::open(&config).await.expect("open postgres store");
@@ -165,7 +174,7 @@ pub async fn save_sample_issue(store: &Store) {
             date: issue.date,
             source_path: "samples/issue-214.md",
             source: &source,
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .expect("save the sample issue");
@@ -182,7 +191,7 @@ pub async fn draft_campaign(store: &Store, name: &str, segment: &str) -> i64 {
             from_address: "whatsup@example.org",
             reply_to: "",
             transport: "smtp",
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .expect("create the campaign")
@@ -216,4 +225,9 @@ pub fn make_certificates(dir: &Path) -> Option<()> {
     .iter()
     .all(|line| run(&args(line)));
     ok.then_some(())
+}
+
+/// The actor of changes a test makes directly through the store.
+pub fn actor() -> whatsup::domain::Actor {
+    whatsup::domain::Actor::system("test")
 }
