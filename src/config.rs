@@ -872,7 +872,48 @@ impl Config {
     }
 }
 
+/// Keys whose values are secrets, wherever they appear.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "token_secret",
+    "previous_token_secrets",
+    "private_key",
+    "postmark_password",
+];
+
 impl Config {
+    /// The settings as a TOML value with every secret shown only as set
+    /// (`[redacted]`) or not (empty), and the database URL's password
+    /// hidden.
+    pub fn redacted(&self) -> Result<toml::Value> {
+        fn walk(v: &mut toml::Value) {
+            if let toml::Value::Table(t) = v {
+                for (k, slot) in t.iter_mut() {
+                    if SECRET_KEYS.contains(&k.as_str()) {
+                        let set = match &*slot {
+                            toml::Value::String(s) => !s.is_empty(),
+                            toml::Value::Array(a) => !a.is_empty(),
+                            _ => false,
+                        };
+                        *slot = toml::Value::String(if set {
+                            "[redacted]".into()
+                        } else {
+                            String::new()
+                        });
+                    } else {
+                        walk(slot);
+                    }
+                }
+            }
+        }
+        let mut value = toml::Value::try_from(self)?;
+        walk(&mut value);
+        if let Some(url) = value.get_mut("database").and_then(|d| d.get_mut("url")) {
+            *url = toml::Value::String(crate::store::redact_url(self.database.url.expose()));
+        }
+        Ok(value)
+    }
+
     fn validate_admin(&self) -> Result<()> {
         let a = &self.admin;
         if !a.bind.is_empty() {

@@ -636,7 +636,13 @@ async fn the_serve_command_listens_runs_the_worker_and_stops_on_sigterm() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_whatsup"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+        ])
         .env("WHATSUP_CONFIG", "/dev/null")
         .env("WHATSUP_GENERAL_DATA_DIR", dir.path())
         .env("WHATSUP_SECURITY_TOKEN_SECRET", SECRET)

@@ -1,4 +1,5 @@
-//! `whatsup serve`: the recipients' web pages, and (unless `--no-worker`)
+//! `whatsup serve`: the recipients' web pages, the admin listener with the
+//! REST API (`admin.bind`, a separate address), and (unless `--no-worker`)
 //! the worker loop that starts scheduled campaigns and sends running ones,
 //! in one process. SIGINT or SIGTERM stops both: the server finishes the
 //! requests in flight, the worker its current batch.
@@ -14,6 +15,7 @@ use clap::Args;
 use crate::config::Config;
 use crate::send::worker::Worker;
 use crate::store::Store;
+use crate::web::api::AdminServer;
 use crate::web::Server;
 
 #[derive(Debug, Args)]
@@ -24,6 +26,10 @@ pub struct ServeArgs {
     /// Serve the pages only; do not send campaigns from this process
     #[arg(long)]
     pub no_worker: bool,
+    /// Address and port of the admin listener (the API) [default:
+    /// admin.bind; empty there: none]
+    #[arg(long, value_name = "ADDR")]
+    pub admin_bind: Option<SocketAddr>,
 }
 
 pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<ExitCode> {
@@ -44,7 +50,25 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
     // Caught before the address is printed: whoever reads that line may
     // send SIGTERM at once.
     let mut signals = super::signals::StopSignals::install()?;
+    let admin_bind = match args.admin_bind {
+        Some(b) => Some(b),
+        None if config.admin.bind.is_empty() => None,
+        None => Some(
+            config
+                .admin
+                .bind
+                .parse()
+                .with_context(|| format!("admin.bind {:?}", config.admin.bind))?,
+        ),
+    };
+    if admin_bind == Some(bind) {
+        anyhow::bail!("the admin listener cannot share the recipients' address {bind}");
+    }
     let server = Server::start(store.clone(), config.clone(), bind).await?;
+    let admin = match admin_bind {
+        Some(b) => Some(AdminServer::start(store.clone(), config.clone(), b).await?),
+        None => None,
+    };
     println!(
         "whatsup serve: listening on http://{} (public base URL {}){}",
         server.addr,
@@ -55,6 +79,12 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
             ", no worker"
         }
     );
+    if let Some(a) = &admin {
+        println!(
+            "whatsup serve: admin API on http://{}/api/v1 (OpenAPI document at /api/v1/openapi.json)",
+            a.addr
+        );
+    }
     let hooks = server.state.webhooks.paths();
     if !hooks.is_empty() {
         println!("whatsup serve: webhooks at {}", hooks.join(", "));
@@ -67,6 +97,9 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
     signals.recv().await;
     stop.store(true, Ordering::SeqCst);
     server.stop().await?;
+    if let Some(a) = admin {
+        a.stop().await?;
+    }
     if let Some(t) = worker_task {
         t.await.context("worker task")??;
     }

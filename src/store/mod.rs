@@ -84,6 +84,7 @@ pub mod bounces;
 pub mod campaigns;
 pub mod issues;
 pub mod jobs;
+pub mod stats;
 pub mod users;
 pub mod web;
 
@@ -720,6 +721,29 @@ impl Store {
             }
         });
         Ok(n)
+    }
+
+    /// One page of contacts matching a segment, in address order, after
+    /// the address `after` (keyset pagination: each page reads only its
+    /// own rows of the address index, however deep).
+    pub async fn contact_page(
+        &self,
+        segment: Option<&Segment>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Contact>> {
+        let dialect = self.dialect();
+        let filter = segment.map(|s| segment_sql::compile(s, dialect, 3));
+        let sql = format!(
+            "{} WHERE c.email > $1 AND ({}) ORDER BY c.email LIMIT $2",
+            contact_select(dialect),
+            filter.as_ref().map(|f| f.sql.as_str()).unwrap_or("1 = 1")
+        );
+        let params = filter.map(|f| f.params).unwrap_or_default();
+        Ok(on_pool!(self, p => {
+            let q = sqlx::query_as::<_, Contact>(&sql).bind(after.unwrap_or("")).bind(limit);
+            bind_params!(q, &params).fetch_all(p).await?
+        }))
     }
 
     /// Counts contacts matching a segment.

@@ -20,7 +20,9 @@
 //! Only `src/store/` speaks SQL; status changes go through `record_change!`
 //! with actor `web` and the campaign from the token as evidence.
 
+pub mod api;
 mod archive;
+pub mod auth;
 mod form;
 pub mod metrics;
 mod pages;
