@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod api_permissions;
 mod bounce_corpus;
 mod bounce_intake;
 mod bounce_mailbox;

@@ -8,6 +8,7 @@ pub mod bounces;
 pub mod dovecot;
 pub mod http;
 pub mod sink;
+pub mod workspace;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

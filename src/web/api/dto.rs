@@ -467,8 +467,7 @@ pub struct JobOut {
     pub campaign_id: Option<i64>,
     pub progress_done: i64,
     pub progress_total: Option<i64>,
-    /// The outcome: an import's report, a send's counts.
-    #[schema(value_type = Object)]
+    /// The outcome: an import's report, a send's counts (null before).
     pub result: serde_json::Value,
     pub error: String,
     pub actor: String,
@@ -591,7 +590,6 @@ pub struct AuditOut {
     pub object_kind: String,
     pub object_id: String,
     /// What changed: for an update, each field as [old, new].
-    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 

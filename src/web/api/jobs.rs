@@ -345,12 +345,21 @@ pub async fn get_job(
     Ok(Json(JobOut::from(&job(&state, id).await?)))
 }
 
+/// One server-sent event of a job's stream.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct JobEvent {
+    /// Always `job`.
+    pub event: String,
+    /// The job as JSON (a `JobOut`).
+    pub data: String,
+}
+
 /// The job as server-sent events: a `job` event (the job as JSON) at once
 /// and at every change, until it is over.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/events", tag = "jobs",
     extensions(("x-permission" = json!("jobs.read"))),
     params(("id" = i64, Path, description = "Job id")),
-    responses((status = 200, description = "A stream of `job` events", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "A stream of `job` events", content_type = "text/event-stream", body = JobEvent)))]
 pub async fn job_events(
     State(state): State<ApiShared>,
     ApiPath(id): ApiPath<i64>,
