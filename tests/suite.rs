@@ -7,6 +7,7 @@ mod common;
 
 mod api_permissions;
 mod api_sessions;
+mod api_workflow;
 mod bounce_corpus;
 mod bounce_intake;
 mod bounce_mailbox;
