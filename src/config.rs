@@ -399,10 +399,36 @@ pub struct Web {
     /// tags (how the list is organised: embassies, sister-cities…) are never
     /// shown to recipients.
     pub preference_tags: Vec<String>,
-    /// Requests per second allowed per client IP on the public pages (0: no limit).
+    /// Requests per second allowed per client IP on the public pages (0: no
+    /// limit). RFC 8058 one-click POSTs have their own limits below.
     pub rate_limit_per_second: u32,
     /// Requests a client may make at once before the rate applies.
     pub rate_limit_burst: u32,
+    /// One-click unsubscribes (POST /u/{token}) per second per client IP
+    /// (0: no per-IP limit). Mail providers post them from few addresses.
+    pub one_click_per_second: u32,
+    /// One-click unsubscribes a client may post at once before its rate
+    /// applies.
+    pub one_click_burst: u32,
+    /// One-click unsubscribes per second from all clients together (0: no
+    /// ceiling). Above it, requests wait their turn (up to
+    /// `one_click_max_wait_secs`) instead of being refused.
+    pub one_click_ceiling_per_second: u32,
+    /// Longest a one-click unsubscribe waits under the ceiling before it
+    /// gets a 429 (with Retry-After).
+    pub one_click_max_wait_secs: u64,
+    /// Where /metrics is served: an address and port of its own (default
+    /// 127.0.0.1:9464, so that only the host and its Prometheus see it),
+    /// `public` to serve it on the public listener (then `metrics_token` is
+    /// required), or `off`.
+    pub metrics_bind: String,
+    /// A bearer token /metrics requires (`Authorization: Bearer …`) on
+    /// whatever listener it is; required when `metrics_bind = "public"`.
+    /// Prefer WHATSUP_WEB_METRICS_TOKEN.
+    pub metrics_token: Secret,
+    /// Days a view-in-browser link works after its message was sent (0:
+    /// always); then the page offers the public archive copy instead.
+    pub view_token_days: u32,
     /// Take the client IP from the last X-Forwarded-For entry (only behind a
     /// reverse proxy that sets it).
     pub trust_forwarded_for: bool,
@@ -430,6 +456,13 @@ impl Default for Web {
             ],
             rate_limit_per_second: 20,
             rate_limit_burst: 100,
+            one_click_per_second: 500,
+            one_click_burst: 5000,
+            one_click_ceiling_per_second: 2000,
+            one_click_max_wait_secs: 10,
+            metrics_bind: "127.0.0.1:9464".into(),
+            metrics_token: Secret::default(),
+            view_token_days: 90,
             trust_forwarded_for: false,
             commit_batch: 1024,
             track_opens: false,
@@ -569,6 +602,11 @@ pub struct Bounces {
     pub soft_window_days: u32,
     /// Action for a complaint (ARF): `unsubscribe` by default.
     pub complaint_action: String,
+    /// Let bounces and complaints matched only by something anyone can
+    /// write (the address, a bare delivery id, an old Message-ID, a From
+    /// address) change statuses too. Off by default: such events are only
+    /// recorded. For a site whose relay strips VERP and the signed header.
+    pub act_on_unverified: bool,
     /// Messages larger than this are set aside without being read.
     pub max_message_bytes: u64,
     /// Where unreadable messages are set aside; empty: `<data_dir>/bounces/quarantine`.
@@ -679,6 +717,7 @@ impl Default for Bounces {
             soft_threshold: 3,
             soft_window_days: 30,
             complaint_action: "unsubscribe".into(),
+            act_on_unverified: false,
             max_message_bytes: 10 * 1024 * 1024,
             quarantine_dir: PathBuf::new(),
             imap: Imap::default(),
@@ -834,6 +873,25 @@ impl Config {
             );
         }
         self.validate_admin()?;
+        match self.web.metrics_bind.as_str() {
+            "off" => {}
+            "public" if self.web.metrics_token.is_empty() => bail!(
+                "web.metrics_token: required when web.metrics_bind is \"public\" \
+                 (set WHATSUP_WEB_METRICS_TOKEN to a long random string)"
+            ),
+            "public" => {}
+            other if other.parse::<std::net::SocketAddr>().is_err() => bail!(
+                "web.metrics_bind: {other:?} is not an address and port such as \
+                 127.0.0.1:9464, nor \"public\" or \"off\""
+            ),
+            _ => {}
+        }
+        if self.web.one_click_max_wait_secs > 60 {
+            bail!(
+                "web.one_click_max_wait_secs: at most 60, got {}",
+                self.web.one_click_max_wait_secs
+            );
+        }
         if self.web.commit_batch == 0 || self.web.commit_batch > 10_000 {
             bail!(
                 "web.commit_batch: must be between 1 and 10000, got {}",
@@ -879,6 +937,7 @@ const SECRET_KEYS: &[&str] = &[
     "previous_token_secrets",
     "private_key",
     "postmark_password",
+    "metrics_token",
 ];
 
 impl Config {
@@ -925,6 +984,9 @@ impl Config {
             };
             if a.bind == self.web.bind {
                 bail!("admin.bind: the admin listener cannot share web.bind ({bind}), the recipients' listener");
+            }
+            if a.bind == self.web.metrics_bind && bind.port() != 0 {
+                bail!("admin.bind: the admin listener cannot share web.metrics_bind ({bind})");
             }
         }
         if !a.base_url.starts_with("https://") && !a.base_url.starts_with("http://") {

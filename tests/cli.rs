@@ -289,6 +289,9 @@ fn config_show_never_prints_secrets() {
         .env("WHATSUP_SMTP_PASSWORD", "hunter2-smtp")
         .env("WHATSUP_BOUNCES_IMAP_PASSWORD", "hunter2-imap")
         .env("WHATSUP_BOUNCES_POP3_PASSWORD", "hunter2-pop3")
+        .env("WHATSUP_WEB_METRICS_TOKEN", "hunter2-metrics")
+        .env("WHATSUP_WEBHOOKS_POSTMARK_USERNAME", "hook")
+        .env("WHATSUP_WEBHOOKS_POSTMARK_PASSWORD", "hunter2-postmark")
         .env(
             "WHATSUP_SECURITY_TOKEN_SECRET",
             "0123456789abcdef0123456789abcdef-secret",
@@ -506,7 +509,8 @@ fn bounces_ingest_sets_garbage_aside_and_records_a_bounce_that_list_and_report_s
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().any(|n| n.ends_with(".error.txt")));
-    // A real bounce for an address of the fixture.
+    // A bounce for an address of the fixture, matched by the address only
+    // (no VERP, no signed header): recorded, shown, and not acted on.
     let dsn = "From: MAILER-DAEMON@mx.example.net\nTo: bounces@tokyo.example.org\n\
 Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n\
 Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n\
@@ -517,7 +521,10 @@ Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n\n
     std::fs::write(&file, dsn).unwrap();
     let out = cli.ok(&["bounces", "ingest", file.to_str().unwrap()]);
     assert!(
-        out.contains("culture@fr.embassy.example.org hard (user_unknown): bounced"),
+        out.contains(
+            "culture@fr.embassy.example.org hard (user_unknown): recorded (unverified), \
+             matched by address (unverified)"
+        ),
         "{out}"
     );
     let again = cli.ok(&["bounces", "ingest", file.to_str().unwrap()]);
@@ -525,8 +532,10 @@ Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n\n
     let list = cli.json(&["bounces", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["status"], "5.1.1");
+    assert_eq!(list[0]["verified"], false);
     let report = cli.json(&["bounces", "report", "--since", "1d", "--json"]);
     assert_eq!(report[0]["email"], "culture@fr.embassy.example.org");
-    assert_eq!(report[0]["contact_status"], "bounced");
+    assert_eq!(report[0]["contact_status"], "active");
+    assert_eq!(report[0]["unverified"], 1);
     assert_eq!(report[0]["last_diagnostic"], "550 5.1.1 User unknown");
 }

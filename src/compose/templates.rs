@@ -56,6 +56,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/web/invalid.html"),
     ),
     (
+        "web/message.html",
+        include_str!("../../templates/web/message.html"),
+    ),
+    (
+        "web/busy.html",
+        include_str!("../../templates/web/busy.html"),
+    ),
+    (
+        "web/expired.html",
+        include_str!("../../templates/web/expired.html"),
+    ),
+    (
         "web/links.html",
         include_str!("../../templates/web/links.html"),
     ),

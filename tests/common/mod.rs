@@ -54,6 +54,8 @@ pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config();
     config.general.data_dir = dir.path().to_path_buf();
+    // Tests run in parallel: the metrics listener takes any free port.
+    config.web.metrics_bind = "127.0.0.1:0".into();
     let url = format!("sqlite://{}", dir.path().join("whatsup.db").display());
     config.database.url = Secret::new(url.clone());
     let store = Store::open(&config).await.expect("open sqlite store");
@@ -100,6 +102,7 @@ pub async fn postgres() -> Option<TestDb> {
     let mut config = test_config();
     config.database.url = Secret::new(url.clone());
     config.database.max_connections = 4;
+    config.web.metrics_bind = "127.0.0.1:0".into();
     let store = Store::open(&config).await.expect("open postgres store");
     Some(TestDb {
         store,
@@ -231,4 +234,21 @@ pub fn make_certificates(dir: &Path) -> Option<()> {
 /// The actor of changes a test makes directly through the store.
 pub fn actor() -> whatsup::domain::Actor {
     whatsup::domain::Actor::system("test")
+}
+
+/// Runs the real binary on the database at `url` with no config file, and
+/// returns its standard output; fails the test if it fails.
+pub fn whatsup_ok(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_whatsup"))
+        .args(args)
+        .env("WHATSUP_CONFIG", "/dev/null")
+        .env("WHATSUP_DATABASE_URL", url)
+        .output()
+        .expect("run whatsup");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
