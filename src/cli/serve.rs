@@ -61,7 +61,7 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
                 .with_context(|| format!("admin.bind {:?}", config.admin.bind))?,
         ),
     };
-    if admin_bind == Some(bind) {
+    if admin_bind == Some(bind) && bind.port() != 0 {
         anyhow::bail!("the admin listener cannot share the recipients' address {bind}");
     }
     let server = Server::start(store.clone(), config.clone(), bind).await?;

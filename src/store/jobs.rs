@@ -188,15 +188,20 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Marks import jobs that were running when their process stopped as
-    /// failed (send jobs follow their campaign and are left alone).
-    /// Returns how many.
-    pub async fn fail_orphaned_jobs(&self, reason: &str) -> Result<u64> {
+    /// Marks import jobs whose process stopped as failed: those still
+    /// queued or running whose row has not changed since `stale_before`
+    /// (a running import notes its progress every half second). Send jobs
+    /// follow their campaign and are left alone. Returns how many.
+    pub async fn fail_orphaned_jobs(
+        &self,
+        reason: &str,
+        stale_before: DateTime<Utc>,
+    ) -> Result<u64> {
         let now = Utc::now();
         Ok(on_pool!(self, p => sqlx::query(
             "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2, finished_at = $2 \
-             WHERE kind = 'import' AND state IN ('queued', 'running')",
+             WHERE kind = 'import' AND state IN ('queued', 'running') AND updated_at < $3",
         )
-        .bind(reason).bind(now).execute(p).await?.rows_affected()))
+        .bind(reason).bind(now).bind(stale_before).execute(p).await?.rows_affected()))
     }
 }

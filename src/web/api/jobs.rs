@@ -73,6 +73,37 @@ impl Runner {
             .join(id.to_string())
     }
 
+    /// Every minute, marks failed the import jobs whose process stopped:
+    /// running ones note their progress every half second, so a job
+    /// unchanged for two minutes has no process behind it (another server
+    /// sharing the database keeps its own jobs fresh).
+    pub fn sweep_orphans(&self) {
+        let store = self.store.clone();
+        let mut closing = self.closing.subscribe();
+        self.tasks.lock().expect("job tasks").spawn(async move {
+            loop {
+                let stale = chrono::Utc::now() - chrono::Duration::minutes(2);
+                match store
+                    .fail_orphaned_jobs(
+                        "the server stopped while the import ran; run it again",
+                        stale,
+                    )
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!(jobs = n, "import jobs of a stopped process marked failed")
+                    }
+                    Err(e) => tracing::warn!("sweeping orphaned jobs: {e:#}"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = closing.changed() => return,
+                }
+            }
+        });
+    }
+
     /// Stops imports after their current batch (committed batches stay;
     /// the job says it was interrupted), ends event streams, and waits.
     pub async fn shutdown(&self) {

@@ -212,19 +212,15 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Binds `bind` (port 0: any free port) and serves in a background task.
-    /// Import jobs left running by an earlier process are marked failed.
+    /// Import jobs left running by a process that stopped are marked failed
+    /// (see [`jobs::Runner::sweep_orphans`]).
     pub async fn start(store: Store, config: Config, bind: SocketAddr) -> Result<AdminServer> {
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("binding the admin listener {bind}"))?;
         let addr = listener.local_addr()?;
-        let orphans = store
-            .fail_orphaned_jobs("the server stopped while the import ran; run it again")
-            .await?;
-        if orphans > 0 {
-            tracing::warn!(orphans, "import jobs of an earlier process marked failed");
-        }
         let (app, state) = router(store, config)?;
+        state.jobs.sweep_orphans();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             super::serve_on(listener, app, async move {
