@@ -193,6 +193,13 @@ pub async fn start(
     id: i64,
 ) -> Result<i64, AppError> {
     require(actor, Action::CampaignsControl)?;
+    let c = store.campaign_or_err(id).await?;
+    let state = c.state()?;
+    if !matches!(state, CampaignState::Draft | CampaignState::Scheduled) {
+        return Err(AppError::Conflict(format!(
+            "campaign {id} is {state}; only a draft or scheduled campaign can start"
+        )));
+    }
     match engine::start(store, config, id, actor).await? {
         Some(n) => Ok(n),
         None => {
