@@ -57,20 +57,7 @@ pub async fn request(
             actor.label()
         )));
     }
-    let c = pending_campaign(store, id).await?;
-    let number = u32::try_from(c.issue_number).map_err(anyhow::Error::from)?;
-    let rev = store.issue_revision(number, None).await?;
-    store
-        .record_approval(
-            id,
-            ApprovalKind::Request,
-            rev.revision,
-            &c.segment,
-            note,
-            actor,
-        )
-        .await?;
-    view(store, config, &c).await
+    record(store, config, actor, id, note, ApprovalKind::Request).await
 }
 
 /// Approves what the campaign would send now: the issue's latest revision
@@ -83,19 +70,27 @@ pub async fn approve(
     id: i64,
     note: &str,
 ) -> Result<ApprovalView, AppError> {
+    record(store, config, actor, id, note, ApprovalKind::Approval).await
+}
+
+/// Records a request or an approval of the campaign's current revision
+/// and segment (an approval after the two-person check).
+async fn record(
+    store: &Store,
+    config: &Config,
+    actor: &Actor,
+    id: i64,
+    note: &str,
+    kind: ApprovalKind,
+) -> Result<ApprovalView, AppError> {
     let c = pending_campaign(store, id).await?;
     let number = u32::try_from(c.issue_number).map_err(anyhow::Error::from)?;
     let rev = store.issue_revision(number, None).await?;
-    check_approver(actor, &c.created_by, &rev.author, rev.revision)?;
+    if kind == ApprovalKind::Approval {
+        check_approver(actor, &c.created_by, &rev.author, rev.revision)?;
+    }
     store
-        .record_approval(
-            id,
-            ApprovalKind::Approval,
-            rev.revision,
-            &c.segment,
-            note,
-            actor,
-        )
+        .record_approval(id, kind, rev.revision, &c.segment, note, actor)
         .await?;
     view(store, config, &c).await
 }
