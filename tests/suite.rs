@@ -10,6 +10,7 @@ mod api_sessions;
 mod api_workflow;
 mod bounce_corpus;
 mod bounce_intake;
+mod bounce_labels;
 mod bounce_mailbox;
 mod bounce_postfix;
 mod bounce_webhooks;
