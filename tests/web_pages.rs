@@ -26,18 +26,18 @@ const FORM: &str = "application/x-www-form-urlencoded";
 const OLD_SECRET: &str = "web-test-old-secret-0123456789abcdef01234567";
 
 /// A served store with three contacts and one sent campaign of issue 214.
-struct Site {
-    server: Server,
+pub(crate) struct Site {
+    pub(crate) server: Server,
     store: Store,
     keys: TokenKeys,
-    campaign: i64,
-    contacts: Vec<Contact>,
+    pub(crate) campaign: i64,
+    pub(crate) contacts: Vec<Contact>,
     _db: TestDb,
     _outbox: tempfile::TempDir,
 }
 
 impl Site {
-    fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.server.addr
     }
 
@@ -59,7 +59,7 @@ impl Site {
         .await
     }
 
-    fn token(&self, purpose: Purpose, contact: i64) -> String {
+    pub(crate) fn token(&self, purpose: Purpose, contact: i64) -> String {
         self.keys.sign(&Claims {
             purpose,
             contact_id: contact as u64,
@@ -97,7 +97,7 @@ ana@embassy.example.org,Ana Lima,Counsellor,Embassy of Brazil in Japan,embassy,B
 bo@city.example.net,Bo Berg,Mayor,City of Example,city,SE,sister-cities\n\
 cy@embassy.example.com,Cy Moss,Attaché,Embassy of Chile in Japan,embassy,CL,embassies;press\n";
 
-async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
+pub(crate) async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
     let mut config = db.config.clone();
     config.security.token_secret = Secret::new(SECRET);
     config.security.previous_token_secrets = vec![Secret::new(OLD_SECRET)];

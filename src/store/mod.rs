@@ -84,6 +84,7 @@ pub mod bounces;
 pub mod campaigns;
 pub mod issues;
 pub mod jobs;
+pub mod media;
 pub mod stats;
 pub mod users;
 pub mod web;

@@ -33,8 +33,10 @@
 
 pub mod api;
 mod archive;
+pub mod assets;
 pub mod auth;
 mod form;
+mod media;
 pub mod metrics;
 mod pages;
 mod tracking;
@@ -237,7 +239,9 @@ pub fn router(state: Shared) -> Router {
         .merge(public)
         .merge(webhooks::routes(&state))
         .route("/healthz", get(healthz))
-        .route("/assets/web.css", get(stylesheet));
+        .route("/assets/web.css", get(stylesheet))
+        .route("/favicon.ico", get(assets::favicon))
+        .route("/media/{file}", get(media::file));
     if state.config.web.metrics_bind == "public" {
         app = app.route("/metrics", get(metrics::render));
     }
