@@ -11,13 +11,15 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::output::{print_json, print_table};
+use crate::app::approval::{self, ApprovalView};
+use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
+use crate::app::AppError;
 use crate::config::Config;
-use crate::domain::segment::Segment;
-use crate::domain::{CampaignState, DeliveryStatus};
-use crate::send::engine::{self, RunEnd};
-use crate::send::schedule;
+use crate::domain::approval::ApprovalStatus;
+use crate::domain::{Actor, CampaignState, DeliveryStatus};
+use crate::send::engine::RunEnd;
 use crate::send::worker::Worker;
-use crate::store::campaigns::{Campaign, Counts, NewCampaign, Schedule};
+use crate::store::campaigns::{Campaign, Counts};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -38,8 +40,36 @@ pub enum CampaignsCmd {
     /// Schedule a campaign at a time in the newsletter's zone, or at a local
     /// time in each recipient's zone
     Schedule(ScheduleArgs),
-    /// Start a campaign now (freezes its recipients); `whatsup worker` or
-    /// `whatsup send` then delivers
+    /// Change a draft or scheduled campaign's name or segment (a new
+    /// segment voids its approval)
+    Edit {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Ask for a second person's approval of the campaign as it is now
+    RequestApproval {
+        id: i64,
+        /// A note for the approver
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the campaign's issue revision and segment (an operator or
+    /// admin other than its creator and the revision's author; name your
+    /// account with --as EMAIL)
+    Approve {
+        id: i64,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a campaign now (freezes its recipients; needs its approval);
+    /// `whatsup worker` or `whatsup send` then delivers
     Start { id: i64 },
     /// Pause a running campaign
     Pause { id: i64 },
@@ -109,64 +139,54 @@ pub struct SendArgs {
 }
 
 pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<ExitCode> {
-    let actor = super::cli_actor();
+    let actor = super::cli_actor(store).await?;
     match cmd {
         CampaignsCmd::Create(a) => {
-            if store.issue(u32::try_from(a.issue)?).await?.is_none() {
-                bail!(
-                    "issue {} is not in the database; import it with `whatsup issues import FILE`",
-                    a.issue
-                );
-            }
-            if !a.segment.trim().is_empty() {
-                Segment::parse(&a.segment)
-                    .map_err(|e| anyhow!("--segment: {}", e.render(&a.segment)))?;
-            }
-            let transport = a
-                .transport
-                .unwrap_or_else(|| config.sending.transport.clone());
-            if !matches!(transport.as_str(), "smtp" | "outbox") {
-                bail!("--transport: {transport:?} is not one of smtp, outbox");
-            }
-            let name = a.name.unwrap_or_else(|| format!("Issue {}", a.issue));
-            let id = store
-                .create_campaign(&NewCampaign {
-                    name: &name,
-                    issue_number: a.issue,
-                    segment: a.segment.trim(),
-                    from_name: a
-                        .from_name
-                        .as_deref()
-                        .unwrap_or(&config.newsletter.from_name),
-                    from_address: a.from.as_deref().unwrap_or(&config.newsletter.from_address),
-                    reply_to: a.reply_to.as_deref().unwrap_or(&config.newsletter.reply_to),
-                    transport: &transport,
-                    actor: &actor,
-                })
-                .await?;
-            let recipients = store
-                .count_contacts(
-                    Segment::parse(&format!(
-                        "status = active{}",
-                        if a.segment.trim().is_empty() {
-                            String::new()
-                        } else {
-                            format!(" and ({})", a.segment)
-                        }
-                    ))
-                    .ok()
-                    .as_ref(),
-                )
-                .await?;
+            let c = actions::create(
+                store,
+                config,
+                &actor,
+                &CreateCampaign {
+                    issue: a.issue,
+                    segment: a.segment.clone(),
+                    name: a.name,
+                    from_name: a.from_name,
+                    from_address: a.from,
+                    reply_to: a.reply_to,
+                    transport: a.transport,
+                },
+            )
+            .await
+            .map_err(|e| cli_error(e, &a.segment))?;
+            let recipients = actions::matching_contacts(store, &c.segment).await?;
             if a.json {
-                print_json(&serde_json::json!({"id": id, "matching_contacts": recipients}))?;
+                print_json(&serde_json::json!({"id": c.id, "matching_contacts": recipients}))?;
             } else {
                 println!(
-                    "campaign {id} created (draft): issue {}, {recipients} active contacts match now",
-                    a.issue
+                    "campaign {} created (draft): issue {}, {recipients} active contacts match now",
+                    c.id, a.issue
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        CampaignsCmd::Edit { id, name, segment } => {
+            let seg_text = segment.clone().unwrap_or_default();
+            let c = actions::update(store, &actor, id, name.as_deref(), segment.as_deref())
+                .await
+                .map_err(|e| cli_error(e, &seg_text))?;
+            println!(
+                "campaign {id} changed: \"{}\", segment {:?}",
+                c.name, c.segment
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignsCmd::RequestApproval { id, note, json } => {
+            let v = approval::request(store, config, &actor, id, &note).await?;
+            print_approval(id, &v, json, "approval requested")
+        }
+        CampaignsCmd::Approve { id, note, json } => {
+            let v = approval::approve(store, config, &actor, id, &note).await?;
+            print_approval(id, &v, json, "approved")
         }
         CampaignsCmd::List { json } => {
             let list = store.campaigns().await?;
@@ -210,10 +230,11 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 .deliveries(id, Some(DeliveryStatus::Failed), 1000)
                 .await?;
             let tracking = store.tracking_counts(id).await?;
+            let approval = approval::view(store, config, &c).await?;
             if json {
                 print_json(&serde_json::json!({
                     "campaign": c, "counts": counts, "events": events, "failed": failed,
-                    "tracking": tracking,
+                    "tracking": tracking, "approval": approval,
                 }))?;
             } else {
                 println!("campaign {} \"{}\"", c.id, c.name);
@@ -236,6 +257,7 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 println!("  transport  {}", c.transport);
                 println!("  state      {}", state_line(&c));
                 println!("  schedule   {}", when(&c, config));
+                println!("  approval   {}", describe_approval(&approval.status));
                 print_counts(&counts);
                 if tracking.opens > 0 || !tracking.clicks.is_empty() {
                     let clicks: i64 = tracking.clicks.iter().map(|(_, n)| n).sum();
@@ -271,90 +293,32 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         CampaignsCmd::Schedule(a) => {
-            let tz: chrono_tz::Tz = config
-                .newsletter
-                .timezone
-                .parse()
-                .map_err(|_| anyhow!("newsletter.timezone is not an IANA zone"))?;
-            let s = match (&a.at, &a.local, &a.date) {
-                (Some(at), None, _) => {
-                    Schedule::At(schedule::parse_local(at, tz)?.timestamp_millis())
-                }
-                (None, Some(t), Some(d)) => {
-                    let (date, time) = schedule::check_local(d, t)?;
-                    Schedule::Local {
-                        date: date.to_string(),
-                        time: time.format("%H:%M").to_string(),
-                        earliest_ms: schedule::earliest(date, time).timestamp_millis(),
-                    }
-                }
+            let when = match (a.at, a.local, a.date) {
+                (Some(at), None, _) => ScheduleAt::At(at),
+                (None, Some(time), Some(date)) => ScheduleAt::Local { date, time },
                 _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
             };
-            let start_ms = match &s {
-                Schedule::At(ms) => *ms,
-                Schedule::Local { earliest_ms, .. } => *earliest_ms,
-            };
-            if let Some(w) = schedule::far_off_warning(start_ms, Utc::now().timestamp_millis()) {
+            let c = actions::schedule(store, config, &actor, a.id, &when).await?;
+            if let Some(w) = c.start_ms.and_then(|ms| {
+                crate::send::schedule::far_off_warning(ms, Utc::now().timestamp_millis())
+            }) {
                 eprintln!("warning: {w}");
             }
-            transition(
-                store.schedule_campaign(a.id, &s, &actor).await?,
-                store,
-                a.id,
-                "scheduled",
-            )
-            .await
+            println!("campaign {} scheduled", a.id);
+            Ok(ExitCode::SUCCESS)
         }
-        CampaignsCmd::Start { id } => match engine::start(store, config, id, &actor).await? {
-            Some(n) => {
-                println!("campaign {id} started: {n} recipients frozen; run `whatsup worker` or `whatsup send {id}`");
-                Ok(ExitCode::SUCCESS)
-            }
-            None => transition(false, store, id, "started").await,
-        },
-        CampaignsCmd::Pause { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[CampaignState::Running],
-                    CampaignState::Paused,
-                    &actor,
-                    "paused by operator",
-                )
-                .await?;
-            transition(moved, store, id, "paused").await
+        CampaignsCmd::Start { id } => {
+            let n = actions::start(store, config, &actor, id).await?;
+            println!("campaign {id} started: {n} recipients frozen; run `whatsup worker` or `whatsup send {id}`");
+            Ok(ExitCode::SUCCESS)
         }
-        CampaignsCmd::Resume { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[CampaignState::Paused],
-                    CampaignState::Running,
-                    &actor,
-                    "resumed by operator",
-                )
-                .await?;
-            transition(moved, store, id, "resumed").await
-        }
+        CampaignsCmd::Pause { id } => control(store, &actor, id, Control::Pause, "paused").await,
+        CampaignsCmd::Resume { id } => control(store, &actor, id, Control::Resume, "resumed").await,
         CampaignsCmd::Cancel { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[
-                        CampaignState::Draft,
-                        CampaignState::Scheduled,
-                        CampaignState::Running,
-                        CampaignState::Paused,
-                    ],
-                    CampaignState::Cancelled,
-                    &actor,
-                    "cancelled by operator",
-                )
-                .await?;
-            transition(moved, store, id, "cancelled").await
+            control(store, &actor, id, Control::Cancel, "cancelled").await
         }
         CampaignsCmd::RetryFailed { id } => {
-            let n = store.retry_failed(id, &actor).await?;
+            let n = actions::retry_failed(store, &actor, id).await?;
             println!("campaign {id}: {n} failed deliveries queued again");
             Ok(ExitCode::SUCCESS)
         }
@@ -377,13 +341,67 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
     }
 }
 
-async fn transition(moved: bool, store: &Store, id: i64, verb: &str) -> Result<ExitCode> {
-    let c = store.campaign_or_err(id).await?;
-    if moved {
-        println!("campaign {id} {verb}");
-        Ok(ExitCode::SUCCESS)
+async fn control(
+    store: &Store,
+    actor: &Actor,
+    id: i64,
+    what: Control,
+    verb: &str,
+) -> Result<ExitCode> {
+    actions::control(store, actor, id, what).await?;
+    println!("campaign {id} {verb}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An error of the service, with a segment's column pointed at.
+fn cli_error(e: AppError, segment: &str) -> anyhow::Error {
+    match &e {
+        AppError::Invalid(errors) => {
+            let mut out = Vec::new();
+            for f in errors {
+                let field = f.field.as_deref().unwrap_or("input");
+                match (field, f.column) {
+                    ("segment", Some(col)) => out.push(format!(
+                        "--segment: {}\n  {segment}\n  {}^",
+                        f.detail,
+                        " ".repeat(col.saturating_sub(1) as usize)
+                    )),
+                    _ => out.push(format!("--{}: {}", field.replace('_', "-"), f.detail)),
+                }
+            }
+            anyhow!(out.join("\n"))
+        }
+        _ => anyhow::Error::from(e),
+    }
+}
+
+fn print_approval(id: i64, v: &ApprovalView, json: bool, what: &str) -> Result<ExitCode> {
+    if json {
+        print_json(v)?;
     } else {
-        Err(anyhow!("campaign {id} is {}; it cannot be {verb}", c.state))
+        println!(
+            "campaign {id}: {what} (revision {}): {}",
+            v.revision,
+            describe_approval(&v.status)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_approval(s: &ApprovalStatus) -> String {
+    match s {
+        ApprovalStatus::NotRequired => "approval not required".into(),
+        ApprovalStatus::Approved { by, revision } => {
+            format!("approved by {by} for revision {revision}")
+        }
+        ApprovalStatus::Missing {
+            revision,
+            void: None,
+        } => format!("not approved yet (revision {revision})"),
+        ApprovalStatus::Missing {
+            revision,
+            void: Some(v),
+        } => format!("not approved for revision {revision}: {v}"),
     }
 }
 
@@ -467,7 +485,8 @@ struct SendSummary {
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
     if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
-        engine::start(store, config, args.id, &super::cli_actor()).await?;
+        let actor = super::cli_actor(store).await?;
+        actions::start(store, config, &actor, args.id).await?;
     }
     // SIGTERM (a supervisor, `kill`) and SIGINT (Ctrl-C) alike: messages
     // in flight finish and are recorded, claimed ones are given back.
