@@ -32,6 +32,7 @@ mod send_dkim;
 mod send_reliability;
 mod send_restart;
 mod send_smtp;
+mod store_admin_views;
 mod store_conformance;
 mod store_copy;
 mod store_workspace;

@@ -7,6 +7,9 @@ pub mod accounts;
 pub mod approval;
 pub mod campaign_actions;
 mod error;
+pub mod progress;
+pub mod segments;
+pub mod timeline;
 
 pub use error::AppError;
 

@@ -14,6 +14,7 @@ use super::dto::{ContactOut, ContactPage, OrganisationOut};
 use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::ApiShared;
 use crate::app::campaign_actions::parse_segment;
+use crate::app::segments;
 use crate::domain::{
     ContactStatus, CountryCode, EmailAddress, Language, OrgKind, Relationship, TimeZone,
 };
@@ -593,19 +594,10 @@ pub async fn count_segment(
     State(state): State<ApiShared>,
     ApiJson(input): ApiJson<SegmentIn>,
 ) -> ApiResult<Json<SegmentCount>> {
-    let segment = parse_segment("segment", &input.segment)?;
-    let count = state.store.count_contacts(segment.as_ref()).await?;
-    let active =
-        crate::app::campaign_actions::matching_contacts(&state.store, &input.segment).await?;
-    let n = input.sample.unwrap_or(5).clamp(0, 50);
-    let sample = if n > 0 {
-        state.store.contact_page(segment.as_ref(), None, n).await?
-    } else {
-        Vec::new()
-    };
+    let p = segments::preview(&state.store, &input.segment, input.sample.unwrap_or(5)).await?;
     Ok(Json(SegmentCount {
-        count,
-        active,
-        sample: sample.iter().map(ContactOut::from).collect(),
+        count: p.count,
+        active: p.active,
+        sample: p.sample.iter().map(ContactOut::from).collect(),
     }))
 }

@@ -20,6 +20,7 @@ pub mod issues;
 pub mod jobs;
 pub mod problem;
 pub mod session;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
