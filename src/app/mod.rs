@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod approval;
 pub mod campaign_actions;
+pub mod contacts;
 mod error;
 pub mod progress;
 pub mod segments;
