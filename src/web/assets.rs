@@ -64,6 +64,14 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "admin/admin.css",
         include_bytes!("../../assets/admin/admin.css"),
     ),
+    (
+        "admin/operators.css",
+        include_bytes!("../../assets/admin/operators.css"),
+    ),
+    (
+        "admin/progress.js",
+        include_bytes!("../../assets/admin/progress.js"),
+    ),
 ];
 
 /// The largest logo read from `branding.logo_file`.
