@@ -284,6 +284,42 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
     );
     check_page(&b, addr, &campaign, "admin-campaign-finished").await;
 
+    // The contacts search filters as one types; a recipient's page shows
+    // the delivery; the organisations too.
+    b.open(&format!("http://{addr}/admin/contacts")).await;
+    fill(&b, "#q", SEGMENT).await;
+    let count = wait_text(&b, "#contacts-count", "the segment's count", |t| {
+        t.starts_with(&format!("{cli_count} "))
+    })
+    .await;
+    assert!(count.contains("match"), "{count}");
+    let nyc = db
+        .store
+        .contact("press@nyc.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    check_page(&b, addr, "/admin/contacts", "admin-contacts").await;
+    check_page(
+        &b,
+        addr,
+        &format!("/admin/contacts/{}", nyc.id),
+        "admin-contact",
+    )
+    .await;
+    assert!(text_of(&b, "main")
+        .await
+        .contains("December to the sister cities"));
+    check_page(&b, addr, "/admin/organisations", "admin-organisations").await;
+    let org = nyc.organisation_id.unwrap();
+    check_page(
+        &b,
+        addr,
+        &format!("/admin/organisations/{org}"),
+        "admin-organisation",
+    )
+    .await;
+
     // Exactly one message per recipient.
     let msgs = sink.messages();
     let per = sink::per_recipient(&msgs);

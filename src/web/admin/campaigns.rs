@@ -23,6 +23,7 @@ use axum::{Form, Router};
 use minijinja::{context, Value};
 use serde::Deserialize;
 
+use super::contacts::field_errors;
 use super::{redirect_with, AdminError, AdminResult, AdminShared, Flash, NavItem, Page};
 use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
 use crate::app::timeline;
@@ -185,27 +186,6 @@ async fn render_new(
             preview,
         },
     )
-}
-
-/// Each invalid field's message, by field name.
-fn field_errors(e: &AppError) -> Option<Value> {
-    let AppError::Invalid(list) = e else {
-        return None;
-    };
-    let map: std::collections::BTreeMap<String, String> = list
-        .iter()
-        .map(|f| {
-            let at = f
-                .column
-                .map(|c| format!(" (column {c})"))
-                .unwrap_or_default();
-            (
-                f.field.clone().unwrap_or_else(|| "form".into()),
-                format!("{}{at}", f.detail),
-            )
-        })
-        .collect();
-    Some(Value::from_serialize(&map))
 }
 
 async fn create(
