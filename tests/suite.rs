@@ -38,6 +38,7 @@ mod store_copy;
 mod store_workspace;
 mod web_admin_campaigns;
 mod web_admin_contacts;
+mod web_admin_imports;
 mod web_admin_operators_browser;
 mod web_admin_shell;
 mod web_assets;

@@ -331,3 +331,84 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
     common::stop_child(&mut admin, libc::SIGTERM);
     sink.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_a_bad_csv_shows_its_row_errors_in_the_table() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let db = common::sqlite().await;
+    let setup = Actor::Cli {
+        unix_user: "test".into(),
+        account: None,
+    };
+    whatsup::app::accounts::add_user(
+        &db.store,
+        &setup,
+        "operator@example.org",
+        "",
+        Role::Operator,
+        Some(PASSWORD),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut admin, addr) = serve(&db, dir.path(), 9);
+    let csv = dir.path().join("embassies-update.csv");
+    std::fs::write(
+        &csv,
+        "email,name,organisation,kind,country,timezone\n\
+         a@fr.embassy.example.org,Amélie,Embassy of France,embassy,FR,Asia/Tokyo\n\
+         b@fr.embassy.example.org,\"Bruno \"the\" Bold\",Embassy of France,embassy,FR,Asia/Tokyo\n\
+         c@jp.example.org,山田 花子,東京都,government,JP,Asia/Tokio\n",
+    )
+    .unwrap();
+
+    sign_in(&b, addr, "operator@example.org").await;
+    b.open(&format!("http://{addr}/admin/imports")).await;
+    b.client
+        .find(Locator::Css("#file"))
+        .await
+        .unwrap()
+        .send_keys(&csv.display().to_string())
+        .await
+        .unwrap();
+    b.click("main form button[type=submit]").await;
+    // The job's page follows the dry run and shows the table when it ends.
+    let table = wait_text(&b, "#row-errors", "the row errors", |t| {
+        t.contains("Reason")
+    })
+    .await;
+    assert!(table.contains("2 rejected rows"), "{table}");
+    let rows: Vec<String> = {
+        let mut out = Vec::new();
+        for tr in b
+            .client
+            .find_all(Locator::Css("#row-errors tbody tr"))
+            .await
+            .unwrap()
+        {
+            out.push(tr.text().await.unwrap());
+        }
+        out
+    };
+    // Line, column and reason: a quote in the middle of a field, then two
+    // mistakes in one row (kind and time zone).
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows[0].starts_with("3 34 ") && rows[0].contains("closing quote"),
+        "{rows:?}"
+    );
+    assert!(rows[1].starts_with("4 28 kind"), "{rows:?}");
+    assert!(
+        rows[2].starts_with("4 42 timezone") && rows[2].contains("Asia/Tokio"),
+        "{rows:?}"
+    );
+    assert_eq!(text_of(&b, "[data-count=created]").await, "1");
+    let job = b.client.current_url().await.unwrap().path().to_string();
+    check_page(&b, addr, &job, "admin-import-dry-run").await;
+    check_page(&b, addr, "/admin/imports", "admin-imports").await;
+    assert_eq!(db.store.count_contacts(None).await.unwrap(), 0);
+    b.close().await;
+    common::stop_child(&mut admin, libc::SIGTERM);
+}
