@@ -36,6 +36,7 @@ mod store_admin_views;
 mod store_conformance;
 mod store_copy;
 mod store_workspace;
+mod web_admin_bounces;
 mod web_admin_campaigns;
 mod web_admin_contacts;
 mod web_admin_imports;
