@@ -47,6 +47,7 @@ fn main() {
             } else {
                 String::new()
             },
+            salutation: String::new(),
             organisation: format!("Organisation {}", i % 997),
             kind: Some(kinds[i % kinds.len()]),
             country: "FR".into(),

@@ -54,7 +54,7 @@ fn fixture() -> String {
 fn migrate_creates_the_database_and_reports_the_schema_version() {
     let cli = Cli::new();
     let out = cli.ok(&["migrate"]);
-    assert!(out.contains("schema version 10"), "{out}");
+    assert!(out.contains("schema version 11"), "{out}");
     assert!(cli.dir.path().join("cli.db").exists());
 }
 
@@ -267,7 +267,7 @@ fn export_writes_the_import_format_and_json() {
         &out.display().to_string(),
     ]);
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with("email,name,title,organisation,kind,country,city,region,timezone,relationship,since,language,tags,department\n"), "{text}");
+    assert!(text.starts_with("email,name,title,organisation,kind,country,city,region,timezone,relationship,since,language,tags,salutation,department\n"), "{text}");
     assert_eq!(text.lines().count(), 5, "{text}");
     let json = cli.json(&[
         "subscribers",

@@ -19,6 +19,7 @@ fn new_contact(email: &str) -> NewContact {
         email: EmailAddress::parse(email).unwrap(),
         name: "Test Person".into(),
         title: "Officer".into(),
+        salutation: String::new(),
         organisation_id: None,
         language: None,
         consent_source: "test".into(),
@@ -552,6 +553,7 @@ async fn an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_
         o: Some(999_999),
         l: None,
         a: &attrs,
+        s: "",
     }];
     // PostgreSQL's reference trigger refuses the rows; on SQLite the
     // batch's reference check does.
@@ -865,6 +867,7 @@ mod postgres_only {
             o: None,
             l: None,
             a: &attrs,
+            s: "",
         };
         let rows = [row("late@example.org"), row("fresh@example.org")];
         let inserted = session

@@ -5,19 +5,19 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use chrono::{TimeZone as _, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::output::{print_json, print_table};
+use crate::app::campaigns::{self, CreateCampaign, ScheduleCampaign, Transition, When};
+use crate::app::Actor;
 use crate::config::Config;
-use crate::domain::segment::Segment;
 use crate::domain::{CampaignState, DeliveryStatus};
-use crate::send::engine::{self, RunEnd};
-use crate::send::schedule;
+use crate::send::engine::RunEnd;
 use crate::send::worker::Worker;
-use crate::store::campaigns::{Campaign, Counts, NewCampaign, Schedule};
+use crate::store::campaigns::{Campaign, Counts};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -38,9 +38,16 @@ pub enum CampaignsCmd {
     /// Schedule a campaign at a time in the newsletter's zone, or at a local
     /// time in each recipient's zone
     Schedule(ScheduleArgs),
-    /// Start a campaign now (freezes its recipients); `whatsup worker` or
-    /// `whatsup send` then delivers
-    Start { id: i64 },
+    /// Start a campaign now: checks the issue, freezes the recipients and
+    /// renders every message once; `whatsup worker` or `whatsup send` then
+    /// delivers
+    Start {
+        id: i64,
+        /// Send despite the issue's preflight failures, for this reason
+        /// (recorded in the campaign's history)
+        #[arg(long, value_name = "REASON")]
+        override_check: Option<String>,
+    },
     /// Pause a running campaign
     Pause { id: i64 },
     /// Resume a paused campaign where it stopped
@@ -80,6 +87,10 @@ pub struct CreateArgs {
     /// smtp or outbox (default: sending.transport)
     #[arg(long)]
     pub transport: Option<String>,
+    /// Create it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -96,266 +107,80 @@ pub struct ScheduleArgs {
     /// Date for --local, "YYYY-MM-DD"
     #[arg(long)]
     pub date: Option<String>,
+    /// Accept a time in the past: the campaign starts at once
+    #[arg(long)]
+    pub now: bool,
+    /// Schedule it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
 }
 
 /// `whatsup send` arguments.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Campaign id; a draft or scheduled campaign starts now
+    /// Campaign id; a draft, scheduled or blocked campaign starts now
     pub id: i64,
+    /// Start it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
     /// Print the final summary as JSON
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<ExitCode> {
-    let actor = super::cli_actor();
+    let actor = Actor::cli();
     match cmd {
-        CampaignsCmd::Create(a) => {
-            if store.issue(u32::try_from(a.issue)?).await?.is_none() {
-                bail!(
-                    "issue {} is not in the database; import it with `whatsup issues import FILE`",
-                    a.issue
-                );
-            }
-            if !a.segment.trim().is_empty() {
-                Segment::parse(&a.segment)
-                    .map_err(|e| anyhow!("--segment: {}", e.render(&a.segment)))?;
-            }
-            let transport = a
-                .transport
-                .unwrap_or_else(|| config.sending.transport.clone());
-            if !matches!(transport.as_str(), "smtp" | "outbox") {
-                bail!("--transport: {transport:?} is not one of smtp, outbox");
-            }
-            let name = a.name.unwrap_or_else(|| format!("Issue {}", a.issue));
-            let id = store
-                .create_campaign(&NewCampaign {
-                    name: &name,
-                    issue_number: a.issue,
-                    segment: a.segment.trim(),
-                    from_name: a
-                        .from_name
-                        .as_deref()
-                        .unwrap_or(&config.newsletter.from_name),
-                    from_address: a.from.as_deref().unwrap_or(&config.newsletter.from_address),
-                    reply_to: a.reply_to.as_deref().unwrap_or(&config.newsletter.reply_to),
-                    transport: &transport,
-                    actor: &actor,
-                })
-                .await?;
-            let recipients = store
-                .count_contacts(
-                    Segment::parse(&format!(
-                        "status = active{}",
-                        if a.segment.trim().is_empty() {
-                            String::new()
-                        } else {
-                            format!(" and ({})", a.segment)
-                        }
-                    ))
-                    .ok()
-                    .as_ref(),
-                )
-                .await?;
-            if a.json {
-                print_json(&serde_json::json!({"id": id, "matching_contacts": recipients}))?;
-            } else {
-                println!(
-                    "campaign {id} created (draft): issue {}, {recipients} active contacts match now",
-                    a.issue
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        CampaignsCmd::List { json } => {
-            let list = store.campaigns().await?;
-            if json {
-                print_json(&list)?;
-            } else {
-                let rows = list
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            c.id.to_string(),
-                            c.name.clone(),
-                            c.issue_number.to_string(),
-                            c.state.clone(),
-                            when(c, config),
-                            c.recipients.to_string(),
-                            c.transport.clone(),
-                        ]
-                    })
-                    .collect::<Vec<_>>();
-                print_table(
-                    &[
-                        "id",
-                        "name",
-                        "issue",
-                        "state",
-                        "schedule",
-                        "recipients",
-                        "transport",
-                    ],
-                    &rows,
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        CampaignsCmd::Show { id, json } => {
-            let c = store.campaign_or_err(id).await?;
-            let events = store.campaign_events(id).await?;
-            let counts = store.delivery_counts(id).await?;
-            let failed = store
-                .deliveries(id, Some(DeliveryStatus::Failed), 1000)
-                .await?;
-            let tracking = store.tracking_counts(id).await?;
-            if json {
-                print_json(&serde_json::json!({
-                    "campaign": c, "counts": counts, "events": events, "failed": failed,
-                    "tracking": tracking,
-                }))?;
-            } else {
-                println!("campaign {} \"{}\"", c.id, c.name);
-                println!(
-                    "  issue      {} (revision {})",
-                    c.issue_number,
-                    c.issue_revision
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "not frozen yet".into())
-                );
-                println!(
-                    "  segment    {}",
-                    if c.segment.is_empty() {
-                        "(every active contact)"
-                    } else {
-                        &c.segment
-                    }
-                );
-                println!("  from       {} <{}>", c.from_name, c.from_address);
-                println!("  transport  {}", c.transport);
-                println!(
-                    "  state      {}{}",
-                    c.state,
-                    if c.state_reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", c.state_reason)
-                    }
-                );
-                println!("  schedule   {}", when(&c, config));
-                print_counts(&counts);
-                if tracking.opens > 0 || !tracking.clicks.is_empty() {
-                    let clicks: i64 = tracking.clicks.iter().map(|(_, n)| n).sum();
-                    println!("  tracking   {} opens, {clicks} clicks", tracking.opens);
-                    for (url, n) in &tracking.clicks {
-                        println!("    {n:>6}  {url}");
-                    }
-                }
-                println!("history:");
-                for e in &events {
-                    println!(
-                        "  {}  {} -> {}  by {}  {}",
-                        e.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                        e.old_state.as_deref().unwrap_or("-"),
-                        e.new_state,
-                        e.actor,
-                        e.reason
-                    );
-                }
-                if !failed.is_empty() {
-                    println!("failed:");
-                    for d in &failed {
-                        println!(
-                            "  {}  attempts {}  {}  {}",
-                            d.email,
-                            d.attempts,
-                            d.last_code.as_deref().unwrap_or(""),
-                            d.last_reply.as_deref().unwrap_or("")
-                        );
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        CampaignsCmd::Create(a) => create(store, config, &actor, a).await,
+        CampaignsCmd::List { json } => list(store, config, json).await,
+        CampaignsCmd::Show { id, json } => show(store, config, id, json).await,
         CampaignsCmd::Schedule(a) => {
-            let tz: chrono_tz::Tz = config
-                .newsletter
-                .timezone
-                .parse()
-                .map_err(|_| anyhow!("newsletter.timezone is not an IANA zone"))?;
-            let s = match (&a.at, &a.local, &a.date) {
-                (Some(at), None, _) => {
-                    Schedule::At(schedule::parse_local(at, tz)?.timestamp_millis())
-                }
-                (None, Some(t), Some(d)) => {
-                    let (date, time) = schedule::check_local(d, t)?;
-                    Schedule::Local {
-                        date: date.to_string(),
-                        time: time.format("%H:%M").to_string(),
-                        earliest_ms: schedule::earliest(date, time).timestamp_millis(),
-                    }
-                }
+            let when = match (a.at, a.local, a.date) {
+                (Some(at), None, _) => When::At(at),
+                (None, Some(time), Some(date)) => When::Local { time, date },
                 _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
             };
-            transition(
-                store.schedule_campaign(a.id, &s, &actor).await?,
-                store,
+            let input = ScheduleCampaign {
+                when,
+                now: a.now,
+                override_check: a.override_check,
+            };
+            let s = campaigns::schedule(store, config, &actor, a.id, input).await?;
+            println!(
+                "campaign {} scheduled: first recipients due {}{}",
                 a.id,
-                "scheduled",
-            )
-            .await
+                local_time(s.first_due_ms, config),
+                checked(s.revision, s.warnings, s.overridden)
+            );
+            Ok(ExitCode::SUCCESS)
         }
-        CampaignsCmd::Start { id } => match engine::start(store, config, id, &actor).await? {
-            Some(n) => {
-                println!("campaign {id} started: {n} recipients frozen; run `whatsup worker` or `whatsup send {id}`");
-                Ok(ExitCode::SUCCESS)
-            }
-            None => transition(false, store, id, "started").await,
-        },
+        CampaignsCmd::Start { id, override_check } => {
+            let n = campaigns::start(store, config, &actor, id, override_check).await?;
+            println!(
+                "campaign {id} started: {n} recipients frozen, every message rendered; \
+                 run `whatsup worker` or `whatsup send {id}`"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         CampaignsCmd::Pause { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[CampaignState::Running],
-                    CampaignState::Paused,
-                    &actor,
-                    "paused by operator",
-                )
-                .await?;
-            transition(moved, store, id, "paused").await
+            campaigns::transition(store, &actor, id, Transition::Pause).await?;
+            println!("campaign {id} paused");
+            Ok(ExitCode::SUCCESS)
         }
         CampaignsCmd::Resume { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[CampaignState::Paused],
-                    CampaignState::Running,
-                    &actor,
-                    "resumed by operator",
-                )
-                .await?;
-            transition(moved, store, id, "resumed").await
+            campaigns::transition(store, &actor, id, Transition::Resume).await?;
+            println!("campaign {id} resumed");
+            Ok(ExitCode::SUCCESS)
         }
         CampaignsCmd::Cancel { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[
-                        CampaignState::Draft,
-                        CampaignState::Scheduled,
-                        CampaignState::Running,
-                        CampaignState::Paused,
-                    ],
-                    CampaignState::Cancelled,
-                    &actor,
-                    "cancelled by operator",
-                )
-                .await?;
-            transition(moved, store, id, "cancelled").await
+            campaigns::transition(store, &actor, id, Transition::Cancel).await?;
+            println!("campaign {id} cancelled");
+            Ok(ExitCode::SUCCESS)
         }
         CampaignsCmd::RetryFailed { id } => {
-            let n = store.retry_failed(id, &actor).await?;
+            let n = campaigns::retry_failed(store, &actor, id).await?;
             println!("campaign {id}: {n} failed deliveries queued again");
             Ok(ExitCode::SUCCESS)
         }
@@ -368,15 +193,7 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                     "recipients": c.recipients, "counts": counts,
                 }))?;
             } else {
-                println!(
-                    "campaign {id}: {}{}",
-                    c.state,
-                    if c.state_reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", c.state_reason)
-                    }
-                );
+                println!("campaign {id}: {}{}", c.state, reason(&c.state_reason));
                 print_counts(&counts);
             }
             Ok(ExitCode::SUCCESS)
@@ -384,14 +201,189 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
     }
 }
 
-async fn transition(moved: bool, store: &Store, id: i64, verb: &str) -> Result<ExitCode> {
-    let c = store.campaign_or_err(id).await?;
-    if moved {
-        println!("campaign {id} {verb}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(anyhow!("campaign {id} is {}; it cannot be {verb}", c.state))
+/// What the gate said, after a create or schedule.
+fn checked(revision: i64, warnings: usize, overridden: bool) -> String {
+    format!(
+        " (issue revision {revision} checked: {}{warnings} warning(s))",
+        if overridden {
+            "failures overridden, "
+        } else {
+            ""
+        }
+    )
+}
+
+/// A state's reason as shown after it: one line in brackets, or indented
+/// lines below it.
+fn reason(r: &str) -> String {
+    match r.trim() {
+        "" => String::new(),
+        r if !r.contains('\n') => format!(" ({r})"),
+        r => format!(
+            ":\n{}",
+            r.lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     }
+}
+
+async fn create(store: &Store, config: &Config, actor: &Actor, a: CreateArgs) -> Result<ExitCode> {
+    let issue = a.issue;
+    let c = campaigns::create(
+        store,
+        config,
+        actor,
+        CreateCampaign {
+            issue,
+            segment: a.segment,
+            name: a.name,
+            from_name: a.from_name,
+            from_address: a.from,
+            reply_to: a.reply_to,
+            transport: a.transport,
+            override_check: a.override_check,
+        },
+    )
+    .await?;
+    if a.json {
+        print_json(&c)?;
+    } else {
+        println!(
+            "campaign {} created (draft): issue {issue}, {} active contacts match now{}",
+            c.id,
+            c.matching_contacts,
+            checked(c.revision, c.warnings, c.overridden)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(store: &Store, config: &Config, json: bool) -> Result<ExitCode> {
+    let list = store.campaigns().await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.name.clone(),
+                c.issue_number.to_string(),
+                c.state.clone(),
+                when(c, config),
+                c.recipients.to_string(),
+                c.transport.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print_table(
+        &[
+            "id",
+            "name",
+            "issue",
+            "state",
+            "schedule",
+            "recipients",
+            "transport",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<ExitCode> {
+    let c = store.campaign_or_err(id).await?;
+    let events = store.campaign_events(id).await?;
+    let counts = store.delivery_counts(id).await?;
+    let failed = store
+        .deliveries(id, Some(DeliveryStatus::Failed), 1000)
+        .await?;
+    let tracking = store.tracking_counts(id).await?;
+    if json {
+        print_json(&serde_json::json!({
+            "campaign": c, "counts": counts, "events": events, "failed": failed,
+            "tracking": tracking,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("campaign {} \"{}\"", c.id, c.name);
+    println!(
+        "  issue      {} (revision {})",
+        c.issue_number,
+        c.issue_revision
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "not frozen yet".into())
+    );
+    println!(
+        "  segment    {}",
+        if c.segment.is_empty() {
+            "(every active contact)"
+        } else {
+            &c.segment
+        }
+    );
+    println!("  from       {} <{}>", c.from_name, c.from_address);
+    println!("  transport  {}", c.transport);
+    println!("  state      {}{}", c.state, reason(&c.state_reason));
+    println!("  schedule   {}", when(&c, config));
+    if let Some(rev) = c.override_revision {
+        println!(
+            "  override   preflight failures of revision {rev} overridden by {}: {}",
+            c.override_actor, c.override_reason
+        );
+    }
+    print_counts(&counts);
+    if tracking.opens > 0 || !tracking.clicks.is_empty() {
+        let clicks: i64 = tracking.clicks.iter().map(|(_, n)| n).sum();
+        println!("  tracking   {} opens, {clicks} clicks", tracking.opens);
+        for (url, n) in &tracking.clicks {
+            println!("    {n:>6}  {url}");
+        }
+    }
+    println!("history:");
+    for e in &events {
+        let first = e.reason.lines().next().unwrap_or("");
+        println!(
+            "  {}  {} -> {}  by {}  {}",
+            e.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            e.old_state.as_deref().unwrap_or("-"),
+            e.new_state,
+            e.actor,
+            first
+        );
+        for more in e.reason.lines().skip(1) {
+            println!("      {more}");
+        }
+    }
+    if !failed.is_empty() {
+        println!("failed:");
+        for d in &failed {
+            println!(
+                "  {}  attempts {}  {}  {}",
+                d.email,
+                d.attempts,
+                d.last_code.as_deref().unwrap_or(""),
+                d.last_reply.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn local_time(ms: i64, config: &Config) -> String {
+    let tz: chrono_tz::Tz = config
+        .newsletter
+        .timezone
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Tokyo);
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
+        .unwrap_or_default()
 }
 
 fn when(c: &Campaign, config: &Config) -> String {
@@ -401,17 +393,7 @@ fn when(c: &Campaign, config: &Config) -> String {
             c.local_date.as_deref().unwrap_or("?"),
             c.local_time.as_deref().unwrap_or("?")
         ),
-        (_, Some(ms)) => {
-            let tz: chrono_tz::Tz = config
-                .newsletter
-                .timezone
-                .parse()
-                .unwrap_or(chrono_tz::Asia::Tokyo);
-            Utc.timestamp_millis_opt(ms)
-                .single()
-                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
-                .unwrap_or_default()
-        }
+        (_, Some(ms)) => local_time(ms, config),
         _ => "-".into(),
     }
 }
@@ -445,8 +427,11 @@ struct SendSummary {
 /// foreground with a progress bar; Ctrl-C stops after the current batch.
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
-    if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
-        engine::start(store, config, args.id, &super::cli_actor()).await?;
+    if matches!(
+        c.state()?,
+        CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
+    ) {
+        campaigns::start(store, config, &Actor::cli(), args.id, args.override_check).await?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     {

@@ -242,6 +242,15 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             let compiled = CompiledIssue::compile(parsed, &config.newsletter)?;
             let w = preview::write_files(&compiled, &recipient, &out)?;
             println!(
+                "greeting for {}: {}",
+                if recipient.email.is_empty() {
+                    "a sample contact"
+                } else {
+                    recipient.email.as_str()
+                },
+                compiled.greeting(&recipient)?
+            );
+            println!(
                 "html: {}\ntext: {}\neml:  {}",
                 w.html.display(),
                 w.text.display(),
@@ -328,7 +337,18 @@ async fn check(config: &Config, issue: &str, json: bool) -> Result<ExitCode> {
 }
 
 async fn import_one(store: &Store, path: &Path) -> Result<()> {
-    let issue = Issue::load(path)?;
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // Every problem at once, each with its place (the first one ends the
+    // front matter's own errors).
+    let issue = Issue::parse_all(&path.display().to_string(), &source).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("{e} [{}]", e.rule)).collect();
+        anyhow!(
+            "{} cannot be imported:\n  {}",
+            path.display(),
+            lines.join("\n  ")
+        )
+    })?;
     let saved = store
         .save_issue(&IssueText {
             number: issue.number,

@@ -194,8 +194,5 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
 
 /// Who is acting, for the audit trail: `cli:<user>`.
 pub fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
+    crate::app::Actor::cli().to_string()
 }

@@ -286,6 +286,31 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// The images of a Markdown text, `![alt](src)` and raw `<img>` alike, in
+/// order: each source and whether it gives both a width and a height.
+pub fn images(markdown: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for ev in Parser::new_ext(markdown, options()) {
+        match ev {
+            Event::Start(Tag::Image { dest_url, .. }) => {
+                out.push((dest_url.trim().to_string(), false));
+            }
+            Event::Html(h) | Event::InlineHtml(h) => {
+                for t in super::preflight::scan_tags(&h) {
+                    if t.name == "img" {
+                        out.push((
+                            t.attr("src").unwrap_or("").trim().to_string(),
+                            t.attr("width").is_some() && t.attr("height").is_some(),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Removes tags from a fragment of raw HTML, keeping its text.
 pub fn strip_tags(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
@@ -370,6 +395,19 @@ mod tests {
         let t = to_text("- one\n- two\n\nA long line of words that goes on and on until it must wrap somewhere.", &mut LinkList::default(), 30);
         assert!(t.starts_with("- one\n- two\n\nA long"), "{t:?}");
         assert!(t.lines().all(|l| l.chars().count() <= 30), "{t}");
+    }
+
+    #[test]
+    fn images_are_found_in_markdown_and_raw_html() {
+        let md =
+            "![A](https://e.org/a.jpg) and <img src=\"b.png\" width=\"1\" height=\"2\" alt=\"B\">";
+        assert_eq!(
+            images(md),
+            vec![
+                ("https://e.org/a.jpg".to_string(), false),
+                ("b.png".to_string(), true)
+            ]
+        );
     }
 
     #[test]

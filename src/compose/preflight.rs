@@ -2,14 +2,25 @@
 //! found before any send.
 //!
 //! Failures (the issue must not be sent):
-//! - `template`: a template or front-matter error (file, line, column);
+//! - `front-matter`: the issue file's TOML does not read (file, line,
+//!   column, in an editor's words);
+//! - `merge-tag`: a `{{ … }}` or `{% … %}` in the issue's text that is not a
+//!   valid merge tag (see [`super::merge`]);
+//! - `template`: a template error (file, line, column);
 //! - `unsubscribe-missing`: no unsubscribe link in the HTML or the text part;
 //! - `subject-missing`: no subject;
-//! - `image-alt-missing`: an image without alt text.
+//! - `heading-empty`, `section-title-empty`: an article without a heading,
+//!   a section without a title;
+//! - `image-alt-missing`: an image without alt text;
+//! - `image-src`: an image no mail client can load: a relative path, a
+//!   local file, `http:`, `data:` or another scheme than https.
 //!
 //! Warnings (send, but think again):
+//! - `image-size-missing`: an image without `width` and `height`, which
+//!   Outlook shows at its natural size and which makes the page jump as it
+//!   loads;
 //! - `html-too-large`: HTML over 102 KiB, which Gmail clips;
-//! - `insecure-link`: an http:// link or image;
+//! - `insecure-link`: an http:// link;
 //! - `subject-too-long`: a subject over 78 characters;
 //! - `preheader-missing`: no preheader;
 //! - `subject-all-caps`: a subject in capitals;
@@ -19,9 +30,10 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::compiled::{CompiledIssue, Recipient, Slot};
+use super::compiled::{CompiledIssue, Recipient, Slot, Tracking};
 use super::error::SourceError;
 use super::issue::{Issue, Pos};
+use super::{markdown, merge};
 use crate::config::Newsletter;
 use crate::domain::OrgKind;
 
@@ -118,7 +130,7 @@ fn finding(sev: Severity, rule: &'static str, file: &str, pos: Pos, message: Str
 fn from_error(e: SourceError) -> Finding {
     Finding {
         severity: Severity::Failure,
-        rule: "template",
+        rule: e.rule,
         file: e.file,
         line: e.line,
         column: e.column,
@@ -128,19 +140,35 @@ fn from_error(e: SourceError) -> Finding {
 
 /// Checks an issue's text (as read from `file`) with the newsletter settings.
 pub fn check_source(file: &str, source: &str, newsletter: &Newsletter) -> Report {
-    match Issue::parse(file, source) {
-        Ok(issue) => check(issue, newsletter),
-        Err(e) => Report {
+    check_source_tracked(file, source, newsletter, Tracking::default())
+}
+
+/// Checks an issue's text compiled as a campaign sends it, with its
+/// tracking settings.
+pub fn check_source_tracked(
+    file: &str,
+    source: &str,
+    newsletter: &Newsletter,
+    tracking: Tracking,
+) -> Report {
+    match Issue::parse_all(file, source) {
+        Ok(issue) => check_tracked(issue, newsletter, tracking),
+        Err(errors) => Report {
             file: file.to_string(),
             html_bytes: 0,
             text_bytes: 0,
-            findings: vec![from_error(e)],
+            findings: errors.into_iter().map(from_error).collect(),
         },
     }
 }
 
 /// Compiles and checks a parsed issue.
 pub fn check(issue: Issue, newsletter: &Newsletter) -> Report {
+    check_tracked(issue, newsletter, Tracking::default())
+}
+
+/// Compiles (with `tracking`) and checks a parsed issue.
+pub fn check_tracked(issue: Issue, newsletter: &Newsletter, tracking: Tracking) -> Report {
     let file = issue.file.clone();
     let mut findings = Vec::new();
     issue_rules(&issue, &mut findings);
@@ -150,7 +178,7 @@ pub fn check(issue: Issue, newsletter: &Newsletter) -> Report {
         text_bytes: 0,
         findings: Vec::new(),
     };
-    match CompiledIssue::compile(issue, newsletter) {
+    match CompiledIssue::compile_tracked(issue, newsletter, tracking) {
         Err(e) => findings.push(from_error(e)),
         Ok(compiled) => compiled_rules(&compiled, &mut findings, &mut report),
     }
@@ -213,7 +241,28 @@ fn issue_rules(issue: &Issue, out: &mut Vec<Finding>) {
         ));
     }
     for s in &issue.sections {
+        if s.title.trim().is_empty() {
+            out.push(finding(
+                Severity::Failure,
+                "section-title-empty",
+                file,
+                s.pos,
+                "a section has no title".into(),
+            ));
+        }
         for a in &s.articles {
+            if a.heading.trim().is_empty() {
+                out.push(finding(
+                    Severity::Failure,
+                    "heading-empty",
+                    file,
+                    a.pos,
+                    format!(
+                        "an article in \"{}\" has no heading",
+                        merge::neutral(&s.title)
+                    ),
+                ));
+            }
             if let Some(img) = &a.image {
                 if img.alt.trim().is_empty() {
                     out.push(finding(
@@ -224,8 +273,100 @@ fn issue_rules(issue: &Issue, out: &mut Vec<Finding>) {
                         format!("the image of \"{}\" has no alt text", a.heading),
                     ));
                 }
+                image_rules(file, &img.src, img.src_pos, img.width.zip(img.height), out);
+            }
+            for (src, sized) in markdown::images(&a.body) {
+                let at = locate(issue, a.body_pos, &src);
+                image_rules(file, &src, at, sized.then_some((1, 1)), out);
             }
         }
+    }
+    for (src, sized) in markdown::images(&issue.intro) {
+        let at = locate(issue, issue.intro_pos, &src);
+        image_rules(file, &src, at, sized.then_some((1, 1)), out);
+    }
+}
+
+/// The place of `needle` in the issue file at or after `from`, or `from`.
+fn locate(issue: &Issue, from: Pos, needle: &str) -> Pos {
+    let src = &issue.source;
+    let mut offset = 0;
+    for (i, line) in src.split_inclusive('\n').enumerate() {
+        if i + 1 >= from.line {
+            break;
+        }
+        offset += line.len();
+    }
+    match src[offset.min(src.len())..].find(needle) {
+        Some(i) if !needle.is_empty() => {
+            let (line, column) = super::error::line_col(src, offset + i);
+            Pos { line, column }
+        }
+        _ => from,
+    }
+}
+
+/// What is wrong with an image address a mail client must load.
+pub fn image_src_problem(src: &str) -> Option<String> {
+    let s = src.trim();
+    let lower = s.to_ascii_lowercase();
+    if s.is_empty() {
+        return Some("the image has no address (src)".into());
+    }
+    if lower.starts_with("https://") {
+        return None;
+    }
+    if lower.starts_with("http://") {
+        return Some(format!(
+            "{s} is http: mail clients block or flag images that are not https; use its https \
+             address"
+        ));
+    }
+    if lower.starts_with("data:") {
+        return Some("a data: image is blocked by Gmail and Outlook; use an https address".into());
+    }
+    let local = lower.starts_with("file:")
+        || s.starts_with('/')
+        || s.starts_with('\\')
+        || s.starts_with('~')
+        || (s.len() > 2 && s.as_bytes()[1] == b':' && s.as_bytes()[0].is_ascii_alphabetic());
+    if local {
+        return Some(format!(
+            "{s} is a file on this computer, which no mail client can load; until the media \
+             library is available, put the image on a web server and use its https address"
+        ));
+    }
+    if let Some((scheme, _)) = s.split_once(':').filter(|(p, _)| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    }) {
+        return Some(format!(
+            "{s}: mail clients load images only from https addresses, not {scheme}:"
+        ));
+    }
+    Some(format!(
+        "{s} is a relative path, which no mail client can load; use the image's full https \
+         address"
+    ))
+}
+
+fn image_rules(file: &str, src: &str, at: Pos, size: Option<(u32, u32)>, out: &mut Vec<Finding>) {
+    if let Some(problem) = image_src_problem(src) {
+        out.push(finding(Severity::Failure, "image-src", file, at, problem));
+    }
+    if size.is_none() {
+        out.push(finding(
+            Severity::Warning,
+            "image-size-missing",
+            file,
+            at,
+            format!(
+                "the image {} has no width and height: Outlook shows it at its natural size, \
+                 and the text jumps as it loads",
+                src.trim()
+            ),
+        ));
     }
 }
 
@@ -250,12 +391,14 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
             "the text part has no unsubscribe link ({{ links.unsubscribe }})".into(),
         ));
     }
-    // The personal template must render for every kind of organisation.
-    let kinds = OrgKind::ALL.iter().copied().map(Some).chain([None]);
-    for k in kinds {
-        if let Err(e) = c.greeting(&Recipient::sample(k)) {
-            out.push(from_error(e));
-            break;
+    // The personal template must render for every kind of organisation
+    // and the usual shapes of contact (each distinct error once).
+    let mut seen = HashSet::new();
+    for r in Recipient::samples() {
+        if let Err(e) = c.greeting(&r) {
+            if seen.insert((e.line, e.column, e.message.clone())) {
+                out.push(from_error(e));
+            }
         }
     }
     let sample = Recipient::sample(Some(OrgKind::Embassy));
@@ -288,7 +431,15 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
         .map(|(_, v)| v.as_str())
         .collect();
     let mut seen_http = HashSet::new();
-    // Article images are checked against the issue file, with their place.
+    // The issue's own images are checked against the issue file, with
+    // their places; the templates' here.
+    let articles = c.issue.sections.iter().flat_map(|s| s.articles.iter());
+    let issue_images: HashSet<String> = articles
+        .clone()
+        .filter_map(|a| a.image.as_ref().map(|i| i.src.trim().to_string()))
+        .chain(articles.flat_map(|a| markdown::images(&a.body).into_iter().map(|i| i.0)))
+        .chain(markdown::images(&c.issue.intro).into_iter().map(|i| i.0))
+        .collect();
     let article_images: HashSet<&str> = c
         .issue
         .sections
@@ -297,6 +448,19 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
         .filter_map(|a| a.image.as_ref().map(|i| i.src.as_str()))
         .collect();
     for t in &tags {
+        if t.name == "img" {
+            if let Some(src) = t.attr("src").filter(|s| !issue_images.contains(s.trim())) {
+                if let Some(problem) = image_src_problem(src) {
+                    out.push(finding(
+                        Severity::Failure,
+                        "image-src",
+                        "issue.html",
+                        nowhere,
+                        problem,
+                    ));
+                }
+            }
+        }
         if t.name == "img" && !t.attr("src").is_some_and(|s| article_images.contains(s)) {
             let alt = t.attr("alt").map(str::trim).unwrap_or("");
             if alt.is_empty() {
@@ -312,17 +476,15 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
                 ));
             }
         }
-        for key in ["href", "src"] {
-            if let Some(v) = t.attr(key) {
-                if v.starts_with("http://") && seen_http.insert(v.to_string()) {
-                    out.push(finding(
-                        Severity::Warning,
-                        "insecure-link",
-                        &file,
-                        nowhere,
-                        format!("{v} is not https"),
-                    ));
-                }
+        if let Some(v) = t.attr("href") {
+            if v.starts_with("http://") && seen_http.insert(v.to_string()) {
+                out.push(finding(
+                    Severity::Warning,
+                    "insecure-link",
+                    &file,
+                    nowhere,
+                    format!("{v} is not https"),
+                ));
             }
         }
         if t.name == "a" {

@@ -1,8 +1,10 @@
 //! The worker loop (`whatsup worker`) and the foreground send (`whatsup
 //! send`).
 //!
-//! A worker starts scheduled campaigns whose time has come (only one worker
-//! wins each start: it is a conditional state change) and sends every
+//! A worker starts scheduled campaigns whose time has come through the send
+//! gate, which checks the issue again and renders every recipient before
+//! anything is sent (only one worker wins each start: it is a conditional
+//! state change; a refusal leaves the campaign `blocked`), and sends every
 //! running campaign's due deliveries. Any number of workers, on one host or
 //! many, can share a PostgreSQL database: claims never overlap and the
 //! hourly and daily ceilings are reserved in the database.
@@ -15,6 +17,7 @@ use anyhow::Result;
 use chrono::Utc;
 
 use super::engine::{self, Engine, RunEnd};
+use super::gate::{self, StartOutcome};
 use super::identity::Identity;
 use super::transport::Transport;
 use super::{build_transport, worker_id};
@@ -101,11 +104,16 @@ impl Worker {
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
             let now = Utc::now().timestamp_millis();
             for id in self.store.due_campaigns(now).await? {
-                match engine::start(&self.store, &self.config, id, &self.id).await {
-                    Ok(Some(n)) => {
+                // The gate runs again: templates or config may have changed
+                // since the campaign was scheduled.
+                match gate::start(&self.store, &self.config, id, &self.id, None).await {
+                    Ok(StartOutcome::Started(n)) => {
                         tracing::info!(campaign = id, recipients = n, "campaign started")
                     }
-                    Ok(None) => {}
+                    Ok(StartOutcome::Blocked(reason)) => {
+                        tracing::error!(campaign = id, "blocked, nothing sent: {reason}")
+                    }
+                    Ok(StartOutcome::Lost | StartOutcome::NotStartable(_)) => {}
                     Err(e) => {
                         let reason = format!("could not start: {e:#}");
                         tracing::error!(campaign = id, "{reason}");
