@@ -179,9 +179,15 @@ mod tests {
             addressee("Ana Silva", "Ambassador Extraordinary and Plenipotentiary"),
             "Ana Silva, Ambassador Extraordinary and Plenipotentiary"
         );
-        assert_eq!(addressee("山田 花子", "Ambassador"), "山田 花子, Ambassador");
+        assert_eq!(
+            addressee("山田 花子", "Ambassador"),
+            "山田 花子, Ambassador"
+        );
         assert_eq!(formal_name("Jordan Lee", "Mayor"), "Mayor Jordan Lee");
-        assert_eq!(formal_name("Danielle Okafor", "Deputy Commissioner"), "Danielle Okafor");
+        assert_eq!(
+            formal_name("Danielle Okafor", "Deputy Commissioner"),
+            "Danielle Okafor"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::{context, Value};
 
 use super::{form, AppState, Shared, ISSUE_CSP};
-use crate::compose::{CompiledIssue, PersonalLinks};
+use crate::compose::{CompiledIssue, PersonalLinks, Recipient};
 use crate::delivery::tokens::{Claims, Purpose};
 use crate::store::web::{WebChange, WebOutcome};
 use crate::store::{normalise_tag, ContactPatch};
@@ -362,12 +362,10 @@ pub(super) async fn compiled_for(
     Ok(Some(compiled))
 }
 
-/// GET /v/{campaign}/{token}: the issue as the campaign sent it
-/// (re-rendered from its frozen revision) as a public copy: the generic
-/// greeting and the merge tags' defaults or neutral words, since this is
-/// the link most likely to be forwarded. Its unsubscribe and preferences
-/// links point to a help page, so a forwarded view link cannot be used to
-/// change the subscription.
+/// GET /v/{campaign}/{token}: the issue as this recipient received it
+/// (re-rendered from the campaign's frozen revision with the contact's
+/// details). Its unsubscribe and preferences links point to a help page,
+/// so a forwarded view link cannot be used to change the subscription.
 pub(super) async fn view_in_browser(
     State(state): State<Shared>,
     Path((campaign, token)): Path<(String, String)>,
@@ -386,18 +384,19 @@ pub(super) async fn view_in_browser(
         let Some(compiled) = compiled_for(&state, campaign).await? else {
             return Ok(None);
         };
-        if state.store.contact_by_id(contact).await?.is_none() {
+        let Some(contact) = state.store.contact_by_id(contact).await? else {
             return Ok(None);
-        }
-        anyhow::Ok(Some(compiled))
+        };
+        anyhow::Ok(Some((compiled, contact)))
     }
     .await;
-    let compiled = match found {
+    let (compiled, contact) = match found {
         Ok(Some(x)) => x,
         Ok(None) => return invalid_link(&state),
         Err(e) => return server_error(&format!("view in browser: {e:#}")),
     };
     let base = state.base_url();
+    let recipient = Recipient::from_contact(&contact, Default::default());
     let links = PersonalLinks {
         unsubscribe: format!("{base}/links"),
         preferences: format!("{base}/links"),
@@ -406,7 +405,7 @@ pub(super) async fn view_in_browser(
         track_click: format!("{base}/t/c/{campaign}/{token}"),
         track_open: format!("{base}/t/o/{campaign}/{token}"),
     };
-    match compiled.html_public(links) {
+    match compiled.html_with_links(&recipient, links) {
         Ok(html) => issue_response(html),
         Err(e) => server_error(&format!("view in browser: {e}")),
     }
