@@ -20,6 +20,7 @@ mod import_corpus;
 mod send_conversation;
 mod send_crash;
 mod send_dkim;
+mod send_gate;
 mod send_smtp;
 mod store_conformance;
 mod web_pages;

@@ -41,8 +41,14 @@ pub fn skip_or_fail(what: &str) {
 }
 
 pub async fn sqlite() -> TestDb {
+    sqlite_migrated(true).await
+}
+
+/// A fresh SQLite file, migrated or left empty.
+pub async fn sqlite_migrated(migrate: bool) -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
+    config.database.auto_migrate = migrate;
     config.general.data_dir = dir.path().to_path_buf();
     let url = format!("sqlite://{}", dir.path().join("whatsup.db").display());
     config.database.url = Secret::new(url.clone());
@@ -60,6 +66,11 @@ static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A fresh PostgreSQL database, or `None` (after a loud skip) outside CI
 /// when no server is configured.
 pub async fn postgres() -> Option<TestDb> {
+    postgres_migrated(true).await
+}
+
+/// A fresh PostgreSQL database, migrated or left empty.
+pub async fn postgres_migrated(migrate: bool) -> Option<TestDb> {
     let Ok(base) = std::env::var("WHATSUP_TEST_POSTGRES_URL") else {
         skip_or_fail(
             "PostgreSQL test: WHATSUP_TEST_POSTGRES_URL is not set (scripts/test sets it)",
@@ -90,6 +101,7 @@ pub async fn postgres() -> Option<TestDb> {
     let mut config = Config::default();
     config.database.url = Secret::new(url.clone());
     config.database.max_connections = 4;
+    config.database.auto_migrate = migrate;
     let store = Store::open(&config).await.expect("open postgres store");
     Some(TestDb {
         store,

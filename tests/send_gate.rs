@@ -1,0 +1,590 @@
+//! The send gate, through the real binary on both backends: each refusal
+//! (create, schedule, start, send, a time in the past), the override and
+//! its history, a campaign blocked at start with nothing sent, a scheduled
+//! campaign whose template breaks before the worker starts it, and one
+//! recipient in 350 whose message cannot be rendered, against a real SMTP
+//! server (smtp-sink) that must receive nothing.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::sink::{self, Sink};
+use crate::common::TestDb;
+use whatsup::app::{campaigns, Actor};
+use whatsup::config::Secret;
+use whatsup::domain::CampaignState;
+use whatsup::send::worker::Worker;
+
+const SECRET: &str = "test-secret-that-is-long-enough-0123456789abcdef";
+
+/// The binary in a temporary directory, on a test database, with a config
+/// file that sends to the outbox (or to `smtp_port`).
+struct Bin {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Bin {
+    fn new(db: &TestDb) -> Bin {
+        let b = Bin {
+            dir: tempfile::tempdir().unwrap(),
+            url: db.url.clone(),
+        };
+        b.config("outbox", 25, "");
+        b
+    }
+
+    /// Writes the config file: `transport`, the SMTP port, and a templates
+    /// directory (empty: the built-in templates).
+    fn config(&self, transport: &str, smtp_port: u16, templates_dir: &str) {
+        std::fs::write(
+            self.path("whatsup.toml"),
+            format!(
+                "[general]\ndata_dir = \"data\"\n\
+                 [security]\ntoken_secret = \"{SECRET}\"\n\
+                 [smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\n\
+                 [sending]\ntransport = \"{transport}\"\nbounce_address = \"bounces@example.org\"\n\
+                 [newsletter]\ntemplates_dir = \"{templates_dir}\"\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_whatsup"))
+            .args(["--database", &self.url, "--config"])
+            .arg(self.path("whatsup.toml"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("WHATSUP_DATABASE_URL")
+            .env_remove("WHATSUP_CONFIG")
+            .env("USER", "tester")
+            .output()
+            .expect("run whatsup")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail with exit code 1; returns its stderr.
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} should be refused: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Writes an issue file and imports it (a new revision when changed).
+    fn issue(&self, text: &str) {
+        std::fs::write(self.path("issue.md"), text).unwrap();
+        self.ok(&["issues", "import", "issue.md"]);
+    }
+
+    /// Messages in the outbox for campaign `id`.
+    fn outbox(&self, id: i64) -> usize {
+        std::fs::read_dir(self.path(&format!("data/outbox/campaign-{id}")))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    fn state(&self, id: i64) -> String {
+        self.json(&["campaigns", "status", &id.to_string(), "--json"])["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn deliveries(&self, id: i64) -> i64 {
+        let v = self.json(&["campaigns", "status", &id.to_string(), "--json"]);
+        ["pending", "sending", "retry", "sent", "failed", "skipped"]
+            .iter()
+            .map(|k| v["counts"][k].as_i64().unwrap())
+            .sum()
+    }
+}
+
+fn sample() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/issue-214.md"))
+        .unwrap()
+}
+
+/// The sample with the lanterns' alt text removed (line 64, column 9).
+fn without_alt() -> String {
+    sample().replacen(
+        "alt = \"Paper lanterns glowing on the dark water of the Sumida River\", ",
+        "",
+        1,
+    )
+}
+
+fn fixture(b: &Bin) {
+    let csv = common::data("csv/fixture.csv").display().to_string();
+    b.ok(&["subscribers", "import", &csv]);
+}
+
+async fn a_failing_issue_is_refused_at_create_unless_overridden_and_the_override_is_in_the_history(
+    db: TestDb,
+) {
+    let b = Bin::new(&db);
+    fixture(&b);
+    b.issue(&without_alt());
+    let err = b.refused(&["campaigns", "create", "--issue", "214"]);
+    assert!(
+        err.contains("issue 214 revision 1:64:9: error[image-alt-missing]"),
+        "{err}"
+    );
+    assert!(err.contains("--override-check"), "{err}");
+    assert_eq!(
+        b.json(&["campaigns", "list", "--json"]),
+        serde_json::json!([])
+    );
+    let err = b.refused(&[
+        "campaigns",
+        "create",
+        "--issue",
+        "214",
+        "--override-check",
+        " ",
+    ]);
+    assert!(err.contains("give the reason"), "{err}");
+
+    let out = b.ok(&[
+        "campaigns",
+        "create",
+        "--issue",
+        "214",
+        "--override-check",
+        "the photo's description follows in the web version",
+    ]);
+    assert!(out.contains("failures overridden"), "{out}");
+    let show = b.ok(&["campaigns", "show", "1"]);
+    assert!(
+        show.contains(
+            "override   preflight failures of revision 1 overridden by cli:tester: \
+             the photo's description follows in the web version"
+        ),
+        "{show}"
+    );
+    assert!(
+        show.contains("draft -> draft  by cli:tester  preflight overridden for issue revision 1: the photo's description follows in the web version (covers: image-alt-missing issue 214 revision 1:64:9)"),
+        "{show}"
+    );
+    // The override covers revision 1 as it is: sending goes ahead.
+    let out = b.ok(&["send", "1"]);
+    assert!(out.contains("finished"), "{out}");
+    assert_eq!(b.outbox(1), 8);
+
+    // A new revision with the same failure is checked again.
+    b.issue(&without_alt().replacen("Tokyo turns", "Tokyo now turns", 1));
+    b.ok(&[
+        "campaigns",
+        "create",
+        "--issue",
+        "214",
+        "--override-check",
+        "still no description",
+    ]);
+    b.issue(&without_alt().replacen("Tokyo turns", "Tokyo soon turns", 1));
+    let err = b.refused(&["send", "2"]);
+    assert!(
+        err.contains("issue 214 revision 3:64:9: error[image-alt-missing]"),
+        "{err}"
+    );
+    assert_eq!(b.state(2), "blocked");
+    assert_eq!(b.outbox(2), 0);
+    b.ok(&[
+        "send",
+        "2",
+        "--override-check",
+        "revision 3 approved by phone",
+    ]);
+    assert_eq!(b.outbox(2), 8);
+    let events = b.json(&["campaigns", "show", "2", "--json"])["events"].clone();
+    let reasons: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.starts_with(
+            "preflight overridden for issue revision 3: revision 3 approved by phone"
+        )),
+        "{reasons:?}"
+    );
+}
+
+async fn a_time_in_the_past_is_refused_unless_now_is_given(db: TestDb) {
+    let b = Bin::new(&db);
+    fixture(&b);
+    b.issue(&sample());
+    b.ok(&["campaigns", "create", "--issue", "214"]);
+    let err = b.refused(&["campaigns", "schedule", "1", "--at", "2020-01-01 09:00"]);
+    assert!(err.contains("2020-01-01 09:00 JST is in the past"), "{err}");
+    assert!(err.contains("--now"), "{err}");
+    let err = b.refused(&[
+        "campaigns",
+        "schedule",
+        "1",
+        "--local",
+        "09:00",
+        "--date",
+        "2020-01-01",
+    ]);
+    assert!(err.contains("is in the past"), "{err}");
+    assert_eq!(b.state(1), "draft");
+    let out = b.ok(&[
+        "campaigns",
+        "schedule",
+        "1",
+        "--at",
+        "2020-01-01 09:00",
+        "--now",
+    ]);
+    assert!(out.contains("campaign 1 scheduled"), "{out}");
+    assert_eq!(b.state(1), "scheduled");
+    let out = b.ok(&["campaigns", "schedule", "1", "--at", "2099-01-01 09:00"]);
+    assert!(out.contains("2099-01-01 09:00 JST"), "{out}");
+}
+
+async fn schedule_start_and_send_refuse_a_failing_revision_and_nothing_is_sent(db: TestDb) {
+    let b = Bin::new(&db);
+    fixture(&b);
+    b.issue(&sample());
+    b.ok(&["campaigns", "create", "--issue", "214"]);
+    // The editor saves a broken revision after the campaign was created.
+    b.issue(
+        &sample()
+            .replacen(
+                "heading = \"Tokyo Friendship Sports Day\"",
+                "heading = \"\"",
+                1,
+            )
+            .replacen(
+                "https://www.example.org/whatsup/214/cool-spot.jpg",
+                "images/cool-spot.jpg",
+                1,
+            ),
+    );
+    let err = b.refused(&["campaigns", "schedule", "1", "--at", "2099-01-01 09:00"]);
+    assert!(err.contains("issue 214 revision 2:29:"), "{err}");
+    assert!(
+        err.contains("error[image-src]: images/cool-spot.jpg is a relative path"),
+        "{err}"
+    );
+    assert!(
+        err.contains("issue 214 revision 2:70:11: error[heading-empty]"),
+        "{err}"
+    );
+    assert_eq!(b.state(1), "draft");
+
+    let err = b.refused(&["campaigns", "start", "1"]);
+    assert!(
+        err.contains("campaign 1 is blocked; nothing was sent"),
+        "{err}"
+    );
+    assert!(err.contains("error[heading-empty]"), "{err}");
+    let show = b.ok(&["campaigns", "show", "1"]);
+    assert!(show.contains("state      blocked:"), "{show}");
+    assert!(
+        show.contains("error[image-src]"),
+        "the reasons are shown: {show}"
+    );
+    assert!(show.contains("draft -> blocked  by cli:tester"), "{show}");
+    assert_eq!(b.deliveries(1), 0, "no recipient was frozen");
+
+    let err = b.refused(&["send", "1"]);
+    assert!(err.contains("blocked"), "{err}");
+    assert_eq!(b.outbox(1), 0);
+    assert_eq!(b.deliveries(1), 0);
+
+    // Fixed: the blocked campaign starts and sends.
+    b.issue(&sample());
+    let out = b.ok(&["send", "1"]);
+    assert!(out.contains("finished"), "{out}");
+    assert_eq!(b.outbox(1), 8);
+    let show = b.ok(&["campaigns", "show", "1"]);
+    assert!(
+        show.contains("(revision 3)"),
+        "the fixed revision went out: {show}"
+    );
+}
+
+async fn an_unknown_merge_tag_is_refused_at_import_with_its_line_and_column(db: TestDb) {
+    let b = Bin::new(&db);
+    let text = sample().replacen(
+        "Summers in Tokyo are growing longer",
+        "Dear {{ recipient.nmae }}, summers are growing longer",
+        1,
+    );
+    std::fs::write(b.path("issue.md"), &text).unwrap();
+    let err = b.refused(&["issues", "import", "issue.md"]);
+    assert!(
+        err.contains("issue.md:13:9: unknown value `recipient.nmae`: did you mean `recipient.name`? [merge-tag]"),
+        "{err}"
+    );
+    let out = b.run(&["issues", "check", "issue.md"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("issue.md:13:9: error[merge-tag]"),
+        "{report}"
+    );
+    assert!(b
+        .json(&["issues", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+async fn preview_as_shows_each_contacts_greeting(db: TestDb) {
+    let b = Bin::new(&db);
+    fixture(&b);
+    b.ok(&[
+        "subscribers",
+        "add",
+        "ambassador@se.embassy.example.org",
+        "--name",
+        "Eva Lind",
+        "--title",
+        "Ambassador Extraordinary and Plenipotentiary",
+        "--salutation",
+        "Your Excellency",
+    ]);
+    b.ok(&[
+        "subscribers",
+        "add",
+        "hanako@jp.example.org",
+        "--name",
+        "山田 花子",
+        "--title",
+        "一等書記官",
+    ]);
+    let err = b.refused(&[
+        "subscribers",
+        "edit",
+        "hanako@jp.example.org",
+        "--salutation",
+        "Dear\tSir",
+    ]);
+    assert!(err.contains("--salutation"), "{err}");
+    let issue = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples/issue-214.md")
+        .display()
+        .to_string();
+    let greeting = |email: &str| {
+        let out = b.ok(&[
+            "issues", "preview", &issue, "--as", email, "--out", "preview",
+        ]);
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("greeting for {email}: ")))
+            .unwrap_or_else(|| panic!("no greeting line: {out}"))
+            .to_string()
+    };
+    assert_eq!(
+        greeting("ambassador@se.embassy.example.org"),
+        "Your Excellency,"
+    );
+    assert_eq!(
+        greeting("hanako@jp.example.org"),
+        "Dear 山田 花子 一等書記官,"
+    );
+    let show = b.ok(&["subscribers", "show", "ambassador@se.embassy.example.org"]);
+    assert!(show.contains("salutation:   Your Excellency"), "{show}");
+    let export = b.ok(&[
+        "subscribers",
+        "export",
+        "--segment",
+        "email = ambassador@se.embassy.example.org",
+    ]);
+    assert!(export.contains(",Your Excellency"), "{export}");
+}
+
+/// Contacts for the 350-recipient test: one of them in Oslo.
+fn three_hundred_and_fifty(dir: &Path) -> PathBuf {
+    let mut csv = String::from("email,name,title,organisation,kind,country,city,timezone\n");
+    for i in 0..350 {
+        let city = if i == 211 { "Oslo" } else { "Tokyo" };
+        csv.push_str(&format!(
+            "person{i}@org{}.example.org,Person {i},Counsellor,Embassy {},embassy,NO,{city},Asia/Tokyo\n",
+            i % 7,
+            if i == 211 { 999 } else { i % 7 },
+        ));
+    }
+    let path = dir.join("350.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+async fn a_template_that_fails_for_one_recipient_in_350_blocks_the_campaign_and_nothing_is_sent(
+    db: TestDb,
+) {
+    if !sink::available() {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let b = Bin::new(&db);
+    let templates = b.path("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("greeting.txt"),
+        "{% if recipient.city == \"Oslo\" %}Dear {{ recipient.nosuch }},\n{% else %}Dear {{ recipient.addressee }},{% endif %}",
+    )
+    .unwrap();
+    b.config("smtp", sink.port, &templates.display().to_string());
+    let csv = three_hundred_and_fifty(b.dir.path());
+    b.ok(&["subscribers", "import", &csv.display().to_string()]);
+    b.issue(&sample());
+    // The preflight's sample contacts never reach that branch.
+    b.ok(&["issues", "check", "214"]);
+    b.ok(&["campaigns", "create", "--issue", "214"]);
+    let err = b.refused(&["send", "1"]);
+    assert!(
+        err.contains("1 of 350 recipients' messages cannot be rendered; nothing was sent"),
+        "{err}"
+    );
+    assert!(err.contains("greeting.txt:1:"), "the template line: {err}");
+    assert!(err.contains("recipient.nosuch"), "{err}");
+    assert!(
+        err.contains("person211@org1.example.org"),
+        "the recipient: {err}"
+    );
+    assert_eq!(b.state(1), "blocked");
+    assert_eq!(b.deliveries(1), 0);
+    assert!(sink.messages().is_empty(), "the relay received nothing");
+    let show = b.ok(&["campaigns", "show", "1"]);
+    assert!(show.contains("person211@org1.example.org"), "{show}");
+
+    // Fixed: everyone gets exactly one message.
+    std::fs::remove_file(templates.join("greeting.txt")).unwrap();
+    let out = b.ok(&["send", "1"]);
+    assert!(out.contains("350 sent"), "{out}");
+    assert_eq!(sink.messages().len(), 350);
+}
+
+async fn a_scheduled_campaign_whose_template_breaks_before_it_starts_is_blocked_and_sends_nothing(
+    db: TestDb,
+) {
+    let (_dir, csv) = common::temp_csv(
+        "email,name,title,organisation,kind\na@example.org,A,Counsellor,Embassy A,embassy\n\
+         b@example.org,B,Counsellor,Embassy B,embassy\n",
+    );
+    common::import(&db.store, &csv, &Default::default()).await;
+    common::save_sample_issue(&db.store).await;
+    let mut config = db.config.clone();
+    config.security.token_secret = Secret::new(SECRET);
+    config.sending.transport = "outbox".into();
+    config.sending.poll_secs = 1;
+    let outbox = tempfile::tempdir().unwrap();
+    config.sending.outbox_dir = outbox.path().to_path_buf();
+    let actor = Actor::named("cli:editor");
+    let id = campaigns::create(
+        &db.store,
+        &config,
+        &actor,
+        campaigns::CreateCampaign {
+            issue: 214,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    campaigns::schedule(
+        &db.store,
+        &config,
+        &actor,
+        id,
+        campaigns::ScheduleCampaign {
+            when: campaigns::When::At("2020-01-01 09:00".into()),
+            now: true,
+            override_check: None,
+        },
+    )
+    .await
+    .unwrap();
+    // Before the worker gets to it, someone drops the unsubscribe link
+    // from the templates.
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(
+        templates.path().join("issue.txt"),
+        "{{ issue.subject }}\n\n{{ greeting }}\n\n{{ issue.intro_text }}\n",
+    )
+    .unwrap();
+    config.newsletter.templates_dir = templates.path().to_path_buf();
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (store, config, stop) = (db.store.clone(), config.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut w = Worker::new(store, config).unwrap();
+            w.run(&stop).await.unwrap();
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let c = loop {
+        let c = db.store.campaign_or_err(id).await.unwrap();
+        if c.state != CampaignState::Scheduled.as_str() {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "still scheduled after a minute");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.store(true, Ordering::SeqCst);
+    worker.await.unwrap();
+    assert_eq!(c.state, "blocked", "{c:?}");
+    assert!(
+        c.state_reason.contains("error[unsubscribe-missing]"),
+        "{}",
+        c.state_reason
+    );
+    assert_eq!(db.store.delivery_counts(id).await.unwrap().total(), 0);
+    assert!(
+        std::fs::read_dir(outbox.path().join(format!("campaign-{id}")))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "nothing was written to the outbox"
+    );
+    let events = db.store.campaign_events(id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.old_state.as_deref(), last.new_state.as_str()),
+        (Some("scheduled"), "blocked")
+    );
+    assert!(last.actor.contains(':'), "the worker's id: {}", last.actor);
+}
+
+on_both_backends!(
+    a_failing_issue_is_refused_at_create_unless_overridden_and_the_override_is_in_the_history,
+    a_time_in_the_past_is_refused_unless_now_is_given,
+    schedule_start_and_send_refuse_a_failing_revision_and_nothing_is_sent,
+    an_unknown_merge_tag_is_refused_at_import_with_its_line_and_column,
+    preview_as_shows_each_contacts_greeting,
+    a_template_that_fails_for_one_recipient_in_350_blocks_the_campaign_and_nothing_is_sent,
+    a_scheduled_campaign_whose_template_breaks_before_it_starts_is_blocked_and_sends_nothing,
+);
