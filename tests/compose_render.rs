@@ -55,30 +55,7 @@ fn compiled() -> CompiledIssue {
     CompiledIssue::compile(sample(), &Newsletter::default()).expect("the sample compiles")
 }
 
-fn snapshot(name: &str, actual: &str) {
-    let path = root().join("tests/snapshots").join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some()
-        || !path.exists() && std::env::var_os("CI").is_none()
-    {
-        std::fs::write(&path, actual).unwrap();
-        eprintln!("wrote snapshot {}", path.display());
-        return;
-    }
-    let expected =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if expected != actual {
-        let new = path.with_extension(format!(
-            "{}.new",
-            path.extension().and_then(|e| e.to_str()).unwrap_or("")
-        ));
-        std::fs::write(&new, actual).unwrap();
-        panic!(
-            "{} differs from the rendering (written to {}); rerun with UPDATE_SNAPSHOTS=1 if the change is intended",
-            path.display(),
-            new.display()
-        );
-    }
-}
+use crate::common::snapshot;
 
 #[test]
 fn the_html_part_matches_its_snapshot() {

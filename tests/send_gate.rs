@@ -579,7 +579,35 @@ async fn a_scheduled_campaign_whose_template_breaks_before_it_starts_is_blocked_
     assert!(last.actor.contains(':'), "the worker's id: {}", last.actor);
 }
 
+async fn every_seed_contact_is_greeted_by_name_first_with_the_role_after(db: TestDb) {
+    for file in ["embassies.csv", "sister-cities.csv"] {
+        common::import(&db.store, &common::seed(file), &Default::default()).await;
+    }
+    let issue = whatsup::compose::Issue::parse("sample", &sample()).unwrap();
+    let compiled = whatsup::compose::CompiledIssue::compile(issue, &db.config.newsletter).unwrap();
+    let contacts = db.store.list_contacts(None, None, 0).await.unwrap();
+    assert!(contacts.len() > 200);
+    let mut table = String::new();
+    for c in &contacts {
+        let r = whatsup::compose::Recipient::from_contact(c, Default::default());
+        let g = compiled.greeting(&r).unwrap();
+        let expected = if c.org_kind.as_deref() == Some("city") {
+            format!(
+                "Dear {} and friends in {},",
+                c.name,
+                c.org_city.as_deref().unwrap()
+            )
+        } else {
+            format!("Dear {}, {},", c.name, c.title)
+        };
+        assert_eq!(g, expected, "{}", c.email);
+        table.push_str(&format!("{}\t{g}\n", c.email));
+    }
+    common::snapshot("seed-greetings.txt", &table);
+}
+
 on_both_backends!(
+    every_seed_contact_is_greeted_by_name_first_with_the_role_after,
     a_failing_issue_is_refused_at_create_unless_overridden_and_the_override_is_in_the_history,
     a_time_in_the_past_is_refused_unless_now_is_given,
     schedule_start_and_send_refuse_a_failing_revision_and_nothing_is_sent,

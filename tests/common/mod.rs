@@ -229,3 +229,33 @@ pub fn make_certificates(dir: &Path) -> Option<()> {
     .all(|line| run(&args(line)));
     ok.then_some(())
 }
+
+/// Compares `actual` with `tests/snapshots/NAME`. Outside CI a missing
+/// snapshot is written; set UPDATE_SNAPSHOTS=1 to rewrite one after a
+/// deliberate change. A difference writes `NAME.new` beside it and fails.
+pub fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some()
+        || !path.exists() && std::env::var_os("CI").is_none()
+    {
+        std::fs::write(&path, actual).unwrap();
+        eprintln!("wrote snapshot {}", path.display());
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if expected != actual {
+        let new = path.with_extension(format!(
+            "{}.new",
+            path.extension().and_then(|e| e.to_str()).unwrap_or("")
+        ));
+        std::fs::write(&new, actual).unwrap();
+        panic!(
+            "{} differs from the rendering (written to {}); rerun with UPDATE_SNAPSHOTS=1 if the change is intended",
+            path.display(),
+            new.display()
+        );
+    }
+}
