@@ -9,16 +9,11 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::sink::{self, Sink};
 use crate::common::TestDb;
-use whatsup::app::{campaigns, Actor};
-use whatsup::config::Secret;
 use whatsup::domain::CampaignState;
-use whatsup::send::worker::Worker;
 
 const SECRET: &str = "test-secret-that-is-long-enough-0123456789abcdef";
 
@@ -491,92 +486,63 @@ async fn a_template_that_fails_for_one_recipient_in_350_blocks_the_campaign_and_
 async fn a_scheduled_campaign_whose_template_breaks_before_it_starts_is_blocked_and_sends_nothing(
     db: TestDb,
 ) {
-    let (_dir, csv) = common::temp_csv(
-        "email,name,title,organisation,kind\na@example.org,A,Counsellor,Embassy A,embassy\n\
-         b@example.org,B,Counsellor,Embassy B,embassy\n",
-    );
-    common::import(&db.store, &csv, &Default::default()).await;
-    common::save_sample_issue(&db.store).await;
-    let mut config = db.config.clone();
-    config.security.token_secret = Secret::new(SECRET);
-    config.sending.transport = "outbox".into();
-    config.sending.poll_secs = 1;
-    let outbox = tempfile::tempdir().unwrap();
-    config.sending.outbox_dir = outbox.path().to_path_buf();
-    let actor = Actor::named("cli:editor");
-    let id = campaigns::create(
-        &db.store,
-        &config,
-        &actor,
-        campaigns::CreateCampaign {
-            issue: 214,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .id;
-    campaigns::schedule(
-        &db.store,
-        &config,
-        &actor,
-        id,
-        campaigns::ScheduleCampaign {
-            when: campaigns::When::At("2020-01-01 09:00".into()),
-            now: true,
-            override_check: None,
-        },
-    )
-    .await
-    .unwrap();
-    // Before the worker gets to it, someone drops the unsubscribe link
-    // from the templates.
-    let templates = tempfile::tempdir().unwrap();
+    let b = Bin::new(&db);
+    fixture(&b);
+    b.issue(&sample());
+    b.ok(&["campaigns", "create", "--issue", "214"]);
+    b.ok(&[
+        "campaigns",
+        "schedule",
+        "1",
+        "--at",
+        "2020-01-01 09:00",
+        "--now",
+    ]);
+    // Before the worker gets to it, a template override drops the
+    // unsubscribe link from the text part.
+    let templates = b.path("templates");
+    std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(
-        templates.path().join("issue.txt"),
+        templates.join("issue.txt"),
         "{{ issue.subject }}\n\n{{ greeting }}\n\n{{ issue.intro_text }}\n",
     )
     .unwrap();
-    config.newsletter.templates_dir = templates.path().to_path_buf();
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let (store, config, stop) = (db.store.clone(), config.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut w = Worker::new(store, config).unwrap();
-            w.run(&stop).await.unwrap();
-        })
-    };
+    b.config("outbox", 25, &templates.display().to_string());
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_whatsup"))
+        .args(["--database", &b.url, "--config"])
+        .arg(b.path("whatsup.toml"))
+        .arg("worker")
+        .current_dir(b.dir.path())
+        .env_remove("WHATSUP_DATABASE_URL")
+        .env_remove("WHATSUP_CONFIG")
+        .env("WHATSUP_SENDING_POLL_SECS", "1")
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let c = loop {
-        let c = db.store.campaign_or_err(id).await.unwrap();
-        if c.state != CampaignState::Scheduled.as_str() {
+        let c = db.store.campaign_or_err(1).await.unwrap();
+        if c.state != CampaignState::Scheduled.as_str() || Instant::now() > deadline {
             break c;
         }
-        assert!(Instant::now() < deadline, "still scheduled after a minute");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    stop.store(true, Ordering::SeqCst);
-    worker.await.unwrap();
+    // SAFETY: signalling our own child by its id.
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    assert!(worker.wait().unwrap().success(), "the worker stops cleanly");
     assert_eq!(c.state, "blocked", "{c:?}");
     assert!(
         c.state_reason.contains("error[unsubscribe-missing]"),
         "{}",
         c.state_reason
     );
-    assert_eq!(db.store.delivery_counts(id).await.unwrap().total(), 0);
+    assert_eq!(b.deliveries(1), 0);
+    assert_eq!(b.outbox(1), 0, "nothing was sent");
+    let show = b.ok(&["campaigns", "show", "1"]);
+    assert!(show.contains("scheduled -> blocked"), "{show}");
     assert!(
-        std::fs::read_dir(outbox.path().join(format!("campaign-{id}")))
-            .map(|d| d.count() == 0)
-            .unwrap_or(true),
-        "nothing was written to the outbox"
+        show.contains("the text part has no unsubscribe link"),
+        "{show}"
     );
-    let events = db.store.campaign_events(id).await.unwrap();
-    let last = events.last().unwrap();
-    assert_eq!(
-        (last.old_state.as_deref(), last.new_state.as_str()),
-        (Some("scheduled"), "blocked")
-    );
-    assert!(last.actor.contains(':'), "the worker's id: {}", last.actor);
 }
 
 async fn every_seed_contact_is_greeted_by_name_first_with_the_role_after(db: TestDb) {

@@ -118,6 +118,15 @@ pub struct Scheduled {
     pub overridden: bool,
 }
 
+/// A started campaign.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StartedCampaign {
+    /// Recipients frozen.
+    pub recipients: i64,
+    /// Seconds rendering every recipient's message took.
+    pub render_secs: f64,
+}
+
 /// A campaign state change an operator asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -325,19 +334,24 @@ fn local(ms: i64, tz: chrono_tz::Tz) -> String {
 }
 
 /// Starts a draft, scheduled or blocked campaign now, through the send
-/// gate; returns the number of recipients frozen. A refusal leaves it
-/// `blocked` with the reasons.
+/// gate. A refusal leaves it `blocked` with the reasons.
 pub async fn start(
     store: &Store,
     config: &Config,
     actor: &Actor,
     id: i64,
     override_check: Option<String>,
-) -> Result<i64> {
+) -> Result<StartedCampaign> {
     campaign(store, id).await?;
     let reason = override_reason(&override_check)?;
     match gate::start(store, config, id, actor.as_str(), reason).await? {
-        StartOutcome::Started(n) => Ok(n),
+        StartOutcome::Started {
+            recipients,
+            render_secs,
+        } => Ok(StartedCampaign {
+            recipients,
+            render_secs,
+        }),
         StartOutcome::Blocked(reason) => Err(CampaignError::Blocked { id, reason }),
         StartOutcome::NotStartable(state) => Err(CampaignError::WrongState {
             id,

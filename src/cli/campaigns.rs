@@ -157,10 +157,11 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         CampaignsCmd::Start { id, override_check } => {
-            let n = campaigns::start(store, config, &actor, id, override_check).await?;
+            let s = campaigns::start(store, config, &actor, id, override_check).await?;
             println!(
-                "campaign {id} started: {n} recipients frozen, every message rendered; \
-                 run `whatsup worker` or `whatsup send {id}`"
+                "campaign {id} started: {} recipients frozen, every message rendered in {:.2} s; \
+                 run `whatsup worker` or `whatsup send {id}`",
+                s.recipients, s.render_secs
             );
             Ok(ExitCode::SUCCESS)
         }

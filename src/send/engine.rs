@@ -524,7 +524,7 @@ impl Deliverer {
 /// with the reasons.
 pub async fn start(store: &Store, config: &Config, id: i64, actor: &str) -> Result<Option<i64>> {
     match super::gate::start(store, config, id, actor, None).await? {
-        super::gate::StartOutcome::Started(n) => Ok(Some(n)),
+        super::gate::StartOutcome::Started { recipients, .. } => Ok(Some(recipients)),
         super::gate::StartOutcome::Lost => Ok(None),
         super::gate::StartOutcome::NotStartable(state) => {
             bail!("campaign {id} is {state}; only a draft, scheduled or blocked campaign can start")

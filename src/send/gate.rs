@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Utc};
@@ -242,10 +243,11 @@ pub async fn check_campaign(
 }
 
 /// What a start did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StartOutcome {
-    /// Running, with this many recipients frozen.
-    Started(i64),
+    /// Running: the recipients frozen, and how long rendering every one's
+    /// message took (from the first frozen page to the last rendered one).
+    Started { recipients: i64, render_secs: f64 },
     /// Not started: the campaign is in this state (not draft, scheduled or
     /// blocked).
     NotStartable(CampaignState),
@@ -301,7 +303,18 @@ pub async fn start(
         .start_campaign(id, p.revision, segment.as_ref(), &due, actor, &mut check)
         .await?;
     Ok(match started {
-        Started::Running(n) => StartOutcome::Started(n),
+        Started::Running(n) => {
+            let render_secs = check.elapsed_secs();
+            tracing::info!(
+                campaign = id,
+                recipients = n,
+                "every message rendered in {render_secs:.2} s"
+            );
+            StartOutcome::Started {
+                recipients: n,
+                render_secs,
+            }
+        }
         Started::Blocked(reason) => StartOutcome::Blocked(reason),
         Started::NotStartable => StartOutcome::Lost,
     })
@@ -364,6 +377,9 @@ pub struct RenderCheck {
     in_flight: VecDeque<JoinHandle<PageResult>>,
     limit: usize,
     total: PageResult,
+    /// When the first page arrived, and when the last was rendered.
+    began: Option<Instant>,
+    ended: Option<Instant>,
 }
 
 impl RenderCheck {
@@ -377,6 +393,16 @@ impl RenderCheck {
                 .map(|n| n.get())
                 .unwrap_or(2),
             total: PageResult::default(),
+            began: None,
+            ended: None,
+        }
+    }
+
+    /// Seconds from the first frozen page to the verdict.
+    pub fn elapsed_secs(&self) -> f64 {
+        match (self.began, self.ended) {
+            (Some(b), Some(e)) => (e - b).as_secs_f64(),
+            _ => 0.0,
         }
     }
 
@@ -444,6 +470,7 @@ fn render_page(
 
 impl FrozenCheck for RenderCheck {
     async fn page(&mut self, rows: Vec<Claimed>) -> Result<()> {
+        self.began.get_or_insert_with(Instant::now);
         while self.in_flight.len() >= self.limit {
             self.join_oldest().await?;
         }
@@ -460,6 +487,7 @@ impl FrozenCheck for RenderCheck {
         while !self.in_flight.is_empty() {
             self.join_oldest().await?;
         }
+        self.ended = Some(Instant::now());
         Ok(self.summary().1)
     }
 }

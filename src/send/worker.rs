@@ -107,8 +107,8 @@ impl Worker {
                 // The gate runs again: templates or config may have changed
                 // since the campaign was scheduled.
                 match gate::start(&self.store, &self.config, id, &self.id, None).await {
-                    Ok(StartOutcome::Started(n)) => {
-                        tracing::info!(campaign = id, recipients = n, "campaign started")
+                    Ok(StartOutcome::Started { recipients, .. }) => {
+                        tracing::info!(campaign = id, recipients, "campaign started")
                     }
                     Ok(StartOutcome::Blocked(reason)) => {
                         tracing::error!(campaign = id, "blocked, nothing sent: {reason}")
