@@ -2,7 +2,11 @@
 //! personalised messages (headers, both MIME parts, quoted-printable) for
 //! 100,000 synthetic contacts on one thread.
 //!
-//! `cargo run --release --example render_bench [CONTACTS]`
+//! `cargo run --release --example render_bench [CONTACTS] [--merge-tags]`
+//!
+//! `--merge-tags` puts merge tags in the issue's own text (the subject, a
+//! heading and the introduction), so each message also fills those and
+//! writes its own Subject header.
 
 use std::time::Instant;
 
@@ -11,10 +15,9 @@ use whatsup::config::Newsletter;
 use whatsup::domain::OrgKind;
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let merge_tags = args.iter().any(|a| a == "--merge-tags");
     let sample =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/issue-214.md"))
             .expect("samples/issue-214.md");
@@ -32,6 +35,24 @@ fn main() {
         source.push_str(&front[events_start..events_end]);
     }
     source.push_str(intro);
+    if merge_tags {
+        source = source
+            .replacen(
+                "subject = \"",
+                "subject = \"For {{ recipient.organisation or 'you' }}: ",
+                1,
+            )
+            .replacen(
+                "heading = \"",
+                "heading = \"{{ recipient.name }}, ",
+                1,
+            )
+            .replacen(
+                "Welcome to the July issue",
+                "Dear {{ recipient.name or \"colleague\" }} of {{ recipient.city }}, welcome to the July issue",
+                1,
+            );
+    }
     let kinds = [
         OrgKind::Embassy,
         OrgKind::City,
@@ -71,9 +92,10 @@ fn main() {
     let render = t1.elapsed();
     let rate = n as f64 / render.as_secs_f64();
     println!(
-        "issue source: {} bytes ({:.1} KiB)",
+        "issue source: {} bytes ({:.1} KiB){}",
         source.len(),
-        source.len() as f64 / 1024.0
+        source.len() as f64 / 1024.0,
+        if merge_tags { ", with merge tags" } else { "" }
     );
     println!("compile once: {:.1} ms", compile.as_secs_f64() * 1e3);
     println!(

@@ -200,7 +200,8 @@ impl Recipient {
         }
     }
 
-    /// A recipient from a claimed (or frozen) delivery and its link tokens.
+    /// A recipient from a claimed (or frozen) delivery and its link tokens:
+    /// the same fields as [`Recipient::from_contact`], from the queue's row.
     pub fn from_claimed(c: &Claimed, tokens: LinkTokens) -> Recipient {
         Recipient {
             email: c.email.clone(),

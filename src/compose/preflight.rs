@@ -88,16 +88,7 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         for f in &self.findings {
-            let place = match (f.line, f.column) {
-                (0, _) => f.file.clone(),
-                (l, 0) => format!("{}:{l}", f.file),
-                (l, c) => format!("{}:{l}:{c}", f.file),
-            };
-            let sev = match f.severity {
-                Severity::Failure => "error",
-                Severity::Warning => "warning",
-            };
-            s.push_str(&format!("{place}: {sev}[{}]: {}\n", f.rule, f.message));
+            s.push_str(&format!("{f}\n"));
         }
         s.push_str(&format!(
             "{}: {} ({} failure(s), {} warning(s); HTML {} bytes, text {} bytes)\n",
@@ -113,6 +104,22 @@ impl Report {
             self.text_bytes
         ));
         s
+    }
+}
+
+impl std::fmt::Display for Finding {
+    /// `file:line:column: error[rule]: message`, like a compiler.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{}", self.file)?,
+            (l, 0) => write!(f, "{}:{l}", self.file)?,
+            (l, c) => write!(f, "{}:{l}:{c}", self.file)?,
+        }
+        let sev = match self.severity {
+            Severity::Failure => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, ": {sev}[{}]: {}", self.rule, self.message)
     }
 }
 

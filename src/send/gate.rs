@@ -112,7 +112,7 @@ impl fmt::Display for Refusal {
             self.failures.len()
         )?;
         for x in &self.failures {
-            writeln!(f, "  {}", describe(x))?;
+            writeln!(f, "  {x}")?;
         }
         if self.overridable {
             write!(
@@ -126,20 +126,6 @@ impl fmt::Display for Refusal {
             )
         }
     }
-}
-
-/// One finding as `file:line:column: error[rule]: message`.
-pub fn describe(f: &Finding) -> String {
-    let place = match (f.line, f.column) {
-        (0, _) => f.file.clone(),
-        (l, 0) => format!("{}:{l}", f.file),
-        (l, c) => format!("{}:{l}:{c}", f.file),
-    };
-    let sev = match f.severity {
-        Severity::Failure => "error",
-        Severity::Warning => "warning",
-    };
-    format!("{place}: {sev}[{}]: {}", f.rule, f.message)
 }
 
 /// What an override records of a failure (stable for one revision).
