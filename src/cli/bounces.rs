@@ -189,6 +189,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                             r.kind.clone(),
                             r.reason.clone(),
                             r.status.clone(),
+                            matched(&r.matched_by, r.verified),
                             r.action.clone(),
                             cut(&r.diagnostic, 50),
                         ]
@@ -202,12 +203,25 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                         "KIND",
                         "REASON",
                         "STATUS",
+                        "MATCHED BY",
                         "ACTION",
                         "DIAGNOSTIC",
                     ],
                     &table,
                 );
-                println!("{} events", rows.len());
+                let unverified = rows.iter().filter(|r| !r.verified).count();
+                println!(
+                    "{} events{}",
+                    rows.len(),
+                    if unverified > 0 {
+                        format!(
+                            ", {unverified} unverified (matched only by what anyone can write; \
+                             they changed nothing)"
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -242,7 +256,11 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                     println!("  kind:       {} ({})", r.kind, r.reason);
                     println!("  status:     {}", r.status);
                     println!("  diagnostic: {}", r.diagnostic);
-                    println!("  source:     {} (matched by {})", r.source, r.matched_by);
+                    println!(
+                        "  source:     {} (matched by {})",
+                        r.source,
+                        matched(&r.matched_by, r.verified)
+                    );
                     println!("  action:     {}", r.action);
                 }
             }
@@ -266,7 +284,14 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                             r.last_at.format("%Y-%m-%d").to_string(),
                             format!("{} ({})", r.last_kind, r.last_reason),
                             r.last_status.clone(),
-                            format!("{}h {}s {}c", r.hard, r.soft, r.complaints),
+                            if r.unverified > 0 {
+                                format!(
+                                    "{}h {}s {}c, {} unverified",
+                                    r.hard, r.soft, r.complaints, r.unverified
+                                )
+                            } else {
+                                format!("{}h {}s {}c", r.hard, r.soft, r.complaints)
+                            },
                             cut(&r.last_diagnostic, 60),
                         ]
                     })
@@ -288,6 +313,15 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// How an event was matched, as shown: `verp`, or `address (unverified)`.
+fn matched(by: &str, verified: bool) -> String {
+    match (by, verified) {
+        ("", _) => "-".into(),
+        (by, true) => by.to_string(),
+        (by, false) => format!("{by} (unverified)"),
     }
 }
 
@@ -348,7 +382,7 @@ async fn ingest(config: &Config, args: &IngestArgs) -> Result<ExitCode> {
                         if e.matched_by.is_empty() {
                             String::new()
                         } else {
-                            format!(", matched by {}", e.matched_by)
+                            format!(", matched by {}", matched(&e.matched_by, e.verified))
                         }
                     );
                 }

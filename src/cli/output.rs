@@ -85,6 +85,8 @@ pub fn print_config(loaded: &Loaded, json: bool) -> Result<()> {
         ("dkim", "private_key"),
         ("bounces.imap", "password"),
         ("bounces.pop3", "password"),
+        ("webhooks", "postmark_password"),
+        ("web", "metrics_token"),
     ] {
         let table = section
             .split('.')

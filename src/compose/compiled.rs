@@ -21,7 +21,6 @@
 //! them with neutral words instead of anyone's details.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use minijinja::{context, Environment, Value};
@@ -433,8 +432,6 @@ pub struct CompiledIssue {
     common_headers: String,
     boundary: String,
     domain: String,
-    nonce: String,
-    seq: AtomicU64,
 }
 
 impl std::fmt::Debug for CompiledIssue {
@@ -717,8 +714,6 @@ impl CompiledIssue {
             common_headers: common,
             boundary,
             domain,
-            nonce,
-            seq: AtomicU64::new(0),
         })
     }
 
@@ -870,11 +865,9 @@ impl CompiledIssue {
         now: DateTime<Utc>,
     ) -> Result<RenderedMessage, SourceError> {
         let f = self.fill(r)?;
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let message_id = format!(
-            "<{}.{seq}.{}@{}>",
-            self.nonce, self.issue.number, self.domain
-        );
+        // Random, so that no Message-ID can be guessed from another one
+        // (a bounce may be matched by it).
+        let message_id = crate::delivery::message_id::random(&self.domain);
         let mut out: Vec<u8> =
             Vec::with_capacity(self.html.encoded_len + self.text.encoded_len + 2048);
         let mut h = String::with_capacity(1024);

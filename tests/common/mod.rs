@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bounces;
+pub mod browser;
 pub mod dovecot;
 pub mod http;
 pub mod sink;
@@ -50,6 +51,8 @@ pub async fn sqlite_migrated(migrate: bool) -> TestDb {
     let mut config = Config::default();
     config.database.auto_migrate = migrate;
     config.general.data_dir = dir.path().to_path_buf();
+    // Tests run in parallel: the metrics listener takes any free port.
+    config.web.metrics_bind = "127.0.0.1:0".into();
     let url = format!("sqlite://{}", dir.path().join("whatsup.db").display());
     config.database.url = Secret::new(url.clone());
     let store = Store::open(&config).await.expect("open sqlite store");
@@ -102,6 +105,7 @@ pub async fn postgres_migrated(migrate: bool) -> Option<TestDb> {
     config.database.url = Secret::new(url.clone());
     config.database.max_connections = 4;
     config.database.auto_migrate = migrate;
+    config.web.metrics_bind = "127.0.0.1:0".into();
     let store = Store::open(&config).await.expect("open postgres store");
     Some(TestDb {
         store,
@@ -258,4 +262,21 @@ pub fn snapshot(name: &str, actual: &str) {
             new.display()
         );
     }
+}
+
+/// Runs the real binary on the database at `url` with no config file, and
+/// returns its standard output; fails the test if it fails.
+pub fn whatsup_ok(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_whatsup"))
+        .args(args)
+        .env("WHATSUP_CONFIG", "/dev/null")
+        .env("WHATSUP_DATABASE_URL", url)
+        .output()
+        .expect("run whatsup");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
