@@ -276,7 +276,7 @@ fn relative_http_local_and_data_images_fail_and_unsized_ones_warn() {
         "{text}"
     );
     assert!(
-        text.contains("until the media library is available"),
+        text.contains("whatsup media add FILE"),
         "{text}"
     );
     assert!(text.contains("https address"), "{text}");

@@ -545,6 +545,76 @@ async fn a_scheduled_campaign_whose_template_breaks_before_it_starts_is_blocked_
     );
 }
 
+async fn an_image_from_the_media_library_passes_and_goes_out_with_its_full_address(db: TestDb) {
+    let b = Bin::new(&db);
+    fixture(&b);
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(40, 30))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    std::fs::write(b.path("photo.png"), png).unwrap();
+    let added = b.json(&[
+        "media",
+        "add",
+        "photo.png",
+        "--alt",
+        "A black rectangle",
+        "--json",
+    ]);
+    let name = format!(
+        "{}.{}",
+        added["hash"].as_str().unwrap(),
+        added["ext"].as_str().unwrap()
+    );
+    let with =
+        |src: &str| sample().replacen("https://www.example.org/whatsup/214/lanterns.jpg", src, 1);
+    let missing = format!("/media/{}.png", "0".repeat(64));
+    b.issue(&with(&missing));
+    let err = b.refused(&["campaigns", "create", "--issue", "214"]);
+    assert!(
+        err.contains(&format!(
+            "error[image-src]: {missing} is not in the media library"
+        )),
+        "{err}"
+    );
+    let file = b.path("issue.md").display().to_string();
+    let out = b.run(&["issues", "check", &file]);
+    assert_eq!(out.status.code(), Some(1), "issues check agrees");
+    b.issue(&with(&format!("/media/{name}")));
+    b.ok(&["issues", "check", &file]);
+    b.ok(&[
+        "send",
+        &b.ok(&["campaigns", "create", "--issue", "214", "--json"])
+            .parse::<serde_json::Value>()
+            .unwrap()["id"]
+            .to_string(),
+    ]);
+    let outbox = b.path("data/outbox");
+    let campaign = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let eml = std::fs::read_dir(campaign)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let parsed = std::fs::read(eml).unwrap();
+    let msg = mail_parser::MessageParser::default()
+        .parse(&parsed)
+        .unwrap();
+    let html = msg.body_html(0).unwrap();
+    assert!(
+        html.contains(&format!(
+            "src=\"https://whatsup.tokyo.example.org/media/{name}\""
+        )),
+        "the library's address is made absolute"
+    );
+}
+
 async fn every_seed_contact_is_greeted_by_name_first_with_the_role_after(db: TestDb) {
     for file in ["embassies.csv", "sister-cities.csv"] {
         common::import(&db.store, &common::seed(file), &Default::default()).await;
@@ -573,6 +643,7 @@ async fn every_seed_contact_is_greeted_by_name_first_with_the_role_after(db: Tes
 }
 
 on_both_backends!(
+    an_image_from_the_media_library_passes_and_goes_out_with_its_full_address,
     every_seed_contact_is_greeted_by_name_first_with_the_role_after,
     a_failing_issue_is_refused_at_create_unless_overridden_and_the_override_is_in_the_history,
     a_time_in_the_past_is_refused_unless_now_is_given,

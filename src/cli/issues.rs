@@ -290,9 +290,17 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             let store = Store::open(config).await?;
             let (_, parsed) = load(&store, &issue).await?;
             let mut r = recipient(&store, as_contact.as_deref(), Some(&to)).await?;
+            let library = crate::send::gate::media_library(&store).await?;
             store.close().await;
             r.email = to.as_str().to_string();
-            let report = preflight::check(parsed.clone(), &config.newsletter);
+            let report = preflight::check_with(
+                parsed.clone(),
+                &config.newsletter,
+                &preflight::Context {
+                    library,
+                    ..Default::default()
+                },
+            );
             if !report.passed() {
                 eprint!("{}", report.to_text());
                 bail!("the issue fails its preflight check; fix it before sending a test");
@@ -310,20 +318,26 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
 }
 
 async fn check(config: &Config, issue: &str, json: bool) -> Result<ExitCode> {
-    let report = match IssueRef::parse(issue).map_err(|e| anyhow!(e))? {
-        IssueRef::File(p) => {
-            let text =
-                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-            preflight::check_source(&p.display().to_string(), &text, &config.newsletter)
-        }
+    let (name, text) = match IssueRef::parse(issue).map_err(|e| anyhow!(e))? {
+        IssueRef::File(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+        ),
         IssueRef::Number(n) => {
             let store = Store::open(config).await?;
             let rev = store.issue_revision(n, None).await?;
             store.close().await;
-            let name = format!("issue {n} revision {}", rev.revision);
-            preflight::check_source(&name, &rev.source, &config.newsletter)
+            (format!("issue {n} revision {}", rev.revision), rev.source)
         }
     };
+    // The media library is asked only when the issue refers to it.
+    let mut context = preflight::Context::default();
+    if text.contains("media/") {
+        let store = Store::open(config).await?;
+        context.library = crate::send::gate::media_library(&store).await?;
+        store.close().await;
+    }
+    let report = preflight::check_source_with(&name, &text, &config.newsletter, &context);
     if json {
         print_json(&report)?;
     } else {

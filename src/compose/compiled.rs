@@ -538,7 +538,8 @@ impl CompiledIssue {
                 field.slot().tag_marker(i)
             })
         };
-        let intro = mark(&issue.intro);
+        let base = newsletter.base_url.trim_end_matches('/');
+        let intro = markdown::absolute_media(&mark(&issue.intro), base);
         let intro_html = unescape_markers(&markdown::to_html(&intro, &clean));
         let intro_text = markdown::to_text(&intro, &mut links, 72);
         let mut used_ids = std::collections::HashSet::new();
@@ -555,7 +556,7 @@ impl CompiledIssue {
         for s in &issue.sections {
             let mut articles = Vec::new();
             for a in &s.articles {
-                let body = mark(&a.body);
+                let body = markdown::absolute_media(&mark(&a.body), base);
                 let body_text = markdown::to_text(&body, &mut links, 72);
                 let read_more = a.read_more.as_ref().map(|r| ReadMoreCtx {
                     n: links.number(&r.url),
@@ -563,6 +564,7 @@ impl CompiledIssue {
                     label: mark(r.label.as_deref().unwrap_or("Read more")),
                 });
                 let image = a.image.as_ref().map(|i| super::issue::Image {
+                    src: markdown::absolute_media(&i.src, base),
                     alt: mark(&i.alt),
                     credit: i.credit.as_deref().map(&mut mark),
                     ..i.clone()

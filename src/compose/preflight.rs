@@ -147,19 +147,29 @@ fn from_error(e: SourceError) -> Finding {
 
 /// Checks an issue's text (as read from `file`) with the newsletter settings.
 pub fn check_source(file: &str, source: &str, newsletter: &Newsletter) -> Report {
-    check_source_tracked(file, source, newsletter, Tracking::default())
+    check_source_with(file, source, newsletter, &Context::default())
 }
 
-/// Checks an issue's text compiled as a campaign sends it, with its
-/// tracking settings.
-pub fn check_source_tracked(
+/// What a check knows beyond the issue and the newsletter settings.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The campaign's tracking settings (compiled as it sends).
+    pub tracking: Tracking,
+    /// The media library's file names (`HASH.EXT`): an image at
+    /// `/media/HASH.EXT` must be one of them.
+    pub library: HashSet<String>,
+}
+
+/// Checks an issue's text with what the caller knows (tracking, the media
+/// library).
+pub fn check_source_with(
     file: &str,
     source: &str,
     newsletter: &Newsletter,
-    tracking: Tracking,
+    context: &Context,
 ) -> Report {
     match Issue::parse_all(file, source) {
-        Ok(issue) => check_tracked(issue, newsletter, tracking),
+        Ok(issue) => check_with(issue, newsletter, context),
         Err(errors) => Report {
             file: file.to_string(),
             html_bytes: 0,
@@ -171,23 +181,23 @@ pub fn check_source_tracked(
 
 /// Compiles and checks a parsed issue.
 pub fn check(issue: Issue, newsletter: &Newsletter) -> Report {
-    check_tracked(issue, newsletter, Tracking::default())
+    check_with(issue, newsletter, &Context::default())
 }
 
-/// Compiles (with `tracking`) and checks a parsed issue.
-pub fn check_tracked(issue: Issue, newsletter: &Newsletter, tracking: Tracking) -> Report {
+/// Compiles (with the context's tracking) and checks a parsed issue.
+pub fn check_with(issue: Issue, newsletter: &Newsletter, context: &Context) -> Report {
     let file = issue.file.clone();
     let mut findings = Vec::new();
-    issue_rules(&issue, &mut findings);
+    issue_rules(&issue, &context.library, &mut findings);
     let mut report = Report {
         file: file.clone(),
         html_bytes: 0,
         text_bytes: 0,
         findings: Vec::new(),
     };
-    match CompiledIssue::compile_tracked(issue, newsletter, tracking) {
+    match CompiledIssue::compile_tracked(issue, newsletter, context.tracking) {
         Err(e) => findings.push(from_error(e)),
-        Ok(compiled) => compiled_rules(&compiled, &mut findings, &mut report),
+        Ok(compiled) => compiled_rules(&compiled, &context.library, &mut findings, &mut report),
     }
     findings.sort_by_key(|f| {
         (
@@ -201,7 +211,7 @@ pub fn check_tracked(issue: Issue, newsletter: &Newsletter, tracking: Tracking) 
     report
 }
 
-fn issue_rules(issue: &Issue, out: &mut Vec<Finding>) {
+fn issue_rules(issue: &Issue, library: &HashSet<String>, out: &mut Vec<Finding>) {
     let file = &issue.file;
     let subject = issue.subject.trim();
     if subject.is_empty() {
@@ -280,17 +290,18 @@ fn issue_rules(issue: &Issue, out: &mut Vec<Finding>) {
                         format!("the image of \"{}\" has no alt text", a.heading),
                     ));
                 }
-                image_rules(file, &img.src, img.src_pos, img.width.zip(img.height), out);
+                let size = img.width.zip(img.height);
+                image_rules(file, &img.src, img.src_pos, size, library, out);
             }
             for (src, sized) in markdown::images(&a.body) {
                 let at = locate(issue, a.body_pos, &src);
-                image_rules(file, &src, at, sized.then_some((1, 1)), out);
+                image_rules(file, &src, at, sized.then_some((1, 1)), library, out);
             }
         }
     }
     for (src, sized) in markdown::images(&issue.intro) {
         let at = locate(issue, issue.intro_pos, &src);
-        image_rules(file, &src, at, sized.then_some((1, 1)), out);
+        image_rules(file, &src, at, sized.then_some((1, 1)), library, out);
     }
 }
 
@@ -313,12 +324,26 @@ fn locate(issue: &Issue, from: Pos, needle: &str) -> Pos {
     }
 }
 
-/// What is wrong with an image address a mail client must load.
-pub fn image_src_problem(src: &str) -> Option<String> {
+/// The advice for an image no mail client can load.
+const USE_THE_LIBRARY: &str = "add it to the media library (`whatsup media add FILE --alt \"…\"`) \
+     and use the address that prints, or use the image's own https address";
+
+/// What is wrong with an image address a mail client must load. An image
+/// of the media library (`/media/HASH.EXT`, see [`markdown::media_name`])
+/// is made absolute when the issue is compiled; it must be in `library`.
+pub fn image_src_problem(src: &str, library: &HashSet<String>) -> Option<String> {
     let s = src.trim();
     let lower = s.to_ascii_lowercase();
     if s.is_empty() {
         return Some("the image has no address (src)".into());
+    }
+    if let Some(name) = markdown::media_name(s) {
+        return (!library.contains(name)).then(|| {
+            format!(
+                "{s} is not in the media library; add the image with `whatsup media add FILE \
+                 --alt \"…\"` and use the address that prints"
+            )
+        });
     }
     if lower.starts_with("https://") {
         return None;
@@ -339,8 +364,7 @@ pub fn image_src_problem(src: &str) -> Option<String> {
         || (s.len() > 2 && s.as_bytes()[1] == b':' && s.as_bytes()[0].is_ascii_alphabetic());
     if local {
         return Some(format!(
-            "{s} is a file on this computer, which no mail client can load; until the media \
-             library is available, put the image on a web server and use its https address"
+            "{s} is a file on this computer, which no mail client can load: {USE_THE_LIBRARY}"
         ));
     }
     if let Some((scheme, _)) = s.split_once(':').filter(|(p, _)| {
@@ -353,13 +377,19 @@ pub fn image_src_problem(src: &str) -> Option<String> {
         ));
     }
     Some(format!(
-        "{s} is a relative path, which no mail client can load; use the image's full https \
-         address"
+        "{s} is a relative path, which no mail client can load: {USE_THE_LIBRARY}"
     ))
 }
 
-fn image_rules(file: &str, src: &str, at: Pos, size: Option<(u32, u32)>, out: &mut Vec<Finding>) {
-    if let Some(problem) = image_src_problem(src) {
+fn image_rules(
+    file: &str,
+    src: &str,
+    at: Pos,
+    size: Option<(u32, u32)>,
+    library: &HashSet<String>,
+    out: &mut Vec<Finding>,
+) {
+    if let Some(problem) = image_src_problem(src, library) {
         out.push(finding(Severity::Failure, "image-src", file, at, problem));
     }
     if size.is_none() {
@@ -377,7 +407,12 @@ fn image_rules(file: &str, src: &str, at: Pos, size: Option<(u32, u32)>, out: &m
     }
 }
 
-fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report) {
+fn compiled_rules(
+    c: &CompiledIssue,
+    library: &HashSet<String>,
+    out: &mut Vec<Finding>,
+    report: &mut Report,
+) {
     let file = c.issue.file.clone();
     let nowhere = Pos::default();
     if !c.html_has(Slot::Unsubscribe) {
@@ -461,8 +496,13 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
         .filter(|t| !(t.name == "img" && t.attr("src") == Some(&pixel)))
     {
         if t.name == "img" {
-            if let Some(src) = t.attr("src").filter(|s| !issue_images.contains(s.trim())) {
-                if let Some(problem) = image_src_problem(src) {
+            let own = |s: &str| {
+                issue_images.contains(s.trim())
+                    || markdown::media_name(s)
+                        .is_some_and(|n| issue_images.iter().any(|i| i.ends_with(n)))
+            };
+            if let Some(src) = t.attr("src").filter(|s| !own(s)) {
+                if let Some(problem) = image_src_problem(src, library) {
                     out.push(finding(
                         Severity::Failure,
                         "image-src",

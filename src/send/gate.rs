@@ -193,17 +193,28 @@ pub async fn preflight(
     let n = u32::try_from(number).context("issue number")?;
     let rev = store.issue_revision(n, revision).await?;
     let name = format!("issue {n} revision {}", rev.revision);
-    let report = preflight::check_source_tracked(
-        &name,
-        &rev.source,
-        &sender.newsletter(config),
-        tracking(config),
-    );
+    let context = preflight::Context {
+        tracking: tracking(config),
+        library: media_library(store).await?,
+    };
+    let report =
+        preflight::check_source_with(&name, &rev.source, &sender.newsletter(config), &context);
     Ok(Preflight {
         number,
         revision: rev.revision,
         report,
     })
+}
+
+/// The file names (`HASH.EXT`) in the media library, for the preflight's
+/// image rule.
+pub async fn media_library(store: &Store) -> Result<std::collections::HashSet<String>> {
+    Ok(store
+        .list_media(i64::MAX, 0)
+        .await?
+        .iter()
+        .map(|m| m.file_name())
+        .collect())
 }
 
 /// The preflight of a campaign's issue with its override applied: the
