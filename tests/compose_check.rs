@@ -275,10 +275,7 @@ fn relative_http_local_and_data_images_fail_and_unsized_ones_warn() {
         text.contains("images/ferry.jpg is a relative path"),
         "{text}"
     );
-    assert!(
-        text.contains("whatsup media add FILE"),
-        "{text}"
-    );
+    assert!(text.contains("whatsup media add FILE"), "{text}");
     assert!(text.contains("https address"), "{text}");
 }
 
