@@ -1014,13 +1014,18 @@ async fn a_contacts_salutation_is_stored_edited_imported_and_exported(db: TestDb
 
 /// Runs the migrations up to `version` only.
 async fn migrate_to(store: &Store, version: i64) {
+    migrate_only(store, |v| v <= version).await
+}
+
+/// Runs the migrations whose version `keep` accepts.
+async fn migrate_only(store: &Store, keep: impl Fn(i64) -> bool) {
     macro_rules! run {
         ($m:expr, $p:expr) => {{
             let mut m = $m;
             m.migrations = m
                 .migrations
                 .iter()
-                .filter(|x| x.version <= version)
+                .filter(|x| keep(x.version))
                 .cloned()
                 .collect::<Vec<_>>()
                 .into();
@@ -1111,6 +1116,38 @@ async fn the_blocked_state_migration_keeps_campaigns_their_history_and_reference
     );
 }
 
+/// A database upgraded by a binary that did not have migration 0011 yet
+/// (its later migrations applied) takes it on the next `migrate`.
+async fn a_database_migrated_without_0011_takes_it_later(db: TestDb) {
+    migrate_only(&db.store, |v| v != 11).await;
+    raw(
+        &db.store,
+        "INSERT INTO campaigns (id, name, issue_number, from_name, from_address, transport, state, \
+         created_at, updated_at) VALUES (3, 'Later', 214, 'T', 't@example.org', 'outbox', 'draft', \
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        &[],
+    )
+    .await
+    .unwrap();
+    db.store.migrate().await.unwrap();
+    assert!(db
+        .store
+        .move_campaign(
+            3,
+            &[CampaignState::Draft],
+            CampaignState::Blocked,
+            "test",
+            "x"
+        )
+        .await
+        .unwrap());
+    let c = db.store.campaign_or_err(3).await.unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.override_findings.as_str()),
+        ("blocked", "[]")
+    );
+}
+
 mod migration {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
@@ -1125,6 +1162,21 @@ mod migration {
         if let Some(db) = super::common::postgres_migrated(false).await {
             super::the_blocked_state_migration_keeps_campaigns_their_history_and_references(db)
                 .await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_without_0011() {
+        super::a_database_migrated_without_0011_takes_it_later(
+            super::common::sqlite_migrated(false).await,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_without_0011() {
+        if let Some(db) = super::common::postgres_migrated(false).await {
+            super::a_database_migrated_without_0011_takes_it_later(db).await
         }
     }
 }

@@ -148,6 +148,10 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 override_check: a.override_check,
             };
             let s = campaigns::schedule(store, config, &actor, a.id, input).await?;
+            let now_ms = Utc::now().timestamp_millis();
+            if let Some(w) = crate::send::schedule::far_off_warning(s.first_due_ms, now_ms) {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "campaign {} scheduled: first recipients due {}{}",
                 a.id,
@@ -192,9 +196,11 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 print_json(&serde_json::json!({
                     "id": id, "state": c.state, "reason": c.state_reason,
                     "recipients": c.recipients, "counts": counts,
+                    "waiting_for_relay_since": waiting_since(&c),
+                    "waiting_reason": c.waiting_reason,
                 }))?;
             } else {
-                println!("campaign {id}: {}{}", c.state, reason(&c.state_reason));
+                println!("campaign {id}: {}", state_line(&c));
                 print_counts(&counts);
             }
             Ok(ExitCode::SUCCESS)
@@ -329,7 +335,7 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     );
     println!("  from       {} <{}>", c.from_name, c.from_address);
     println!("  transport  {}", c.transport);
-    println!("  state      {}{}", c.state, reason(&c.state_reason));
+    println!("  state      {}", state_line(&c));
     println!("  schedule   {}", when(&c, config));
     if let Some(rev) = c.override_revision {
         println!(
@@ -399,6 +405,28 @@ fn when(c: &Campaign, config: &Config) -> String {
     }
 }
 
+/// When a campaign started waiting for its relay, in UTC.
+fn waiting_since(c: &Campaign) -> Option<String> {
+    c.waiting_since_ms
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+/// A campaign's state with its reason, and whether it waits for its relay.
+/// The reason (a blocked campaign's lists every failure) goes last: one
+/// line in brackets, or indented lines below.
+fn state_line(c: &Campaign) -> String {
+    let mut line = c.state.clone();
+    if let Some(since) = waiting_since(c) {
+        line.push_str(&format!(
+            ", waiting for relay since {since}: {}",
+            c.waiting_reason
+        ));
+    }
+    line.push_str(&reason(&c.state_reason));
+    line
+}
+
 fn print_counts(c: &Counts) {
     println!(
         "  deliveries {} total: {} sent, {} failed, {} skipped, {} pending, {} retry, {} sending",
@@ -422,10 +450,16 @@ struct SendSummary {
     seconds: f64,
     messages_per_second: f64,
     outbox: Option<String>,
+    /// Stopped by SIGINT or SIGTERM before the campaign was done.
+    interrupted: bool,
+    /// Since when the campaign waits for an unreachable relay, if it does.
+    waiting_for_relay_since: Option<String>,
 }
 
 /// `whatsup send CAMPAIGN`: starts it if needed and delivers in the
-/// foreground with a progress bar; Ctrl-C stops after the current batch.
+/// foreground with a progress bar; SIGINT (Ctrl-C) or SIGTERM stop it
+/// cleanly: messages in flight finish and are recorded, the rest of the
+/// claims are given back, and the summary says so.
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
     if matches!(
@@ -434,13 +468,19 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
     ) {
         campaigns::start(store, config, &Actor::cli(), args.id, args.override_check).await?;
     }
+    // SIGTERM (a supervisor, `kill`) and SIGINT (Ctrl-C) alike: messages
+    // in flight finish and are recorded, claimed ones are given back.
     let stop = Arc::new(AtomicBool::new(false));
     {
+        let mut signals = super::signals::StopSignals::install()?;
         let stop = stop.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-            }
+            signals.recv().await;
+            eprintln!(
+                "stopping: waiting for the messages in flight and recording their outcomes \
+                 (claimed messages not yet sent are given back)"
+            );
+            stop.store(true, Ordering::SeqCst);
         });
     }
     let start_counts = store.delivery_counts(args.id).await?;
@@ -492,25 +532,29 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
                 .display()
                 .to_string()
         }),
+        interrupted: end == RunEnd::Stopped,
+        waiting_for_relay_since: waiting_since(&c),
     };
     if args.json {
         print_json(&summary)?;
     } else {
         println!(
-            "campaign {}: {}{} after {:.1} s ({:.0} messages/s)",
+            "campaign {}: {} after {:.1} s ({:.0} messages/s)",
             args.id,
-            summary.state,
-            if summary.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", summary.reason)
-            },
+            state_line(&c),
             secs,
             summary.messages_per_second
         );
         print_counts(&counts);
         if let Some(dir) = &summary.outbox {
             println!("  messages written to {dir}");
+        }
+        if summary.interrupted {
+            println!(
+                "  stopped by a signal: the messages in flight were recorded and the unsent \
+                 claims given back; `whatsup send {}` or `whatsup worker` goes on",
+                args.id
+            );
         }
     }
     // 0 only when the campaign is finished (by this run or an earlier one)
@@ -527,16 +571,20 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
 
 /// `whatsup worker`: runs until Ctrl-C or SIGTERM.
 pub async fn worker(store: &Store, config: &Config) -> Result<ExitCode> {
+    use super::service::{self, StopReason};
+    const NAME: &str = "whatsup worker";
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let mut signals = super::signals::StopSignals::install()?;
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            signals.recv().await;
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let mut signals = super::signals::StopSignals::install()?;
     let mut w = Worker::new(store.clone(), config.clone())?;
-    w.run(&stop).await?;
-    Ok(ExitCode::SUCCESS)
+    let flag = stop.clone();
+    let work = async move { w.run(&flag).await };
+    tokio::pin!(work);
+    let reason = service::wait_for_stop(&mut signals, store, config, &mut work).await;
+    if let StopReason::Ended(result) = reason {
+        return result.map(|()| ExitCode::SUCCESS);
+    }
+    service::announce(NAME, config, &reason);
+    stop.store(true, Ordering::SeqCst);
+    let drained = service::drain(NAME, config, &mut signals, work).await?;
+    Ok(service::exit_code(&reason, drained))
 }

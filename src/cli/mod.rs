@@ -5,11 +5,14 @@
 mod bounces;
 mod campaigns;
 mod demo;
+mod doctor;
 mod issues;
 mod media;
+mod ops;
 mod orgs;
 mod output;
 mod serve;
+mod service;
 mod signals;
 mod subscribers;
 
@@ -72,6 +75,17 @@ pub enum Command {
     /// Serve the recipients' pages (unsubscribe, preferences, view in
     /// browser, archive, metrics) and run the worker unless --no-worker
     Serve(serve::ServeArgs),
+    /// Check the installation: DNS (SPF, DKIM, DMARC, MX, PTR), the relay,
+    /// secrets, clock, templates, migrations, disk and bulk-sender rules
+    Doctor(doctor::DoctorArgs),
+    /// Copy the database while whatsup runs (SQLite), or print or run
+    /// pg_dump (PostgreSQL)
+    Backup(ops::BackupArgs),
+    /// Check a backup and put it in place of the database
+    Restore(ops::RestoreArgs),
+    /// Move the store: copy SQLite into PostgreSQL
+    #[command(subcommand)]
+    Store(ops::StoreCmd),
     /// Show the effective configuration (secrets redacted)
     Config {
         #[arg(long)]
@@ -103,10 +117,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let url = cli
+        .database
+        .clone()
+        .unwrap_or_else(|| loaded.config.database_url());
     match runtime.block_on(run(cli, loaded)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = crate::store::failure_hint(&e, &url) {
+                eprintln!("hint: {hint}");
+            }
+            if e.downcast_ref::<crate::store::schema::SchemaRefused>()
+                .is_some()
+            {
+                return ExitCode::from(service::EXIT_SCHEMA);
+            }
             ExitCode::from(1)
         }
     }
@@ -117,8 +143,10 @@ fn init_tracing(config: &Config, verbose: u8) {
     let filter = match verbose {
         0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             // Commands print their own results; logs are for diagnostics.
+            // sqlx warns of every statement over a second; a long scan
+            // (store copy, export) is not a problem to report.
             let level = if config.general.log == "info" {
-                "warn"
+                "warn,sqlx::query=error"
             } else {
                 config.general.log.as_str()
             };
@@ -155,6 +183,10 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&config, args).await,
+        Command::Doctor(args) => doctor::run(&config, args).await,
+        Command::Backup(args) => ops::backup(&config, args).await,
+        Command::Restore(args) => ops::restore(&config, args).await,
+        Command::Store(cmd) => ops::store(&config, cmd).await,
         Command::Bounces(cmd) => bounces::run(&config, cmd).await,
         Command::Subscribers(cmd) => {
             let store = Store::open(&config).await?;
