@@ -35,7 +35,9 @@ impl Bin {
     }
 
     /// Writes the config file: `transport`, the SMTP port, and a templates
-    /// directory (empty: the built-in templates).
+    /// directory (empty: the built-in templates). Campaigns start without
+    /// the two-person approval here (these tests are about the gate; the
+    /// API tests check both together).
     fn config(&self, transport: &str, smtp_port: u16, templates_dir: &str) {
         std::fs::write(
             self.path("whatsup.toml"),
@@ -44,7 +46,7 @@ impl Bin {
                  [security]\ntoken_secret = \"{SECRET}\"\n\
                  [smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\n\
                  [sending]\ntransport = \"{transport}\"\nbounce_address = \"bounces@example.org\"\n\
-                 [newsletter]\ntemplates_dir = \"{templates_dir}\"\n"
+                 [newsletter]\ntemplates_dir = \"{templates_dir}\"\nrequire_approval = false\n"
             ),
         )
         .unwrap();
@@ -395,7 +397,13 @@ async fn preview_as_shows_each_contacts_greeting(db: TestDb) {
         .to_string();
     let greeting = |email: &str| {
         let out = b.ok(&[
-            "issues", "preview", &issue, "--as", email, "--out", "preview",
+            "issues",
+            "preview",
+            &issue,
+            "--contact",
+            email,
+            "--out",
+            "preview",
         ]);
         out.lines()
             .find_map(|l| l.strip_prefix(&format!("greeting for {email}: ")))

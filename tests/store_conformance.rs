@@ -59,7 +59,10 @@ async fn fixture(db: &TestDb) {
 async fn adding_a_contact_normalises_the_address_and_refuses_a_case_variant(db: TestDb) {
     let c = db
         .store
-        .add_contact(&new_contact("  Mixed.Case@Example.ORG "))
+        .add_contact(
+            &new_contact("  Mixed.Case@Example.ORG "),
+            &crate::common::actor(),
+        )
         .await
         .unwrap();
     assert_eq!(c.email, "mixed.case@example.org");
@@ -67,7 +70,10 @@ async fn adding_a_contact_normalises_the_address_and_refuses_a_case_variant(db: 
     assert_eq!(c.tag_list(), vec!["press"]);
     let err = db
         .store
-        .add_contact(&new_contact("MIXED.case@example.org"))
+        .add_contact(
+            &new_contact("MIXED.case@example.org"),
+            &crate::common::actor(),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
@@ -87,7 +93,11 @@ async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestD
         region: Some(Some("Europe".into())),
         ..Default::default()
     };
-    let o = db.store.add_org(&fields).await.unwrap();
+    let o = db
+        .store
+        .add_org(&fields, &crate::common::actor())
+        .await
+        .unwrap();
     assert_eq!(o.country.as_deref(), Some("FR"));
     let found = db
         .store
@@ -97,7 +107,10 @@ async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestD
         .unwrap();
     assert_eq!(found.id, o.id);
     assert!(
-        db.store.add_org(&fields).await.is_err(),
+        db.store
+            .add_org(&fields, &crate::common::actor())
+            .await
+            .is_err(),
         "a second organisation with the same name"
     );
     let edited = db
@@ -109,6 +122,7 @@ async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestD
                 notes: Some("moved".into()),
                 ..Default::default()
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();
@@ -133,7 +147,7 @@ async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestD
 
 async fn a_status_change_writes_the_audit_trail_once(db: TestDb) {
     db.store
-        .add_contact(&new_contact("a@example.org"))
+        .add_contact(&new_contact("a@example.org"), &crate::common::actor())
         .await
         .unwrap();
     let change = StatusChange {
@@ -143,12 +157,18 @@ async fn a_status_change_writes_the_audit_trail_once(db: TestDb) {
         evidence: serde_json::json!({"status": "5.1.1"}),
     };
     assert_eq!(
-        db.store.set_status("A@example.org", &change).await.unwrap(),
+        db.store
+            .set_status("A@example.org", &change, &crate::common::actor())
+            .await
+            .unwrap(),
         Some(ContactStatus::Active)
     );
     // The same change again changes nothing and writes nothing.
     assert_eq!(
-        db.store.set_status("a@example.org", &change).await.unwrap(),
+        db.store
+            .set_status("a@example.org", &change, &crate::common::actor())
+            .await
+            .unwrap(),
         None
     );
     let c = db.store.contact("a@example.org").await.unwrap().unwrap();
@@ -162,14 +182,14 @@ async fn a_status_change_writes_the_audit_trail_once(db: TestDb) {
     assert_eq!(history[0].evidence.0["status"], "5.1.1");
     assert!(db
         .store
-        .set_status("nobody@example.org", &change)
+        .set_status("nobody@example.org", &change, &crate::common::actor())
         .await
         .is_err());
 }
 
 async fn editing_a_contact_changes_fields_tags_and_attributes(db: TestDb) {
     db.store
-        .add_contact(&new_contact("e@example.org"))
+        .add_contact(&new_contact("e@example.org"), &crate::common::actor())
         .await
         .unwrap();
     let mut patch = ContactPatch {
@@ -181,15 +201,23 @@ async fn editing_a_contact_changes_fields_tags_and_attributes(db: TestDb) {
     patch.attributes.insert("desk".into(), "culture".into());
     let c = db
         .store
-        .edit_contact("e@example.org", &patch)
+        .edit_contact("e@example.org", &patch, &crate::common::actor())
         .await
         .unwrap();
     assert_eq!(c.name, "Eve Example");
     assert_eq!(c.title, "Officer");
     assert_eq!(c.tag_list(), vec!["culture"]);
     assert_eq!(c.attributes.0["desk"], "culture");
-    assert!(db.store.remove_contact("E@example.org").await.unwrap());
-    assert!(!db.store.remove_contact("e@example.org").await.unwrap());
+    assert!(db
+        .store
+        .remove_contact("E@example.org", &crate::common::actor())
+        .await
+        .unwrap());
+    assert!(!db
+        .store
+        .remove_contact("e@example.org", &crate::common::actor())
+        .await
+        .unwrap());
 }
 
 async fn segments_choose_exactly_the_expected_contacts(db: TestDb) {
@@ -364,7 +392,11 @@ async fn an_import_never_reactivates_a_suppressed_contact_unless_forced(db: Test
         evidence: serde_json::json!({}),
     };
     db.store
-        .set_status("press@de.embassy.example.org", &change)
+        .set_status(
+            "press@de.embassy.example.org",
+            &change,
+            &crate::common::actor(),
+        )
         .await
         .unwrap();
     let r = import(
@@ -451,7 +483,7 @@ async fn duplicates_are_caught_across_batches(db: TestDb) {
 
 async fn a_contact_that_existed_before_the_import_is_a_duplicate_when_it_appears_twice(db: TestDb) {
     db.store
-        .add_contact(&new_contact("old@example.org"))
+        .add_contact(&new_contact("old@example.org"), &crate::common::actor())
         .await
         .unwrap();
     let mut csv = String::from("email,name\nold@example.org,Old\n");
@@ -627,13 +659,13 @@ async fn deliveries_go_with_their_contact_and_never_refer_to_a_missing_one(db: T
     fixture(&db).await;
     common::save_sample_issue(&db.store).await;
     let campaign = common::draft_campaign(&db.store, "references", "").await;
-    whatsup::send::engine::start(&db.store, &db.config, campaign, "test")
+    whatsup::send::engine::start(&db.store, &db.config, campaign, &crate::common::actor())
         .await
         .unwrap();
     assert_eq!(db.store.delivery_counts(campaign).await.unwrap().total(), 8);
     assert!(db
         .store
-        .remove_contact("anne.martin@paris.example.com")
+        .remove_contact("anne.martin@paris.example.com", &crate::common::actor())
         .await
         .unwrap());
     assert_eq!(db.store.delivery_counts(campaign).await.unwrap().total(), 7);
@@ -738,7 +770,11 @@ async fn tag_links_and_organisations_follow_removals_and_never_refer_to_missing_
     .unwrap();
     let anne = db.store.contact_by_id(anne.id).await.unwrap().unwrap();
     assert_eq!(anne.organisation_id, None);
-    assert!(db.store.remove_contact(&anne.email).await.unwrap());
+    assert!(db
+        .store
+        .remove_contact(&anne.email, &crate::common::actor())
+        .await
+        .unwrap());
     assert_eq!(raw_count(&db.store, links, &[anne.id]).await, 0);
 }
 
@@ -856,7 +892,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
     };
     let started = db
         .store
-        .start_campaign(id, 1, None, &due, "test", &mut check)
+        .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
         .await
         .unwrap();
     assert_eq!(
@@ -885,7 +921,11 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
     // A blocked campaign may be scheduled again, and started.
     assert!(db
         .store
-        .schedule_campaign(id, &whatsup::store::campaigns::Schedule::At(0), "test")
+        .schedule_campaign(
+            id,
+            &whatsup::store::campaigns::Schedule::At(0),
+            &common::actor()
+        )
         .await
         .unwrap());
     let mut check = Counting {
@@ -895,7 +935,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
     };
     let started = db
         .store
-        .start_campaign(id, 1, None, &due, "test", &mut check)
+        .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
         .await
         .unwrap();
     assert_eq!(started, Started::Running(8));
@@ -913,7 +953,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
     };
     let again = db
         .store
-        .start_campaign(id, 1, None, &due, "test", &mut check)
+        .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
         .await
         .unwrap();
     assert_eq!(again, Started::NotStartable);
@@ -930,13 +970,13 @@ async fn an_override_is_kept_on_the_campaign_and_written_to_its_history(db: Test
         findings: vec!["image-alt-missing issue 214 revision 1:64:9".into()],
     };
     db.store
-        .record_override(id, &o, "cli:editor")
+        .record_override(id, &o, &whatsup::domain::Actor::system("editor"))
         .await
         .unwrap();
     let c = db.store.campaign_or_err(id).await.unwrap();
     assert_eq!(c.override_for(1), Some(o.clone()));
     assert_eq!(c.override_for(2), None, "another revision is not covered");
-    assert_eq!(c.override_actor, "cli:editor");
+    assert_eq!(c.override_actor, "system:editor");
     let events = db.store.campaign_events(id).await.unwrap();
     let last = events.last().unwrap();
     assert_eq!(
@@ -945,20 +985,24 @@ async fn an_override_is_kept_on_the_campaign_and_written_to_its_history(db: Test
             last.new_state.as_str(),
             last.actor.as_str()
         ),
-        (Some("draft"), "draft", "cli:editor")
+        (Some("draft"), "draft", "system:editor")
     );
     assert_eq!(
         last.reason,
         "preflight overridden for issue revision 1: alt text is on the web page \
          (covers: image-alt-missing issue 214 revision 1:64:9)"
     );
-    assert!(db.store.record_override(999_999, &o, "x").await.is_err());
+    assert!(db
+        .store
+        .record_override(999_999, &o, &common::actor())
+        .await
+        .is_err());
 }
 
 async fn a_contacts_salutation_is_stored_edited_imported_and_exported(db: TestDb) {
     let mut c = new_contact("envoy@se.embassy.example.org");
     c.salutation = " Your Excellency ".into();
-    let added = db.store.add_contact(&c).await.unwrap();
+    let added = db.store.add_contact(&c, &common::actor()).await.unwrap();
     assert_eq!(added.salutation, "Your Excellency");
     let edited = db
         .store
@@ -968,6 +1012,7 @@ async fn a_contacts_salutation_is_stored_edited_imported_and_exported(db: TestDb
                 salutation: Some("Dear Ambassador Lind".into()),
                 ..Default::default()
             },
+            &common::actor(),
         )
         .await
         .unwrap();
@@ -1074,7 +1119,7 @@ async fn the_blocked_state_migration_keeps_campaigns_their_history_and_reference
             7,
             &[CampaignState::Finished],
             CampaignState::Blocked,
-            "test",
+            &common::actor(),
             "x"
         )
         .await
@@ -1136,7 +1181,7 @@ async fn a_database_migrated_without_0011_takes_it_later(db: TestDb) {
             3,
             &[CampaignState::Draft],
             CampaignState::Blocked,
-            "test",
+            &common::actor(),
             "x"
         )
         .await
@@ -1306,7 +1351,7 @@ async fn a_deliverys_time_and_stored_message_id_are_found_for_the_web_and_the_in
     fixture(&db).await;
     common::save_sample_issue(&db.store).await;
     let campaign = common::draft_campaign(&db.store, "lookups", "").await;
-    whatsup::send::engine::start(&db.store, &db.config, campaign, "test")
+    whatsup::send::engine::start(&db.store, &db.config, campaign, &crate::common::actor())
         .await
         .unwrap();
     let anne = db
@@ -1397,7 +1442,7 @@ mod postgres_only {
         session.begin_batch().await.unwrap();
         // Another connection adds one of the batch's addresses and commits.
         db.store
-            .add_contact(&new_contact("late@example.org"))
+            .add_contact(&new_contact("late@example.org"), &crate::common::actor())
             .await
             .unwrap();
         let attrs = serde_json::Map::new();
@@ -1441,7 +1486,10 @@ mod sqlite_only {
     async fn foreign_keys_are_enforced(store: &Store) -> bool {
         let mut orphan = new_contact("orphan@example.org");
         orphan.organisation_id = Some(999_999);
-        store.add_contact(&orphan).await.is_err()
+        store
+            .add_contact(&orphan, &crate::common::actor())
+            .await
+            .is_err()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1460,11 +1508,14 @@ mod sqlite_only {
         let db = common::sqlite().await;
         let org = db
             .store
-            .add_org(&OrgFields {
-                kind: Some(OrgKind::Embassy),
-                name: Some("Embassy of Peru".into()),
-                ..Default::default()
-            })
+            .add_org(
+                &OrgFields {
+                    kind: Some(OrgKind::Embassy),
+                    name: Some("Embassy of Peru".into()),
+                    ..Default::default()
+                },
+                &crate::common::actor(),
+            )
             .await
             .unwrap();
         let mut session = db.store.import_session(false).await.unwrap();

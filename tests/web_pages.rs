@@ -110,11 +110,11 @@ async fn send_to_everyone(store: &Store, config: &Config, name: &str) -> i64 {
             from_address: "whatsup@example.org",
             reply_to: "",
             transport: "outbox",
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .unwrap();
-    whatsup::send::engine::start(store, config, campaign, "test")
+    whatsup::send::engine::start(store, config, campaign, &crate::common::actor())
         .await
         .unwrap();
     let mut worker = whatsup::send::worker::Worker::new(store.clone(), config.clone()).unwrap();
@@ -354,6 +354,7 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
                 actor: "cli:test",
                 evidence: serde_json::json!({}),
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();
@@ -373,6 +374,7 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
                 actor: "bounce",
                 evidence: serde_json::json!({}),
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();
@@ -1251,7 +1253,7 @@ async fn the_archive_shows_merge_tags_with_neutral_values_and_no_ones_details(db
             date: issue.date,
             source_path: "tagged.md",
             source: &source,
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .unwrap();
@@ -1316,7 +1318,13 @@ async fn the_serve_command_listens_runs_the_worker_and_stops_on_sigterm() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_whatsup"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+        ])
         .env("WHATSUP_CONFIG", "/dev/null")
         .env("WHATSUP_GENERAL_DATA_DIR", dir.path())
         .env("WHATSUP_SECURITY_TOKEN_SECRET", SECRET)

@@ -1,62 +1,33 @@
-//! The service layer: the rules of each action, in one place for every
-//! front end.
+//! The service layer: what the CLI, the REST API and the admin pages do,
+//! as functions that take an [`Actor`](crate::domain::Actor) and typed
+//! input and return typed errors ([`AppError`]). The front ends parse their
+//! input, call these, and render the result; none of them repeats a rule.
 //!
-//! The CLI calls these functions today; the REST API and the web admin
-//! call the same ones. Each takes an [`Actor`] and a typed input and
-//! returns a typed error that says what went wrong in a way a front end
-//! can map (not found, invalid input, a conflict with the current state,
-//! a refusal by the send gate, or an internal failure). Front ends parse
-//! their own input, call one function, and present the result: no rule
-//! lives in a front end.
-//!
-//! - [`campaigns`]: create, schedule, start, pause, resume, cancel and
-//!   retry campaigns, through the send gate.
+//! - [`campaign_actions`]: create, change, schedule, start, pause, resume,
+//!   cancel and retry campaigns; create, schedule and start pass the send
+//!   gate ([`crate::send::gate`]).
+//! - [`approval`]: request and give a campaign's two-person approval (an
+//!   approval also passes the gate's preflight).
+//! - [`accounts`]: users, sessions and API tokens.
 
-pub mod campaigns;
+pub mod accounts;
+pub mod approval;
+pub mod campaign_actions;
+mod error;
 
-use std::fmt;
+pub use error::AppError;
 
-/// Who is acting: recorded in histories and audit trails as
-/// `cli:<unix user>`, a worker's id, or a front end's own name for a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(String);
+use crate::domain::{Action, Actor};
 
-impl Actor {
-    /// The user running the command line: `cli:<unix user>`.
-    pub fn cli() -> Actor {
-        Actor(format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        ))
+/// Refuses (403) an action the permission table does not give the actor.
+pub fn require(actor: &Actor, action: Action) -> Result<(), AppError> {
+    if actor.may(action) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "{} may not {} ({action})",
+            actor.label(),
+            action.describe()
+        )))
     }
-
-    /// An actor by the name its front end records.
-    pub fn named(name: impl Into<String>) -> Actor {
-        Actor(name.into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Actor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// How a front end should answer an error (HTTP: 404, 422, 409, 422, 500).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// What the request names does not exist.
-    NotFound,
-    /// The input is wrong; the same request will always fail.
-    Invalid,
-    /// The current state does not allow it (someone else may have acted).
-    Conflict,
-    /// The send gate refused: the issue or its recipients must be fixed.
-    Refused,
-    /// Something failed on our side (the database, a file).
-    Internal,
 }

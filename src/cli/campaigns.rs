@@ -5,16 +5,20 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use chrono::{TimeZone as _, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::output::{print_json, print_table};
-use crate::app::campaigns::{self, CreateCampaign, ScheduleCampaign, Transition, When};
-use crate::app::Actor;
+use crate::app::approval::{self, ApprovalView};
+use crate::app::campaign_actions::{
+    self as actions, Checked, Control, CreateCampaign, ScheduleAt, ScheduleCampaign,
+};
+use crate::app::AppError;
 use crate::config::Config;
-use crate::domain::{CampaignState, DeliveryStatus};
+use crate::domain::approval::ApprovalStatus;
+use crate::domain::{Actor, CampaignState, DeliveryStatus};
 use crate::send::engine::RunEnd;
 use crate::send::worker::Worker;
 use crate::store::campaigns::{Campaign, Counts};
@@ -38,9 +42,37 @@ pub enum CampaignsCmd {
     /// Schedule a campaign at a time in the newsletter's zone, or at a local
     /// time in each recipient's zone
     Schedule(ScheduleArgs),
-    /// Start a campaign now: checks the issue, freezes the recipients and
-    /// renders every message once; `whatsup worker` or `whatsup send` then
-    /// delivers
+    /// Change a draft, scheduled or blocked campaign's name or segment (a
+    /// new segment voids its approval)
+    Edit {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Ask for a second person's approval of the campaign as it is now
+    RequestApproval {
+        id: i64,
+        /// A note for the approver
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the campaign's issue revision and segment (an operator or
+    /// admin other than its creator and the revision's author; name your
+    /// account with --as EMAIL); the revision must pass its preflight check
+    Approve {
+        id: i64,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a campaign now: checks the issue (and its approval), freezes
+    /// the recipients and renders every message once; `whatsup worker` or
+    /// `whatsup send` then delivers
     Start {
         id: i64,
         /// Send despite the issue's preflight failures, for this reason
@@ -131,15 +163,34 @@ pub struct SendArgs {
 }
 
 pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<ExitCode> {
-    let actor = Actor::cli();
+    let actor = super::cli_actor(store).await?;
     match cmd {
         CampaignsCmd::Create(a) => create(store, config, &actor, a).await,
+        CampaignsCmd::Edit { id, name, segment } => {
+            let seg_text = segment.clone().unwrap_or_default();
+            let c = actions::update(store, &actor, id, name.as_deref(), segment.as_deref())
+                .await
+                .map_err(|e| cli_error(e, &seg_text))?;
+            println!(
+                "campaign {id} changed: \"{}\", segment {:?}",
+                c.name, c.segment
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignsCmd::RequestApproval { id, note, json } => {
+            let v = approval::request(store, config, &actor, id, &note).await?;
+            print_approval(id, &v, json, "approval requested")
+        }
+        CampaignsCmd::Approve { id, note, json } => {
+            let v = approval::approve(store, config, &actor, id, &note).await?;
+            print_approval(id, &v, json, "approved")
+        }
         CampaignsCmd::List { json } => list(store, config, json).await,
         CampaignsCmd::Show { id, json } => show(store, config, id, json).await,
         CampaignsCmd::Schedule(a) => {
             let when = match (a.at, a.local, a.date) {
-                (Some(at), None, _) => When::At(at),
-                (None, Some(time), Some(date)) => When::Local { time, date },
+                (Some(at), None, _) => ScheduleAt::At(at),
+                (None, Some(time), Some(date)) => ScheduleAt::Local { date, time },
                 _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
             };
             let input = ScheduleCampaign {
@@ -147,7 +198,9 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 now: a.now,
                 override_check: a.override_check,
             };
-            let s = campaigns::schedule(store, config, &actor, a.id, input).await?;
+            let s = actions::schedule(store, config, &actor, a.id, &input)
+                .await
+                .map_err(|e| cli_error(e, ""))?;
             let now_ms = Utc::now().timestamp_millis();
             if let Some(w) = crate::send::schedule::far_off_warning(s.first_due_ms, now_ms) {
                 eprintln!("warning: {w}");
@@ -156,12 +209,14 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 "campaign {} scheduled: first recipients due {}{}",
                 a.id,
                 local_time(s.first_due_ms, config),
-                checked(s.revision, s.warnings, s.overridden)
+                checked(&s.checked)
             );
             Ok(ExitCode::SUCCESS)
         }
         CampaignsCmd::Start { id, override_check } => {
-            let s = campaigns::start(store, config, &actor, id, override_check).await?;
+            let s = actions::start(store, config, &actor, id, override_check.as_deref())
+                .await
+                .map_err(|e| cli_error(e, ""))?;
             println!(
                 "campaign {id} started: {} recipients frozen, every message rendered in {:.2} s; \
                  run `whatsup worker` or `whatsup send {id}`",
@@ -169,23 +224,13 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
             );
             Ok(ExitCode::SUCCESS)
         }
-        CampaignsCmd::Pause { id } => {
-            campaigns::transition(store, &actor, id, Transition::Pause).await?;
-            println!("campaign {id} paused");
-            Ok(ExitCode::SUCCESS)
-        }
-        CampaignsCmd::Resume { id } => {
-            campaigns::transition(store, &actor, id, Transition::Resume).await?;
-            println!("campaign {id} resumed");
-            Ok(ExitCode::SUCCESS)
-        }
+        CampaignsCmd::Pause { id } => control(store, &actor, id, Control::Pause, "paused").await,
+        CampaignsCmd::Resume { id } => control(store, &actor, id, Control::Resume, "resumed").await,
         CampaignsCmd::Cancel { id } => {
-            campaigns::transition(store, &actor, id, Transition::Cancel).await?;
-            println!("campaign {id} cancelled");
-            Ok(ExitCode::SUCCESS)
+            control(store, &actor, id, Control::Cancel, "cancelled").await
         }
         CampaignsCmd::RetryFailed { id } => {
-            let n = campaigns::retry_failed(store, &actor, id).await?;
+            let n = actions::retry_failed(store, &actor, id).await?;
             println!("campaign {id}: {n} failed deliveries queued again");
             Ok(ExitCode::SUCCESS)
         }
@@ -209,10 +254,11 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
 }
 
 /// What the gate said, after a create or schedule.
-fn checked(revision: i64, warnings: usize, overridden: bool) -> String {
+fn checked(c: &Checked) -> String {
+    let (revision, warnings) = (c.revision, c.warnings);
     format!(
         " (issue revision {revision} checked: {}{warnings} warning(s))",
-        if overridden {
+        if c.overridden {
             "failures overridden, "
         } else {
             ""
@@ -236,15 +282,79 @@ fn reason(r: &str) -> String {
     }
 }
 
+async fn control(
+    store: &Store,
+    actor: &Actor,
+    id: i64,
+    what: Control,
+    verb: &str,
+) -> Result<ExitCode> {
+    actions::control(store, actor, id, what).await?;
+    println!("campaign {id} {verb}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An error of the service, with a segment's column pointed at.
+fn cli_error(e: AppError, segment: &str) -> anyhow::Error {
+    match &e {
+        AppError::Invalid(errors) => {
+            let mut out = Vec::new();
+            for f in errors {
+                let field = f.field.as_deref().unwrap_or("input");
+                match (field, f.column) {
+                    ("segment", Some(col)) => out.push(format!(
+                        "--segment: {}\n  {segment}\n  {}^",
+                        f.detail,
+                        " ".repeat(col.saturating_sub(1) as usize)
+                    )),
+                    _ => out.push(format!("--{}: {}", field.replace('_', "-"), f.detail)),
+                }
+            }
+            anyhow!(out.join("\n"))
+        }
+        _ => anyhow::Error::from(e),
+    }
+}
+
+fn print_approval(id: i64, v: &ApprovalView, json: bool, what: &str) -> Result<ExitCode> {
+    if json {
+        print_json(v)?;
+    } else {
+        println!(
+            "campaign {id}: {what} (revision {}): {}",
+            v.revision,
+            describe_approval(&v.status)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_approval(s: &ApprovalStatus) -> String {
+    match s {
+        ApprovalStatus::NotRequired => "approval not required".into(),
+        ApprovalStatus::Approved { by, revision } => {
+            format!("approved by {by} for revision {revision}")
+        }
+        ApprovalStatus::Missing {
+            revision,
+            void: None,
+        } => format!("not approved yet (revision {revision})"),
+        ApprovalStatus::Missing {
+            revision,
+            void: Some(v),
+        } => format!("not approved for revision {revision}: {v}"),
+    }
+}
+
 async fn create(store: &Store, config: &Config, actor: &Actor, a: CreateArgs) -> Result<ExitCode> {
     let issue = a.issue;
-    let c = campaigns::create(
+    let created = actions::create(
         store,
         config,
         actor,
-        CreateCampaign {
+        &CreateCampaign {
             issue,
-            segment: a.segment,
+            segment: a.segment.clone(),
             name: a.name,
             from_name: a.from_name,
             from_address: a.from,
@@ -253,15 +363,20 @@ async fn create(store: &Store, config: &Config, actor: &Actor, a: CreateArgs) ->
             override_check: a.override_check,
         },
     )
-    .await?;
+    .await
+    .map_err(|e| cli_error(e, &a.segment))?;
+    let c = &created.campaign;
+    let recipients = actions::matching_contacts(store, &c.segment).await?;
     if a.json {
-        print_json(&c)?;
+        print_json(&serde_json::json!({
+            "id": c.id, "matching_contacts": recipients, "revision": created.checked.revision,
+            "warnings": created.checked.warnings, "overridden": created.checked.overridden,
+        }))?;
     } else {
         println!(
-            "campaign {} created (draft): issue {issue}, {} active contacts match now{}",
+            "campaign {} created (draft): issue {issue}, {recipients} active contacts match now{}",
             c.id,
-            c.matching_contacts,
-            checked(c.revision, c.warnings, c.overridden)
+            checked(&created.checked)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -310,10 +425,11 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
         .deliveries(id, Some(DeliveryStatus::Failed), 1000)
         .await?;
     let tracking = store.tracking_counts(id).await?;
+    let approval = approval::view(store, config, &c).await?;
     if json {
         print_json(&serde_json::json!({
             "campaign": c, "counts": counts, "events": events, "failed": failed,
-            "tracking": tracking,
+            "tracking": tracking, "approval": approval,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -337,6 +453,7 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     println!("  transport  {}", c.transport);
     println!("  state      {}", state_line(&c));
     println!("  schedule   {}", when(&c, config));
+    println!("  approval   {}", describe_approval(&approval.status));
     if let Some(rev) = c.override_revision {
         println!(
             "  override   preflight failures of revision {rev} overridden by {}: {}",
@@ -387,10 +504,7 @@ fn local_time(ms: i64, config: &Config) -> String {
         .timezone
         .parse()
         .unwrap_or(chrono_tz::Asia::Tokyo);
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
-        .unwrap_or_default()
+    actions::local_time(ms, tz)
 }
 
 fn when(c: &Campaign, config: &Config) -> String {
@@ -466,7 +580,16 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
         c.state()?,
         CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
     ) {
-        campaigns::start(store, config, &Actor::cli(), args.id, args.override_check).await?;
+        let actor = super::cli_actor(store).await?;
+        actions::start(
+            store,
+            config,
+            &actor,
+            args.id,
+            args.override_check.as_deref(),
+        )
+        .await
+        .map_err(|e| cli_error(e, ""))?;
     }
     // SIGTERM (a supervisor, `kill`) and SIGINT (Ctrl-C) alike: messages
     // in flight finish and are recorded, claimed ones are given back.

@@ -22,11 +22,10 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::output::progress;
-use crate::app::campaigns::{self, CreateCampaign};
-use crate::app::Actor;
+use crate::app::campaign_actions::{self as actions, CreateCampaign};
 use crate::compose::{preflight, preview, CompiledIssue, Issue, LinkTokens, Recipient};
 use crate::config::{Config, Secret};
-use crate::domain::CampaignState;
+use crate::domain::{Actor, CampaignState};
 use crate::import::{import_file, ImportOptions};
 use crate::send::worker::Worker;
 use crate::store::issues::IssueText;
@@ -97,7 +96,11 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
     if config.security.token_secret.is_empty() {
         config.security.token_secret = Secret::new(demo_secret(&config.general.data_dir)?);
     }
+    // The demo's campaign only writes files to the outbox: it needs no
+    // second person's approval (newsletter.require_approval).
+    config.newsletter.require_approval = false;
     let config = &config;
+    let demo = Actor::system("demo");
     println!();
     let issue = Issue::load(path)?;
     store
@@ -107,7 +110,7 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
             date: issue.date,
             source_path: &path.display().to_string(),
             source: &issue.source,
-            actor: "demo",
+            actor: &demo,
         })
         .await?;
     let report = preflight::check_source(
@@ -147,7 +150,8 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
         .await?
         .into_iter()
         .find(|c| c.name == DEMO_CAMPAIGN && c.issue_number == i64::from(issue.number));
-    let demo = Actor::named("demo");
+    // The campaign goes through the send gate as whoever runs the demo.
+    let demo = super::cli_actor(store).await?;
     let id = match existing {
         Some(c) => c.id,
         None => {
@@ -157,7 +161,10 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
                 transport: Some("outbox".into()),
                 ..Default::default()
             };
-            campaigns::create(store, config, &demo, input).await?.id
+            actions::create(store, config, &demo, &input)
+                .await?
+                .campaign
+                .id
         }
     };
     let c = store.campaign_or_err(id).await?;
@@ -168,7 +175,7 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
             c.state()?,
             CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
         ) {
-            campaigns::start(store, config, &demo, id, None).await?;
+            actions::start(store, config, &demo, id, None).await?;
         }
         let mut worker = Worker::new(store.clone(), config.clone())?;
         worker

@@ -2,6 +2,8 @@
 //! command group. Commands print human-readable text by default and JSON with
 //! `--json`; every failure returns a non-zero exit code.
 
+mod accounts;
+mod audit;
 mod bounces;
 mod campaigns;
 mod demo;
@@ -18,11 +20,13 @@ mod subscribers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Loaded, Secret};
+use crate::domain::Actor;
 use crate::store::Store;
 
 /// whatsup: a self-hosted newsletter system.
@@ -38,6 +42,10 @@ pub struct Cli {
     /// More logging (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Act as this account (its role applies, and the audit trail names
+    /// it); without it the CLI acts as cli:<unix user>
+    #[arg(long = "as", global = true, value_name = "EMAIL", env = "WHATSUP_AS")]
+    pub as_account: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -86,6 +94,15 @@ pub enum Command {
     /// Move the store: copy SQLite into PostgreSQL
     #[command(subcommand)]
     Store(ops::StoreCmd),
+    /// Accounts of the web admin and the API: add, list, roles, disable
+    #[command(subcommand)]
+    Users(accounts::UsersCmd),
+    /// API tokens: create (shown once), list, revoke
+    #[command(subcommand)]
+    Tokens(accounts::TokensCmd),
+    /// The audit trail: who changed what, when and from where
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Show the effective configuration (secrets redacted)
     Config {
         #[arg(long)]
@@ -165,6 +182,7 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
     if let Some(url) = &cli.database {
         loaded.config.database.url = Secret::new(url.clone());
     }
+    let _ = AS_ACCOUNT.set(cli.as_account.clone());
     let config = loaded.config.clone();
     match cli.command {
         Command::Config { json } => {
@@ -194,7 +212,13 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             store.close().await;
             code
         }
-        Command::Issues(cmd) => issues::run(&config, cmd).await,
+        Command::Issues(cmd) => {
+            let store = Store::open(&config).await?;
+            let actor = cli_actor(&store).await;
+            store.close().await;
+            require(&actor?, cmd.action())?;
+            issues::run(&config, cmd).await
+        }
         Command::Campaigns(cmd) => {
             let store = Store::open(&config).await?;
             let code = campaigns::run(&store, &config, cmd).await;
@@ -231,10 +255,45 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             store.close().await;
             code
         }
+        Command::Users(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = accounts::users(&store, cmd).await;
+            store.close().await;
+            code
+        }
+        Command::Tokens(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = accounts::tokens(&store, cmd).await;
+            store.close().await;
+            code
+        }
+        Command::Audit(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = audit::run(&store, cmd).await;
+            store.close().await;
+            code
+        }
     }
 }
 
-/// Who is acting, for the audit trail: `cli:<user>`.
-pub fn cli_actor() -> String {
-    crate::app::Actor::cli().to_string()
+/// The account named by `--as`, if any (set once at start).
+static AS_ACCOUNT: OnceLock<Option<String>> = OnceLock::new();
+
+/// Who is acting: `cli:<unix user>`, as the account named by `--as` when
+/// given (it must exist and be enabled).
+pub async fn cli_actor(store: &Store) -> Result<Actor> {
+    match AS_ACCOUNT.get().and_then(|a| a.as_deref()) {
+        Some(email) => Ok(Actor::cli(Some(
+            crate::app::accounts::cli_account(store, email)
+                .await
+                .map_err(|e| anyhow::anyhow!("--as {email}: {e}"))?,
+        ))),
+        None => Ok(Actor::cli(None)),
+    }
+}
+
+/// Refuses what the permission table does not give the actor (an account
+/// named by `--as`; the bare CLI may do everything).
+pub fn require(actor: &Actor, action: crate::domain::Action) -> Result<()> {
+    crate::app::require(actor, action).map_err(anyhow::Error::from)
 }

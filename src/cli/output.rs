@@ -76,30 +76,8 @@ pub fn progress(len: Option<u64>, what: &str) -> Option<indicatif::ProgressBar> 
 }
 
 pub fn print_config(loaded: &Loaded, json: bool) -> Result<()> {
-    let mut value = toml::Value::try_from(&loaded.config)?;
     // Secrets are shown only as set or not.
-    for (section, key) in [
-        ("database", "url"),
-        ("smtp", "password"),
-        ("security", "token_secret"),
-        ("dkim", "private_key"),
-        ("bounces.imap", "password"),
-        ("bounces.pop3", "password"),
-        ("webhooks", "postmark_password"),
-        ("web", "metrics_token"),
-    ] {
-        let table = section
-            .split('.')
-            .try_fold(&mut value, |v, name| v.get_mut(name));
-        if let Some(slot) = table.and_then(|s| s.get_mut(key)) {
-            let set = slot.as_str().map(|s| !s.is_empty()).unwrap_or(false);
-            *slot = toml::Value::String(if set {
-                "[redacted]".into()
-            } else {
-                String::new()
-            });
-        }
-    }
+    let value = loaded.config.redacted()?;
     if json {
         print_json(&serde_json::json!({
             "file": loaded.file.as_ref().map(|f| f.display().to_string()),

@@ -2,12 +2,17 @@
 //! SMTP or HTTP: a value of these types has been validated once and can be
 //! trusted everywhere else.
 
+pub mod actor;
 pub mod address;
+pub mod approval;
 pub mod country;
 pub mod email;
+#[macro_use]
 pub mod kinds;
+pub mod permission;
 pub mod segment;
 
+pub use actor::{Account, Actor};
 pub use address::check_salutation;
 pub use country::{CountryCode, CountryError};
 pub use email::{EmailAddress, EmailError};
@@ -15,6 +20,8 @@ pub use kinds::{
     CampaignState, ContactStatus, DeliveryStatus, Language, LanguageError, OrgKind, Relationship,
     TimeZone, TimeZoneError, UnknownWord,
 };
+
+pub use permission::{allowed, Action, Role};
 
 /// Levenshtein distance between two short strings (for "did you mean").
 pub fn edit_distance(a: &str, b: &str) -> usize {

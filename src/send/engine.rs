@@ -31,7 +31,7 @@ use super::transport::{Failure, Outgoing, Transport};
 use crate::bounce::intake::Intake;
 use crate::compose::{CompiledIssue, Issue, Recipient, Tracking};
 use crate::config::{Config, Sending};
-use crate::domain::{CampaignState, DeliveryStatus};
+use crate::domain::{Actor, CampaignState, DeliveryStatus};
 use crate::store::campaigns::{Campaign, Claimed, Counts, Outcome};
 use crate::store::retry::DbRetry;
 use crate::store::Store;
@@ -378,14 +378,14 @@ impl Engine {
                         report_every = Duration::from_secs(1).max(*took * REPORT_SHARE);
                     }
                     if let Some(reason) = self.after_record(&recorded).await? {
-                        let (store, worker) = (&self.store, &self.worker);
+                        let (store, me) = (&self.store, Actor::system(&self.worker));
                         self.db
                             .run("pausing the campaign", || {
                                 store.move_campaign(
                                     id,
                                     &[CampaignState::Running],
                                     CampaignState::Paused,
-                                    worker,
+                                    &me,
                                     &reason,
                                 )
                             })
@@ -976,14 +976,14 @@ impl Deliverer {
 /// ([`super::gate::start`]): returns the number of recipients, or `None` if
 /// another worker started it first; a campaign the gate blocks is an error
 /// with the reasons.
-pub async fn start(store: &Store, config: &Config, id: i64, actor: &str) -> Result<Option<i64>> {
+pub async fn start(store: &Store, config: &Config, id: i64, actor: &Actor) -> Result<Option<i64>> {
     match super::gate::start(store, config, id, actor, None).await? {
         super::gate::StartOutcome::Started { recipients, .. } => Ok(Some(recipients)),
         super::gate::StartOutcome::Lost => Ok(None),
         super::gate::StartOutcome::NotStartable(state) => {
             bail!("campaign {id} is {state}; only a draft, scheduled or blocked campaign can start")
         }
-        super::gate::StartOutcome::Blocked(reason) => {
+        super::gate::StartOutcome::Blocked { reason, .. } => {
             bail!("campaign {id} is blocked: {reason}")
         }
     }

@@ -35,8 +35,9 @@ use super::schedule;
 use crate::compose::preflight::{self, Finding, Report, Severity};
 use crate::compose::{CompiledIssue, LinkTokens, Recipient, Tracking};
 use crate::config::{Config, Newsletter};
+use crate::domain::approval::NotApproved;
 use crate::domain::segment::Segment;
-use crate::domain::CampaignState;
+use crate::domain::{Actor, CampaignState};
 use crate::store::campaigns::{Campaign, CheckOverride, Claimed, FrozenCheck, Started};
 use crate::store::Store;
 
@@ -193,16 +194,22 @@ pub async fn preflight(
     let n = u32::try_from(number).context("issue number")?;
     let rev = store.issue_revision(n, revision).await?;
     let name = format!("issue {n} revision {}", rev.revision);
-    let context = preflight::Context {
-        tracking: tracking(config),
-        library: media_library(store).await?,
-    };
+    let context = context(store, config).await?;
     let report =
         preflight::check_source_with(&name, &rev.source, &sender.newsletter(config), &context);
     Ok(Preflight {
         number,
         revision: rev.revision,
         report,
+    })
+}
+
+/// What the preflight knows when it checks as campaigns send: the
+/// tracking settings and the media library.
+pub async fn context(store: &Store, config: &Config) -> Result<preflight::Context> {
+    Ok(preflight::Context {
+        tracking: tracking(config),
+        library: media_library(store).await?,
     })
 }
 
@@ -223,7 +230,7 @@ pub async fn check_campaign(
     store: &Store,
     config: &Config,
     c: &Campaign,
-    actor: &str,
+    actor: &Actor,
     override_reason: Option<&str>,
 ) -> Result<(Preflight, Option<Refusal>)> {
     let p = preflight(store, config, c.issue_number, None, &Sender::of(c)).await?;
@@ -250,12 +257,17 @@ pub enum StartOutcome {
     NotStartable(CampaignState),
     /// Someone else started, scheduled or cancelled it meanwhile.
     Lost,
-    /// Blocked by the gate, with the reasons; nothing was frozen or sent.
-    Blocked(String),
+    /// Blocked by the gate, with the reasons (and the preflight's refusal
+    /// when that was the cause); nothing was frozen or sent.
+    Blocked {
+        reason: String,
+        refusal: Option<Refusal>,
+    },
 }
 
 /// Starts a draft, scheduled or blocked campaign now through the gate:
-/// the preflight on the latest revision (with the override recorded for
+/// its two-person approval (an error carrying [`NotApproved`] when it
+/// lacks one, the campaign left as it is), the preflight on the latest revision (with the override recorded for
 /// it, or given now), then the recipients frozen and every message
 /// rendered once before the start commits. A refusal leaves the campaign
 /// `blocked` with the reasons.
@@ -263,7 +275,7 @@ pub async fn start(
     store: &Store,
     config: &Config,
     id: i64,
-    actor: &str,
+    actor: &Actor,
     override_reason: Option<&str>,
 ) -> Result<StartOutcome> {
     let c = store.campaign_or_err(id).await?;
@@ -276,9 +288,15 @@ pub async fn start(
     if !startable.contains(&state) {
         return Ok(StartOutcome::NotStartable(state));
     }
+    // Two-person approval of exactly what would be sent now: without it
+    // the campaign stays as it is (an error carrying [`NotApproved`]).
+    let (approval, _) = store
+        .approval_status(&c, config.newsletter.require_approval)
+        .await?;
+    NotApproved::check(id, &approval)?;
     let (p, refusal) = check_campaign(store, config, &c, actor, override_reason).await?;
     if let Some(r) = refusal {
-        return block(store, &c, &startable, actor, r.to_string()).await;
+        return block(store, &c, &startable, actor, r.to_string(), Some(r)).await;
     }
     let segment = if c.segment.trim().is_empty() {
         None
@@ -287,7 +305,7 @@ pub async fn start(
             Ok(s) => Some(s),
             Err(e) => {
                 let reason = format!("the segment does not parse: {}", e.render(&c.segment));
-                return block(store, &c, &startable, actor, reason).await;
+                return block(store, &c, &startable, actor, reason, None).await;
             }
         }
     };
@@ -312,7 +330,10 @@ pub async fn start(
                 render_secs,
             }
         }
-        Started::Blocked(reason) => StartOutcome::Blocked(reason),
+        Started::Blocked(reason) => StartOutcome::Blocked {
+            reason,
+            refusal: None,
+        },
         Started::NotStartable => StartOutcome::Lost,
     })
 }
@@ -321,14 +342,15 @@ async fn block(
     store: &Store,
     c: &Campaign,
     from: &[CampaignState],
-    actor: &str,
+    actor: &Actor,
     reason: String,
+    refusal: Option<Refusal>,
 ) -> Result<StartOutcome> {
     if store
         .move_campaign(c.id, from, CampaignState::Blocked, actor, &reason)
         .await?
     {
-        Ok(StartOutcome::Blocked(reason))
+        Ok(StartOutcome::Blocked { reason, refusal })
     } else {
         Ok(StartOutcome::Lost)
     }

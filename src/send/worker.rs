@@ -22,7 +22,8 @@ use super::identity::Identity;
 use super::transport::Transport;
 use super::{build_transport, worker_id};
 use crate::config::Config;
-use crate::domain::CampaignState;
+use crate::domain::approval::NotApproved;
+use crate::domain::{Actor, CampaignState};
 use crate::store::campaigns::Counts;
 use crate::store::retry::DbRetry;
 use crate::store::Store;
@@ -35,6 +36,8 @@ pub struct Worker {
     identity: Arc<Identity>,
     transports: HashMap<String, Arc<Transport>>,
     engines: HashMap<i64, Engine>,
+    /// Due campaigns still waiting for their approval, warned about once.
+    unapproved: std::collections::HashSet<i64>,
 }
 
 impl Worker {
@@ -47,6 +50,7 @@ impl Worker {
             identity,
             transports: HashMap::new(),
             engines: HashMap::new(),
+            unapproved: std::collections::HashSet::new(),
         })
     }
 
@@ -130,17 +134,24 @@ impl Worker {
                 store.due_campaigns(now)
             })
             .await?;
+        let me = Actor::system(&self.id);
         for id in due {
             // The gate runs again: templates or config may have changed
             // since the campaign was scheduled.
-            match gate::start(&self.store, &self.config, id, &self.id, None).await {
+            match gate::start(&self.store, &self.config, id, &me, None).await {
                 Ok(StartOutcome::Started { recipients, .. }) => {
                     tracing::info!(campaign = id, recipients, "campaign started")
                 }
-                Ok(StartOutcome::Blocked(reason)) => {
+                Ok(StartOutcome::Blocked { reason, .. }) => {
                     tracing::error!(campaign = id, "blocked, nothing sent: {reason}")
                 }
                 Ok(StartOutcome::Lost | StartOutcome::NotStartable(_)) => {}
+                // It stays scheduled and starts once approved.
+                Err(e) if e.downcast_ref::<NotApproved>().is_some() => {
+                    if self.unapproved.insert(id) {
+                        tracing::warn!(campaign = id, "not started: {e:#}");
+                    }
+                }
                 Err(e) => {
                     let reason = format!("could not start: {e:#}");
                     tracing::error!(campaign = id, "{reason}");
@@ -182,9 +193,10 @@ impl Worker {
     async fn pause(&self, id: i64, from: CampaignState, reason: &str) -> Result<bool> {
         let db = DbRetry::new(self.config.database.retry_secs);
         let from = [from];
+        let me = Actor::system(&self.id);
         db.run("pausing the campaign", || {
             self.store
-                .move_campaign(id, &from, CampaignState::Paused, &self.id, reason)
+                .move_campaign(id, &from, CampaignState::Paused, &me, reason)
         })
         .await
     }
