@@ -261,6 +261,13 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
         .await
         .unwrap();
     fill(&b, "#local-time", "09:00").await;
+    b.client
+        .find(Locator::Css("#now"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.click("form[action$='/schedule'] button").await;
     let timeline = text_of(&b, "#timeline").await;
     assert!(timeline.contains("America/New_York"), "{timeline}");
