@@ -63,7 +63,9 @@ async fn running_campaign(api: &Api) -> i64 {
     id
 }
 
-async fn paused_campaign(api: &Api) -> i64 {
+/// A started campaign moved on to `to` (paused; cancelled, whose event
+/// stream ends).
+async fn moved_campaign(api: &Api, to: whatsup::domain::CampaignState) -> i64 {
     let id = running_campaign(api).await;
     assert!(api
         .db
@@ -71,25 +73,7 @@ async fn paused_campaign(api: &Api) -> i64 {
         .move_campaign(
             id,
             &[whatsup::domain::CampaignState::Running],
-            whatsup::domain::CampaignState::Paused,
-            &setup(),
-            "test",
-        )
-        .await
-        .unwrap());
-    id
-}
-
-/// A started campaign that was then cancelled: its event stream ends.
-async fn cancelled_campaign(api: &Api) -> i64 {
-    let id = running_campaign(api).await;
-    assert!(api
-        .db
-        .store
-        .move_campaign(
-            id,
-            &[whatsup::domain::CampaignState::Running],
-            whatsup::domain::CampaignState::Cancelled,
+            to,
             &setup(),
             "test",
         )
@@ -240,9 +224,12 @@ async fn case(api: &Api, jobs: &Jobs, method: &str, path: &str) -> Req {
         | ("get", "/api/v1/campaigns/{id}/timeline") => {
             p(path.replace("{id}", &running_campaign(api).await.to_string()))
         }
-        ("get", "/api/v1/campaigns/{id}/events") => {
-            p(path.replace("{id}", &cancelled_campaign(api).await.to_string()))
-        }
+        ("get", "/api/v1/campaigns/{id}/events") => p(path.replace(
+            "{id}",
+            &moved_campaign(api, whatsup::domain::CampaignState::Cancelled)
+                .await
+                .to_string(),
+        )),
         ("patch", "/api/v1/campaigns/{id}") => pb(
             path.replace("{id}", &fresh_campaign(api).await.to_string()),
             json(serde_json::json!({"segment": "kind = city"})),
@@ -263,9 +250,12 @@ async fn case(api: &Api, jobs: &Jobs, method: &str, path: &str) -> Req {
         | ("post", "/api/v1/campaigns/{id}/retry-failed") => {
             p(path.replace("{id}", &running_campaign(api).await.to_string()))
         }
-        ("post", "/api/v1/campaigns/{id}/resume") => {
-            p(path.replace("{id}", &paused_campaign(api).await.to_string()))
-        }
+        ("post", "/api/v1/campaigns/{id}/resume") => p(path.replace(
+            "{id}",
+            &moved_campaign(api, whatsup::domain::CampaignState::Paused)
+                .await
+                .to_string(),
+        )),
         ("get", "/api/v1/bounces") | ("get", "/api/v1/bounces/report") => p(path.into()),
         ("get", "/api/v1/audit") => p("/api/v1/audit?limit=5".into()),
         ("get", "/api/v1/users") | ("get", "/api/v1/tokens") | ("get", "/api/v1/settings") => {

@@ -13,9 +13,7 @@ use whatsup::domain::segment::Segment;
 use whatsup::domain::{CampaignState, ContactStatus, CountryCode, EmailAddress, OrgKind};
 use whatsup::export::{export, Format};
 use whatsup::import::ImportOptions;
-use whatsup::store::bounces::{
-    BounceFilter, BouncePolicy, NewBounceEvent, NewBounceMessage, UNVERIFIED_ACTION,
-};
+use whatsup::store::bounces::{BounceFilter, BouncePolicy, NewBounceEvent, UNVERIFIED_ACTION};
 use whatsup::store::{ContactPatch, NewContact, OrgFields, StatusChange, Store};
 
 fn new_contact(email: &str) -> NewContact {
@@ -1228,32 +1226,6 @@ mod migration {
     }
 }
 
-/// One event of `kind` for `email`, matched to its contact as given.
-fn bounce_event(contact: i64, email: &str, kind: &str, verified: bool) -> NewBounceEvent {
-    NewBounceEvent {
-        contact_id: Some(contact),
-        campaign_id: None,
-        delivery_id: None,
-        email: email.into(),
-        kind: kind.into(),
-        reason: "user_unknown".into(),
-        status: "5.1.1".into(),
-        diagnostic: "550 5.1.1 user unknown".into(),
-        matched_by: if verified { "verp" } else { "address" }.into(),
-        verified,
-    }
-}
-
-fn bounce_message(key: &str, events: Vec<NewBounceEvent>) -> NewBounceMessage {
-    NewBounceMessage {
-        sha256: key.into(),
-        message_id: format!("<{key}@example.net>"),
-        source: "test".into(),
-        format: "dsn".into(),
-        events,
-    }
-}
-
 async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_policy_allows(
     db: TestDb,
 ) {
@@ -1270,7 +1242,11 @@ async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_polic
     };
     let record = |key: &'static str, e: NewBounceEvent, policy: BouncePolicy| async move {
         let out = store
-            .record_bounce(&bounce_message(key, vec![e]), &policy, "bounce:test")
+            .record_bounce(
+                &common::bounces::message(key, vec![e]),
+                &policy,
+                "bounce:test",
+            )
             .await
             .unwrap();
         assert!(!out.duplicate);
@@ -1282,7 +1258,13 @@ async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_polic
     for (key, kind) in [("h1", "hard"), ("c1", "complaint")] {
         let e = record(
             key,
-            bounce_event(anne, "anne.martin@paris.example.com", kind, false),
+            common::bounces::event(
+                anne,
+                "anne.martin@paris.example.com",
+                kind,
+                "user_unknown",
+                false,
+            ),
             policy,
         )
         .await;
@@ -1299,7 +1281,13 @@ async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_polic
     for key in ["s1", "s2"] {
         let e = record(
             key,
-            bounce_event(anne, "anne.martin@paris.example.com", "soft", false),
+            common::bounces::event(
+                anne,
+                "anne.martin@paris.example.com",
+                "soft",
+                "user_unknown",
+                false,
+            ),
             policy,
         )
         .await;
@@ -1307,7 +1295,13 @@ async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_polic
     }
     let e = record(
         "s3",
-        bounce_event(anne, "anne.martin@paris.example.com", "soft", true),
+        common::bounces::event(
+            anne,
+            "anne.martin@paris.example.com",
+            "soft",
+            "user_unknown",
+            true,
+        ),
         policy,
     )
     .await;
@@ -1315,7 +1309,13 @@ async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_polic
     // A verified hard bounce acts, with `verified` in the evidence.
     let e = record(
         "h2",
-        bounce_event(anne, "anne.martin@paris.example.com", "hard", true),
+        common::bounces::event(
+            anne,
+            "anne.martin@paris.example.com",
+            "hard",
+            "user_unknown",
+            true,
+        ),
         policy,
     )
     .await;
@@ -1329,7 +1329,13 @@ async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_polic
     };
     let e = record(
         "h3",
-        bounce_event(jonas, "jonas.weber@berlin.example.com", "hard", false),
+        common::bounces::event(
+            jonas,
+            "jonas.weber@berlin.example.com",
+            "hard",
+            "user_unknown",
+            false,
+        ),
         open,
     )
     .await;

@@ -3,26 +3,12 @@
 //! unverified events marked.
 
 use crate::common::admin_pages::{html, Browser};
+use crate::common::bounces::{event, message};
 use crate::common::workspace::{Api, PASSWORD};
 use crate::common::{self, TestDb};
-use whatsup::store::bounces::{BouncePolicy, NewBounceEvent, NewBounceMessage};
+use whatsup::store::bounces::BouncePolicy;
 
 const CSV: &str = "email,name\nanne@example.org,Anne\nbob@example.org,Bob\n";
-
-fn event(contact: i64, email: &str, kind: &str, reason: &str, verified: bool) -> NewBounceEvent {
-    NewBounceEvent {
-        contact_id: Some(contact),
-        campaign_id: None,
-        delivery_id: None,
-        email: email.into(),
-        kind: kind.into(),
-        reason: reason.into(),
-        status: "5.1.1".into(),
-        diagnostic: format!("550 5.1.1 {reason}"),
-        matched_by: if verified { "verp" } else { "address" }.into(),
-        verified,
-    }
-}
 
 async fn start(db: TestDb) -> (Api, tempfile::TempDir) {
     let (_d, path) = common::temp_csv(CSV);
@@ -44,15 +30,12 @@ async fn start(db: TestDb) -> (Api, tempfile::TempDir) {
             event(bob, "bob@example.org", "soft", "mailbox_full", true),
         ),
     ] {
-        let msg = NewBounceMessage {
-            sha256: key.into(),
-            message_id: format!("<{key}@example.net>"),
-            source: "test".into(),
-            format: "dsn".into(),
-            events: vec![e],
-        };
         store
-            .record_bounce(&msg, &BouncePolicy::default(), "bounce:test")
+            .record_bounce(
+                &message(key, vec![e]),
+                &BouncePolicy::default(),
+                "bounce:test",
+            )
             .await
             .unwrap();
     }

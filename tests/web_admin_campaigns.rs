@@ -63,6 +63,47 @@ async fn a_campaign_is_created_approved_by_a_second_person_scheduled_and_started
     assert!(r.body.contains("did you mean"), "{}", r.body);
     assert!(r.body.contains("Column 1"), "{}", r.body);
 
+    // The builder joins a condition to the text, quoted so it parses.
+    let r = op
+        .post_form(
+            "/admin/campaigns",
+            &[
+                ("issue", "214"),
+                ("segment", "kind = city or kind = embassy"),
+                ("add_condition", "1"),
+                ("join", "and"),
+                ("field", "organisation"),
+                ("op", "!="),
+                ("value", "City of \"Nowhere\""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains(
+            "(kind = city or kind = embassy) and organisation != &quot;City of \\&quot;Nowhere\\&quot;&quot;"
+        ),
+        "{}",
+        r.body
+    );
+    assert!(
+        api.db.store.campaigns().await.unwrap().is_empty(),
+        "nothing created"
+    );
+    let r = op
+        .post_form(
+            "/admin/campaigns",
+            &[
+                ("add_condition", "1"),
+                ("field", "kind"),
+                ("op", "="),
+                ("value", "embasy"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(html(&r).contains("id=\"value-error\""), "{}", r.body);
+
     // A segment that does not parse keeps the form, with the error at it.
     let r = op
         .post_form(

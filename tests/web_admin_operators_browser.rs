@@ -112,26 +112,10 @@ async fn wait_text(b: &Browser, css: &str, what: &str, ok: impl Fn(&str) -> bool
 
 /// A hard bounce matched only by its address (so unverified).
 async fn record_unverified_bounce(db: &TestDb, email: &str) {
-    use whatsup::store::bounces::{BouncePolicy, NewBounceEvent, NewBounceMessage};
+    use whatsup::store::bounces::BouncePolicy;
     let c = db.store.contact(email).await.unwrap().unwrap();
-    let msg = NewBounceMessage {
-        sha256: format!("browser-{email}"),
-        message_id: "<browser-test@example.net>".into(),
-        source: "mailbox".into(),
-        format: "dsn".into(),
-        events: vec![NewBounceEvent {
-            contact_id: Some(c.id),
-            campaign_id: None,
-            delivery_id: None,
-            email: email.into(),
-            kind: "hard".into(),
-            reason: "user_unknown".into(),
-            status: "5.1.1".into(),
-            diagnostic: "550 5.1.1 <press@nyc.example.com>: user unknown".into(),
-            matched_by: "address".into(),
-            verified: false,
-        }],
-    };
+    let e = common::bounces::event(c.id, email, "hard", "user_unknown", false);
+    let msg = common::bounces::message("browser", vec![e]);
     db.store
         .record_bounce(&msg, &BouncePolicy::default(), "bounce:test")
         .await

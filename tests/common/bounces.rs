@@ -9,6 +9,7 @@ use whatsup::config::{Config, Secret};
 use whatsup::import::ImportOptions;
 use whatsup::send::engine::{self, RunEnd};
 use whatsup::send::worker::Worker;
+use whatsup::store::bounces::{NewBounceEvent, NewBounceMessage};
 use whatsup::store::campaigns::NewCampaign;
 
 pub const SECRET: &str = "bounce-intake-test-secret-long-enough-0123456789";
@@ -175,4 +176,38 @@ pub fn arf(headers: &str) -> Vec<u8> {
         headers.len()
     )
     .into_bytes()
+}
+
+/// A bounce event for `Store::record_bounce`: verified as if matched by
+/// VERP, else by its address only.
+pub fn event(
+    contact: i64,
+    email: &str,
+    kind: &str,
+    reason: &str,
+    verified: bool,
+) -> NewBounceEvent {
+    NewBounceEvent {
+        contact_id: Some(contact),
+        campaign_id: None,
+        delivery_id: None,
+        email: email.into(),
+        kind: kind.into(),
+        reason: reason.into(),
+        status: "5.1.1".into(),
+        diagnostic: format!("550 5.1.1 {reason}"),
+        matched_by: if verified { "verp" } else { "address" }.into(),
+        verified,
+    }
+}
+
+/// A bounce message with its events, `key` its idempotency key.
+pub fn message(key: &str, events: Vec<NewBounceEvent>) -> NewBounceMessage {
+    NewBounceMessage {
+        sha256: key.into(),
+        message_id: format!("<{key}@example.net>"),
+        source: "test".into(),
+        format: "dsn".into(),
+        events,
+    }
 }

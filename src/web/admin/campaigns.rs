@@ -154,6 +154,18 @@ pub struct NewForm {
     /// Create it despite the preflight's failures, for this reason.
     #[serde(default)]
     override_check: String,
+    /// The builder: add the condition (field, op, value) with `join`
+    /// instead of creating.
+    #[serde(default)]
+    add_condition: String,
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    op: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    join: String,
 }
 
 async fn new_form(State(s): State<AdminShared>, page: Page) -> AdminResult {
@@ -187,9 +199,15 @@ async fn render_new(
                 segment => form.segment.as_str(),
                 transport => form.transport.as_str(),
                 override_check => form.override_check.as_str(),
+                field => form.field.as_str(),
+                op => form.op.as_str(),
+                value => form.value.as_str(),
+                join => form.join.as_str(),
             },
             errors,
             preview,
+            builder_fields => segments::BUILDER_FIELDS,
+            builder_ops => segments::BUILDER_OPERATORS,
         },
     )
 }
@@ -197,9 +215,12 @@ async fn render_new(
 async fn create(
     State(s): State<AdminShared>,
     page: Page,
-    Form(form): Form<NewForm>,
+    Form(mut form): Form<NewForm>,
 ) -> AdminResult {
     page.require(Action::CampaignsWrite)?;
+    if !form.add_condition.is_empty() {
+        return add_condition(&s, &page, &mut form).await;
+    }
     let issue = match form.issue.trim().parse::<i64>() {
         Ok(n) => n,
         Err(_) => {
@@ -237,6 +258,26 @@ async fn create(
         Err(e) => match field_errors(&e) {
             Some(errors) => {
                 render_new(&s, &page, StatusCode::UNPROCESSABLE_ENTITY, &form, errors).await
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// The builder's button: the chosen condition joined to the segment's
+/// text, and the form shown again with it (or the problem at its field).
+async fn add_condition(s: &AdminShared, page: &Page, form: &mut NewForm) -> AdminResult {
+    let joined = segments::condition(&form.field, &form.op, &form.value)
+        .and_then(|c| segments::add_condition(&form.segment, &form.join, &c));
+    match joined {
+        Ok(text) => {
+            form.segment = text;
+            form.value.clear();
+            render_new(s, page, StatusCode::OK, form, context! {}).await
+        }
+        Err(e) => match field_errors(&e) {
+            Some(errors) => {
+                render_new(s, page, StatusCode::UNPROCESSABLE_ENTITY, form, errors).await
             }
             None => Err(e.into()),
         },
