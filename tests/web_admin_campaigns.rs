@@ -273,7 +273,55 @@ async fn a_viewer_sees_the_campaign_but_no_actions_and_cannot_post_them(db: Test
     api.stop().await;
 }
 
+async fn failures_show_the_servers_reply_and_retry_failed_queues_them_again(db: TestDb) {
+    use whatsup::domain::DeliveryStatus;
+    use whatsup::store::campaigns::Outcome;
+    let (api, _dir) = start(db).await;
+    let store = &api.db.store;
+    let id = common::draft_campaign(store, "to Europe", "region = Europe").await;
+    whatsup::send::engine::start(store, &api.db.config, id, &common::actor())
+        .await
+        .unwrap()
+        .unwrap();
+    // A worker's claim and a refusal by the server.
+    let now = chrono::Utc::now().timestamp_millis();
+    let claimed = store.claim(id, "w1", now, now + 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let outcomes: Vec<Outcome> = claimed
+        .iter()
+        .map(|c| Outcome {
+            delivery_id: c.id,
+            status: DeliveryStatus::Failed,
+            due_ms: None,
+            code: Some("550 5.1.1".into()),
+            reply: format!("<{}>: Recipient address rejected: User unknown", c.email),
+            message_id: None,
+            server: Some("relay.example.net".into()),
+            uncounted: 0,
+        })
+        .collect();
+    store.complete("w1", &outcomes).await.unwrap();
+
+    let op = Browser::sign_in(api.addr, "operator@example.org", PASSWORD).await;
+    let page = html(&op.get(&format!("/admin/campaigns/{id}")).await);
+    let failures = &page[page.find("id=\"failures\"").expect("the failures table")..];
+    assert!(failures.contains("<td>550 5.1.1</td>"), "{failures}");
+    assert!(
+        failures.contains("&lt;a@paris.example.org&gt;: Recipient address rejected: User unknown"),
+        "{failures}"
+    );
+    assert!(page.contains("data-field=\"failed\">2<"), "{page}");
+    let r = op
+        .post_form(&format!("/admin/campaigns/{id}/retry-failed"), &[])
+        .await;
+    let page = follow(&op, &r).await;
+    assert!(page.contains("2 failed deliveries queued again."), "{page}");
+    assert!(page.contains("data-field=\"retry\">2<"), "{page}");
+    api.stop().await;
+}
+
 on_both_backends!(
+    failures_show_the_servers_reply_and_retry_failed_queues_them_again,
     a_campaign_is_created_approved_by_a_second_person_scheduled_and_started,
     a_viewer_sees_the_campaign_but_no_actions_and_cannot_post_them,
 );

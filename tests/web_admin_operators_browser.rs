@@ -329,6 +329,7 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
     assert!(text_of(&b, "main")
         .await
         .contains("December to the sister cities"));
+    check_page(&b, addr, "/admin/contacts/new", "admin-contacts-new").await;
     check_page(&b, addr, "/admin/organisations", "admin-organisations").await;
     let org = nyc.organisation_id.unwrap();
     check_page(
