@@ -6,6 +6,7 @@
 mod common;
 
 mod api_gate;
+mod api_operators;
 mod api_permissions;
 mod api_sessions;
 mod api_workflow;
