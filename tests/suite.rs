@@ -35,6 +35,7 @@ mod send_smtp;
 mod store_conformance;
 mod store_copy;
 mod store_workspace;
+mod web_admin_issues;
 mod web_admin_shell;
 mod web_assets;
 mod web_browser;

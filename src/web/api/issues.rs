@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 use super::dto::{IssueOut, RevisionOut};
 use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, InvalidParam};
 use super::ApiShared;
-use crate::compose::{preflight, send, CompiledIssue, Issue, LinkTokens, Recipient, SourceError};
-use crate::domain::{EmailAddress, OrgKind};
-use crate::store::issues::{IssueText, Saved};
+use crate::app::issues::{self as app_issues, Part, TestSendError};
+use crate::compose::Issue;
+use crate::store::issues::Saved;
 use crate::web::auth::Caller;
 
 pub fn routes() -> OpenApiRouter<ApiShared> {
@@ -30,18 +30,6 @@ pub fn routes() -> OpenApiRouter<ApiShared> {
 
 fn number(n: i64) -> ApiResult<u32> {
     u32::try_from(n).map_err(|_| ApiError::not_found(format!("no issue number {n}")))
-}
-
-/// A source error as a problem with its line and column.
-fn source_problem(e: &SourceError) -> ApiError {
-    let mut p = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).with_type("invalid");
-    p.0.errors.push(InvalidParam {
-        field: Some("source".into()),
-        line: (e.line > 0).then_some(e.line as u64),
-        column: (e.column > 0).then_some(e.column as u64),
-        detail: e.message.clone(),
-    });
-    p
 }
 
 /// Every issue, newest number first.
@@ -128,18 +116,8 @@ pub async fn save_issue(
         .source_path
         .filter(|p| !p.trim().is_empty())
         .unwrap_or_else(|| "api".into());
-    let issue = Issue::parse(&path, &input.source).map_err(|e| source_problem(&e))?;
-    let saved = state
-        .store
-        .save_issue(&IssueText {
-            number: issue.number,
-            subject: &issue.subject,
-            date: issue.date,
-            source_path: &path,
-            source: &input.source,
-            actor: &caller.actor,
-        })
-        .await?;
+    let (issue, saved) =
+        app_issues::save(&state.store, &caller.actor, &input.source, &path).await?;
     let (outcome, revision) = match saved {
         Saved::Created => ("created", 1),
         Saved::Revised(r) => ("revised", r),
@@ -164,23 +142,14 @@ pub struct RenderQuery {
     pub format: Option<String>,
 }
 
-async fn load(state: &ApiShared, n: i64, revision: Option<i64>) -> ApiResult<Issue> {
-    let n = number(n)?;
-    let r = state.store.issue_revision(n, revision).await?;
-    let name = format!("issue {n} revision {}", r.revision);
-    Issue::parse(&name, &r.source).map_err(|e| source_problem(&e))
-}
-
-async fn recipient(state: &ApiShared, contact: Option<i64>) -> ApiResult<Recipient> {
-    match contact {
-        Some(id) => {
-            let c = state.store.contact_by_id(id).await?.ok_or_else(|| {
-                ApiError::invalid("contact", None, format!("no contact with id {id}"))
-            })?;
-            Ok(Recipient::from_contact(&c, LinkTokens::preview()))
-        }
-        None => Ok(Recipient::sample(Some(OrgKind::Embassy))),
-    }
+async fn load(
+    state: &ApiShared,
+    caller: &Caller,
+    n: i64,
+    revision: Option<i64>,
+) -> ApiResult<Issue> {
+    let (_, issue) = app_issues::load(&state.store, &caller.actor, number(n)?, revision).await?;
+    Ok(issue)
 }
 
 /// A preflight finding, where it is.
@@ -212,11 +181,12 @@ pub struct CheckOut {
     responses((status = 200, description = "The report", body = CheckOut)))]
 pub async fn check_issue(
     State(state): State<ApiShared>,
+    caller: Caller,
     ApiPath(n): ApiPath<i64>,
     ApiQuery(q): ApiQuery<RenderQuery>,
 ) -> ApiResult<Json<CheckOut>> {
-    let issue = load(&state, n, q.revision).await?;
-    let r = preflight::check(issue, &state.config.newsletter);
+    let issue = load(&state, &caller, n, q.revision).await?;
+    let r = app_issues::check(&state.store, &state.config, &caller.actor, issue).await?;
     Ok(Json(CheckOut {
         passed: r.passed(),
         failures: r.failures(),
@@ -252,28 +222,25 @@ pub async fn check_issue(
     ))]
 pub async fn preview_issue(
     State(state): State<ApiShared>,
+    caller: Caller,
     ApiPath(n): ApiPath<i64>,
     ApiQuery(q): ApiQuery<RenderQuery>,
 ) -> ApiResult<Response> {
-    let format = q.format.as_deref().unwrap_or("html");
-    if !matches!(format, "html" | "text") {
-        return Err(ApiError::invalid("format", None, "is html or text"));
-    }
-    let issue = load(&state, n, q.revision).await?;
-    let r = recipient(&state, q.contact).await?;
-    let compiled =
-        CompiledIssue::compile(issue, &state.config.newsletter).map_err(|e| source_problem(&e))?;
-    let (body, ctype) = if format == "html" {
-        (
-            compiled.html_for(&r).map_err(|e| source_problem(&e))?,
-            "text/html; charset=utf-8",
-        )
-    } else {
-        (
-            compiled.text_for(&r).map_err(|e| source_problem(&e))?,
-            "text/plain; charset=utf-8",
-        )
+    let (part, ctype) = match q.format.as_deref().unwrap_or("html") {
+        "html" => (Part::Html, "text/html; charset=utf-8"),
+        "text" => (Part::Text, "text/plain; charset=utf-8"),
+        _ => return Err(ApiError::invalid("format", None, "is html or text")),
     };
+    let issue = load(&state, &caller, n, q.revision).await?;
+    let body = app_issues::render(
+        &state.store,
+        &state.config,
+        &caller.actor,
+        issue,
+        q.contact,
+        part,
+    )
+    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, ctype),
@@ -322,67 +289,38 @@ pub async fn test_send(
     ApiPath(n): ApiPath<i64>,
     ApiJson(input): ApiJson<TestSendIn>,
 ) -> ApiResult<Json<TestSentOut>> {
-    let own = caller
-        .actor
-        .account()
-        .map(|a| a.email.clone())
-        .unwrap_or_default();
-    let to = input.to.clone().unwrap_or_else(|| own.clone());
-    let to = EmailAddress::parse(&to).map_err(|e| ApiError::invalid("to", None, e.to_string()))?;
-    let allowed = to.as_str() == own
-        || state
-            .config
-            .admin
-            .test_send_allowlist
-            .iter()
-            .any(|a| a.trim().eq_ignore_ascii_case(to.as_str()));
-    if !allowed {
-        return Err(ApiError::forbidden(format!(
-            "test messages go to your own address ({own}) or to one in admin.test_send_allowlist"
-        )));
-    }
-    let issue = load(&state, n, input.revision).await?;
-    let report = preflight::check(issue.clone(), &state.config.newsletter);
-    if !report.passed() {
-        let mut p = ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "the issue fails its preflight check; fix it before sending a test",
-        )
-        .with_type("preflight");
-        p.0.errors = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == preflight::Severity::Failure)
-            .map(|f| InvalidParam {
-                field: Some("source".into()),
-                line: Some(f.line as u64),
-                column: Some(f.column as u64),
-                detail: f.message.clone(),
-            })
-            .collect();
-        return Err(p);
-    }
-    let mut r = recipient(&state, input.contact).await?;
-    r.email = to.as_str().to_string();
-    let compiled =
-        CompiledIssue::compile(issue, &state.config.newsletter).map_err(|e| source_problem(&e))?;
-    let msg = compiled.render_for(&r).map_err(|e| source_problem(&e))?;
-    let reply = send::send_one(&state.config.smtp, &msg)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("{e:#}")).with_type("smtp"))?;
-    state
-        .store
-        .record_audit(
-            &caller.actor,
-            "issue.test_send",
-            "issue",
-            &n.to_string(),
-            serde_json::json!({"to": to.as_str(), "message_id": msg.message_id, "reply": reply}),
-        )
-        .await?;
+    let issue = load(&state, &caller, n, input.revision).await?;
+    let sent = app_issues::test_send(
+        &state.store,
+        &state.config,
+        &caller.actor,
+        number(n)?,
+        issue,
+        input.to.as_deref(),
+        input.contact,
+    )
+    .await
+    .map_err(|e| match e {
+        TestSendError::Preflight(ref failures) => {
+            let mut p = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                .with_type("preflight");
+            p.0.errors = failures
+                .iter()
+                .map(|f| InvalidParam {
+                    field: Some("source".into()),
+                    line: Some(f.line as u64),
+                    column: Some(f.column as u64),
+                    detail: f.message.clone(),
+                })
+                .collect();
+            p
+        }
+        TestSendError::Smtp(m) => ApiError::new(StatusCode::BAD_GATEWAY, m).with_type("smtp"),
+        TestSendError::App(a) => ApiError::from(a),
+    })?;
     Ok(Json(TestSentOut {
-        message_id: msg.message_id,
-        to: msg.to,
-        reply,
+        message_id: sent.message_id,
+        to: sent.to,
+        reply: sent.reply,
     }))
 }
