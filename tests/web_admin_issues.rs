@@ -12,7 +12,7 @@ use whatsup::domain::Actor;
 
 use crate::common::admin_pages::{html, Browser};
 use crate::common::sink::{self, Sink};
-use crate::common::workspace::{Api, PASSWORD};
+use crate::common::workspace::{Api, As, PASSWORD};
 use crate::common::{self, TestDb};
 
 /// The editor form's fields for issue `n` as the page would post them,
@@ -442,7 +442,107 @@ async fn a_test_message_goes_to_the_editors_own_address(db: TestDb) {
     api.stop().await;
 }
 
+async fn the_api_keeps_drafts_checks_them_and_adds_images_as_the_pages_do(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = db.config.clone();
+    config.general.data_dir = dir.path().to_path_buf();
+    common::save_sample_issue(&db.store).await;
+    let api = Api::start_with(db, config).await;
+    let token = api.editor.token.clone();
+    let who = As::Token(&token);
+    let r = api.call(who, "GET", "/api/v1/issues/214/draft", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["draft"], false);
+    let source = latest_source(&api, 214).await.replacen(
+        "alt = \"Visitors resting on benches under a shaded canopy with misting fans\"",
+        "alt = \"\"",
+        1,
+    );
+    let body = serde_json::json!({"source": source});
+    let r = api
+        .call(who, "PUT", "/api/v1/issues/214/draft", Some(&body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["draft"], true);
+    let r = api
+        .call(who, "POST", "/api/v1/issues/214/check?draft=true", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rules: Vec<String> = r.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        rules.contains(&"image-alt-missing".to_string()),
+        "{rules:?}"
+    );
+    let r = api
+        .call(who, "POST", "/api/v1/issues/214/check", None)
+        .await;
+    assert!(
+        !r.body.contains("image-alt-missing"),
+        "the revision is unchanged"
+    );
+    // The page shows the draft the API kept.
+    let editor = Browser::sign_in(api.addr, "editor@example.org", PASSWORD).await;
+    let page = html(&editor.get("/admin/issues/214").await);
+    assert!(page.contains("You are editing unsaved changes"));
+    let r = api
+        .call(who, "DELETE", "/api/v1/issues/214/draft", None)
+        .await;
+    assert_eq!(r.json()["discarded"], true);
+    // Images.
+    let png = {
+        let img = image::RgbImage::from_fn(30, 20, |x, _| image::Rgb([x as u8, 9, 9]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    };
+    let r = api
+        .call_raw(
+            who,
+            "POST",
+            "/api/v1/media?alt=%20",
+            Some(("image/png", &png)),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["errors"][0]["field"], "alt");
+    let r = api
+        .call_raw(
+            who,
+            "POST",
+            "/api/v1/media?alt=A%20red%20lantern&name=lantern.png",
+            Some(("image/png", &png)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let path = r.json()["path"].as_str().unwrap().to_string();
+    assert!(
+        path.starts_with("/media/") && path.ends_with(".png"),
+        "{path}"
+    );
+    let list = api.call(who, "GET", "/api/v1/media", None).await.json();
+    assert_eq!(list[0]["alt"], "A red lantern");
+    let viewer = api.viewer.token.clone();
+    let r = api
+        .call_raw(
+            As::Token(&viewer),
+            "POST",
+            "/api/v1/media?alt=x",
+            Some(("image/png", &png)),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    api.stop().await;
+}
+
 on_both_backends!(
+    the_api_keeps_drafts_checks_them_and_adds_images_as_the_pages_do,
     an_editor_starts_an_issue_and_saves_the_form_as_revisions,
     a_preflight_failure_shows_at_its_field_and_blocks_the_approval_request,
     sections_and_articles_reorder_and_the_raw_text_reports_errors_at_their_line,

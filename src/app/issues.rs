@@ -10,7 +10,7 @@ use crate::compose::{preflight, send, CompiledIssue, Issue, LinkTokens, Recipien
 use crate::config::Config;
 use crate::domain::segment::Segment;
 use crate::domain::{Action, Actor, EmailAddress, OrgKind};
-use crate::store::issues::{IssueText, Revision, Saved};
+use crate::store::issues::{Draft, IssueText, Revision, Saved};
 use crate::store::{Contact, Store};
 
 /// A source error as an invalid `source` field with its line and column.
@@ -80,6 +80,82 @@ pub async fn load(
     let name = format!("issue {number} revision {}", r.revision);
     let issue = parse(&name, &r.source)?;
     Ok((r, issue))
+}
+
+/// An issue as it stands for an account: its latest revision, and the
+/// text being edited (the account's autosaved draft, else that revision's).
+#[derive(Debug, Clone)]
+pub struct Editing {
+    pub latest: Revision,
+    pub draft: Option<Draft>,
+    pub source: String,
+}
+
+impl Editing {
+    /// Whether the draft differs from the latest revision.
+    pub fn unsaved(&self) -> bool {
+        self.draft
+            .as_ref()
+            .is_some_and(|d| d.source != self.latest.source)
+    }
+}
+
+fn user_id(actor: &Actor) -> Result<i64, AppError> {
+    actor.account().map(|a| a.id).ok_or_else(|| {
+        AppError::Forbidden(format!(
+            "{} has no account to keep drafts for",
+            actor.label()
+        ))
+    })
+}
+
+/// What `actor` is editing of issue `number`.
+pub async fn editing(store: &Store, actor: &Actor, number: u32) -> Result<Editing, AppError> {
+    require(actor, Action::IssuesRead)?;
+    let latest = store.issue_revision(number, None).await?;
+    let draft = match actor.account() {
+        Some(a) => store.draft(number, a.id).await?,
+        None => None,
+    };
+    let source = draft
+        .as_ref()
+        .map(|d| d.source.clone())
+        .unwrap_or_else(|| latest.source.clone());
+    Ok(Editing {
+        latest,
+        draft,
+        source,
+    })
+}
+
+/// Keeps `source` as the actor's draft of issue `number` (autosave): not a
+/// revision. Nothing is written when it equals the kept draft, or the latest
+/// revision when there is no draft.
+pub async fn keep_draft(
+    store: &Store,
+    actor: &Actor,
+    number: u32,
+    source: &str,
+) -> Result<(), AppError> {
+    require(actor, Action::IssuesWrite)?;
+    let id = user_id(actor)?;
+    let now = editing(store, actor, number).await?;
+    let same = match &now.draft {
+        Some(d) => d.source == source,
+        None => now.latest.source == source,
+    };
+    if !same {
+        store
+            .save_draft(number, id, now.latest.revision, source)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Throws the actor's draft of issue `number` away; `true` if there was one.
+pub async fn discard_draft(store: &Store, actor: &Actor, number: u32) -> Result<bool, AppError> {
+    require(actor, Action::IssuesWrite)?;
+    Ok(store.discard_draft(number, user_id(actor)?).await?)
 }
 
 /// The preflight check of an issue.

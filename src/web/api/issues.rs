@@ -26,6 +26,7 @@ pub fn routes() -> OpenApiRouter<ApiShared> {
         .routes(routes!(check_issue))
         .routes(routes!(preview_issue))
         .routes(routes!(test_send))
+        .routes(routes!(get_draft, put_draft, delete_draft))
 }
 
 fn number(n: i64) -> ApiResult<u32> {
@@ -140,6 +141,9 @@ pub struct RenderQuery {
     pub contact: Option<i64>,
     /// html or text [default: html].
     pub format: Option<String>,
+    /// Use the caller's autosaved draft (the latest revision when there
+    /// is none) instead of a revision [default: false].
+    pub draft: Option<bool>,
 }
 
 async fn load(
@@ -150,6 +154,116 @@ async fn load(
 ) -> ApiResult<Issue> {
     let (_, issue) = app_issues::load(&state.store, &caller.actor, number(n)?, revision).await?;
     Ok(issue)
+}
+
+/// The issue a preview or check is about: a revision, or the caller's draft.
+async fn load_for(state: &ApiShared, caller: &Caller, n: i64, q: &RenderQuery) -> ApiResult<Issue> {
+    if q.draft != Some(true) {
+        return load(state, caller, n, q.revision).await;
+    }
+    let n = number(n)?;
+    let editing = app_issues::editing(&state.store, &caller.actor, n).await?;
+    Ok(app_issues::parse(
+        &format!("issue {n} (draft)"),
+        &editing.source,
+    )?)
+}
+
+/// The text an account is editing: its autosaved draft, or the latest
+/// revision when it has none.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftOut {
+    pub number: i64,
+    /// Whether this is an autosaved draft (else the latest revision).
+    pub draft: bool,
+    /// The latest revision when the draft was written (or the latest).
+    pub base_revision: i64,
+    pub latest_revision: i64,
+    pub source: String,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl DraftOut {
+    fn new(n: u32, e: &app_issues::Editing) -> DraftOut {
+        DraftOut {
+            number: i64::from(n),
+            draft: e.draft.is_some(),
+            base_revision: e
+                .draft
+                .as_ref()
+                .map(|d| d.base_revision)
+                .unwrap_or(e.latest.revision),
+            latest_revision: e.latest.revision,
+            source: e.source.clone(),
+            updated_at: e
+                .draft
+                .as_ref()
+                .map(|d| d.updated_at)
+                .unwrap_or(e.latest.created_at),
+        }
+    }
+}
+
+/// The caller's autosaved draft of an issue (the latest revision's text
+/// when there is none).
+#[utoipa::path(get, path = "/api/v1/issues/{number}/draft", tag = "issues",
+    extensions(("x-permission" = json!("issues.read"))),
+    params(("number" = i64, Path, description = "Issue number")),
+    responses((status = 200, description = "The text being edited", body = DraftOut)))]
+pub async fn get_draft(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(n): ApiPath<i64>,
+) -> ApiResult<Json<DraftOut>> {
+    let n = number(n)?;
+    let e = app_issues::editing(&state.store, &caller.actor, n).await?;
+    Ok(Json(DraftOut::new(n, &e)))
+}
+
+/// An issue's text to keep as the caller's draft.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DraftIn {
+    pub source: String,
+}
+
+/// Keeps the text as the caller's draft of the issue (what the editor's
+/// autosave does): not a revision, and seen by no one else. Text that
+/// does not parse is kept too.
+#[utoipa::path(put, path = "/api/v1/issues/{number}/draft", tag = "issues",
+    extensions(("x-permission" = json!("issues.write"))),
+    params(("number" = i64, Path, description = "Issue number")),
+    request_body = DraftIn,
+    responses((status = 200, description = "Kept", body = DraftOut)))]
+pub async fn put_draft(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(n): ApiPath<i64>,
+    ApiJson(input): ApiJson<DraftIn>,
+) -> ApiResult<Json<DraftOut>> {
+    let n = number(n)?;
+    app_issues::keep_draft(&state.store, &caller.actor, n, &input.source).await?;
+    let e = app_issues::editing(&state.store, &caller.actor, n).await?;
+    Ok(Json(DraftOut::new(n, &e)))
+}
+
+/// Whether a draft was thrown away.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscardedOut {
+    pub discarded: bool,
+}
+
+/// Throws the caller's draft of the issue away.
+#[utoipa::path(delete, path = "/api/v1/issues/{number}/draft", tag = "issues",
+    extensions(("x-permission" = json!("issues.write"))),
+    params(("number" = i64, Path, description = "Issue number")),
+    responses((status = 200, description = "Done", body = DiscardedOut)))]
+pub async fn delete_draft(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(n): ApiPath<i64>,
+) -> ApiResult<Json<DiscardedOut>> {
+    let discarded = app_issues::discard_draft(&state.store, &caller.actor, number(n)?).await?;
+    Ok(Json(DiscardedOut { discarded }))
 }
 
 /// A preflight finding, where it is.
@@ -185,7 +299,7 @@ pub async fn check_issue(
     ApiPath(n): ApiPath<i64>,
     ApiQuery(q): ApiQuery<RenderQuery>,
 ) -> ApiResult<Json<CheckOut>> {
-    let issue = load(&state, &caller, n, q.revision).await?;
+    let issue = load_for(&state, &caller, n, &q).await?;
     let r = app_issues::check(&state.store, &state.config, &caller.actor, issue).await?;
     Ok(Json(CheckOut {
         passed: r.passed(),
@@ -231,7 +345,7 @@ pub async fn preview_issue(
         "text" => (Part::Text, "text/plain; charset=utf-8"),
         _ => return Err(ApiError::invalid("format", None, "is html or text")),
     };
-    let issue = load(&state, &caller, n, q.revision).await?;
+    let issue = load_for(&state, &caller, n, &q).await?;
     let body = app_issues::render(
         &state.store,
         &state.config,

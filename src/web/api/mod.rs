@@ -18,6 +18,7 @@ pub mod contacts;
 pub mod dto;
 pub mod issues;
 pub mod jobs;
+pub mod media;
 pub mod problem;
 pub mod session;
 
@@ -118,6 +119,7 @@ fn parts() -> (Router<ApiShared>, OpenApiDoc) {
         .merge(contacts::routes())
         .merge(campaigns::routes())
         .merge(issues::routes())
+        .merge(media::routes())
         .merge(jobs::routes())
         .merge(admin::routes())
         .split_for_parts()

@@ -106,18 +106,12 @@ pub(super) struct Editing {
 
 impl Editing {
     pub async fn load(state: &AdminShared, page: &Page, n: u32) -> AdminResult<Editing> {
-        page.require(Action::IssuesRead)?;
-        let latest = state.store().issue_revision(n, None).await?;
-        let draft = state.store().draft(n, page.user_id()).await?;
-        let source = draft
-            .as_ref()
-            .map(|d| d.source.clone())
-            .unwrap_or_else(|| latest.source.clone());
+        let e = app_issues::editing(state.store(), &page.actor, n).await?;
         Ok(Editing {
             number: n,
-            latest,
-            draft,
-            source,
+            latest: e.latest,
+            draft: e.draft,
+            source: e.source,
         })
     }
 
@@ -624,21 +618,7 @@ async fn keep_draft(
     editing: &Editing,
     text: &str,
 ) -> AdminResult<()> {
-    if editing.draft.as_ref().map(|d| d.source.as_str()) == Some(text) {
-        return Ok(());
-    }
-    if editing.draft.is_none() && editing.latest.source == text {
-        return Ok(());
-    }
-    state
-        .store()
-        .save_draft(
-            editing.number,
-            page.user_id(),
-            editing.latest.revision,
-            text,
-        )
-        .await?;
+    app_issues::keep_draft(state.store(), &page.actor, editing.number, text).await?;
     Ok(())
 }
 
