@@ -45,8 +45,19 @@ fn whatsup(db: &TestDb, dir: &Path, sink_port: u16) -> Command {
     c
 }
 
+/// A child process ended when the test ends, even by a failed assertion.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            common::stop_child(&mut self.0, libc::SIGTERM);
+        }
+    }
+}
+
 /// Starts `whatsup serve --no-worker` and returns it with the admin's address.
-fn serve(db: &TestDb, dir: &Path, sink_port: u16) -> (Child, SocketAddr) {
+fn serve(db: &TestDb, dir: &Path, sink_port: u16) -> (Running, SocketAddr) {
     use std::io::BufRead;
     let mut child = whatsup(db, dir, sink_port)
         .args([
@@ -70,7 +81,7 @@ fn serve(db: &TestDb, dir: &Path, sink_port: u16) -> (Child, SocketAddr) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, admin)
+    (Running(child), admin)
 }
 
 async fn fill(b: &Browser, css: &str, text: &str) {
@@ -174,7 +185,7 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
     }
     let dir = tempfile::tempdir().unwrap();
     let mut sink = Sink::start(&[]);
-    let (mut admin, addr) = serve(&db, dir.path(), sink.port);
+    let (admin, addr) = serve(&db, dir.path(), sink.port);
 
     // The CLI's count of the segment.
     let out = common::whatsup_ok(
@@ -279,10 +290,12 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
     );
     b.click("form[action$='/start'] button").await;
     assert_eq!(text_of(&b, "#campaign-state").await, "running");
-    let mut worker = whatsup(&db, dir.path(), sink.port)
-        .arg("worker")
-        .spawn()
-        .expect("start whatsup worker");
+    let worker = Running(
+        whatsup(&db, dir.path(), sink.port)
+            .arg("worker")
+            .spawn()
+            .expect("start whatsup worker"),
+    );
 
     // Live: the sent count rises without a reload; pause mid-way.
     wait_text(&b, "[data-field=sent]", "a first message sent", |t| {
@@ -359,8 +372,8 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
     assert!(per.values().all(|n| *n == 1), "{per:?}");
 
     b.close().await;
-    common::stop_child(&mut worker, libc::SIGTERM);
-    common::stop_child(&mut admin, libc::SIGTERM);
+    drop(worker);
+    drop(admin);
     sink.stop();
 }
 
@@ -385,7 +398,7 @@ async fn imports_a_bad_csv_shows_its_row_errors_in_the_table() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (mut admin, addr) = serve(&db, dir.path(), 9);
+    let (admin, addr) = serve(&db, dir.path(), 9);
     let csv = dir.path().join("embassies-update.csv");
     std::fs::write(
         &csv,
@@ -442,5 +455,5 @@ async fn imports_a_bad_csv_shows_its_row_errors_in_the_table() {
     check_page(&b, addr, "/admin/imports", "admin-imports").await;
     assert_eq!(db.store.count_contacts(None).await.unwrap(), 0);
     b.close().await;
-    common::stop_child(&mut admin, libc::SIGTERM);
+    drop(admin);
 }
