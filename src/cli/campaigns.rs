@@ -119,8 +119,7 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 );
             }
             if !a.segment.trim().is_empty() {
-                Segment::parse(&a.segment)
-                    .map_err(|e| anyhow!("--segment: {}", e.render(&a.segment)))?;
+                Segment::parse(&a.segment).map_err(|e| e.with_text(&a.segment))?;
             }
             let transport = a
                 .transport

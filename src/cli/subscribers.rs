@@ -396,13 +396,14 @@ async fn import(store: &Store, config: &Config, args: ImportArgs) -> Result<Exit
     })
 }
 
-/// Parses a segment expression, pointing at the column where it goes wrong.
+/// Parses a segment expression, pointing at the column where it goes wrong
+/// (the one format every command uses: [`SegmentError::with_text`]).
+///
+/// [`SegmentError::with_text`]: crate::domain::segment::SegmentError::with_text
 pub fn parse_segment(expr: Option<&str>) -> Result<Option<Segment>> {
     match expr {
         None => Ok(None),
-        Some(s) => Segment::parse(s)
-            .map(Some)
-            .map_err(|e| anyhow!("invalid segment: {e}\n{}", e.render(s))),
+        Some(s) => Ok(Some(Segment::parse(s).map_err(|e| e.with_text(s))?)),
     }
 }
 

@@ -548,7 +548,7 @@ pub async fn start(store: &Store, config: &Config, id: i64, actor: &str) -> Resu
     } else {
         Some(
             crate::domain::segment::Segment::parse(&c.segment)
-                .map_err(|e| anyhow!("campaign {id} segment: {}", e.render(&c.segment)))?,
+                .map_err(|e| anyhow!("campaign {id}: {}", e.with_text(&c.segment)))?,
         )
     };
     let default_tz: chrono_tz::Tz = config

@@ -1,5 +1,8 @@
-//! Segment errors: a message with the 1-based column it refers to, and its
-//! display under the source with a caret.
+//! Segment errors: a message with the 1-based column it refers to, and the
+//! one display every command uses (the reason and the column, then the
+//! text with a caret under the column).
+
+use unicode_width::UnicodeWidthChar;
 
 /// A parse error with the 1-based column (in characters) it refers to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,15 +22,45 @@ impl SegmentError {
         }
     }
 
-    /// A two-line caret display: the source, then spaces and '^' under the column.
+    /// A two-line caret display: the source, then spaces and '^' under the
+    /// column.
     ///
-    /// Control characters (tabs, newlines) in the source are shown as spaces
-    /// so the caret stays aligned.
+    /// The caret is placed by display width, so it stays under the right
+    /// character after wide characters (日本 takes four columns on a
+    /// terminal) and combining marks (none). Control characters (tabs,
+    /// newlines) are shown as spaces.
     pub fn render(&self, source: &str) -> String {
-        let line: String = source
+        let shown: Vec<char> = source
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        format!("{line}\n{}^", " ".repeat(self.column.saturating_sub(1)))
+        let before: usize = shown
+            .iter()
+            .take(self.column.saturating_sub(1))
+            .map(|c| c.width().unwrap_or(0))
+            .sum();
+        // Past the end (an error at end of input): one column per missing
+        // character.
+        let past = self.column.saturating_sub(1).saturating_sub(shown.len());
+        let line: String = shown.into_iter().collect();
+        format!("{line}\n{}^", " ".repeat(before + past))
     }
+
+    /// The error together with the text it refers to, for people.
+    pub fn with_text(self, text: &str) -> InvalidSegment {
+        InvalidSegment {
+            error: self,
+            text: text.to_owned(),
+        }
+    }
+}
+
+/// A segment error with its text: displays as `invalid segment: column C:
+/// reason`, then the text and a caret under the column. Every command that
+/// takes a segment reports errors this way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid segment: {error}\n{}", error.render(text))]
+pub struct InvalidSegment {
+    pub error: SegmentError,
+    pub text: String,
 }

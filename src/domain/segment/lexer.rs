@@ -22,8 +22,21 @@ pub(super) struct Token {
     pub(super) column: usize,
 }
 
+/// Letters and digits of any script (José, 大使館, Zürich), the
+/// combining marks that follow them in decomposed text, and `_ . @ + -`.
 pub(super) fn is_word_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '+' | '-')
+    c.is_alphanumeric() || matches!(c, '_' | '.' | '@' | '+' | '-') || is_combining_mark(c)
+}
+
+/// The blocks of combining marks (a decomposed "é" is "e" and U+0301).
+fn is_combining_mark(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{3099}'..='\u{309A}'
+        | '\u{FE20}'..='\u{FE2F}')
 }
 
 pub(super) fn is_key_char(c: char) -> bool {

@@ -30,7 +30,9 @@
 //! key        = /[A-Za-z0-9_-]+/ ;
 //! value      = string | word ;
 //! string     = '"' { any char except '"' and '\' | '\"' | '\\' } '"' ;
-//! word       = /[A-Za-z0-9_.@+-]+/ ;
+//! word       = wordchar { wordchar } ;
+//! wordchar   = letter | digit | mark | "_" | "." | "@" | "+" | "-" ;
+//!              (letters, digits and combining marks of any script)
 //! ```
 //!
 //! Field rules checked at parse time, with errors pointing at the offending
@@ -75,7 +77,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use ast::{CmpOp, Expr, Field, Value};
-pub use error::SegmentError;
+pub use error::{InvalidSegment, SegmentError};
 
 use lexer::Tok;
 use parser::Parser;

@@ -547,7 +547,7 @@ fn bad_inputs_report_the_expected_column_and_message() {
         ("title not = x", 11, "expected \"in\" after \"title not\""),
         ("name ! x", 6, "did you mean \"!=\" or \"!~\"?"),
         ("name = \"a\\nb\"", 10, "unknown escape \"\\n\""),
-        ("name = Müller", 9, "unexpected character \"ü\""),
+        ("name = Mü§ller", 10, "unexpected character \"§\""),
         (
             "\"kind\" = city",
             1,
@@ -584,12 +584,62 @@ fn render_puts_a_caret_under_the_error_column() {
     let source = "kind != spaceship";
     let error = Segment::parse(source).unwrap_err();
     assert_eq!(error.render(source), "kind != spaceship\n        ^");
+    // 日本 is four columns wide on a terminal: the caret goes under "knd".
     let source = "name = \"日本\"\tand knd = x";
+    let error = Segment::parse(source).unwrap_err();
+    assert_eq!(error.column, 17);
+    assert_eq!(
+        error.render(source),
+        "name = \"日本\" and knd = x\n                  ^"
+    );
+    // At the end of the input the caret goes one past the last character.
+    let source = "organisation ~ 大使館 and";
     let error = Segment::parse(source).unwrap_err();
     assert_eq!(
         error.render(source),
-        "name = \"日本\" and knd = x\n                ^"
+        "organisation ~ 大使館 and\n                         ^"
     );
+}
+
+#[test]
+fn an_invalid_segment_shows_the_reason_the_column_and_the_text_with_a_caret() {
+    let source = "kind = embasy";
+    let shown = Segment::parse(source)
+        .unwrap_err()
+        .with_text(source)
+        .to_string();
+    assert_eq!(
+        shown,
+        "invalid segment: column 8: \"embasy\" is not a kind (expected one of: city, \
+         embassy, representative_office, international_org, other)\n\
+         kind = embasy\n       ^"
+    );
+}
+
+#[test]
+fn unquoted_words_may_be_letters_and_digits_of_any_script() {
+    for (source, field, value) in [
+        ("name ~ José", Field::Name, "José"),
+        ("organisation ~ 大使館", Field::Organisation, "大使館"),
+        ("city = Zürich", Field::City, "Zürich"),
+        ("name ~ Ελένη", Field::Name, "Ελένη"),
+        ("region = Москва", Field::Region, "Москва"),
+        ("name ~ ローマ", Field::Name, "ローマ"),
+        ("attr.desk = 文化٣", Field::Attr("desk".into()), "文化٣"),
+        // A decomposed é: "e" followed by the combining acute accent.
+        ("name ~ Jose\u{301}", Field::Name, "Jose\u{301}"),
+    ] {
+        let op = if source.contains(" = ") {
+            CmpOp::Eq
+        } else {
+            CmpOp::Contains
+        };
+        assert_eq!(parse(source), cmp(field, op, text(value)), "{source}");
+    }
+    // Punctuation outside words still needs quotes, and says so.
+    let error = Segment::parse("name ~ 山田・太郎").unwrap_err();
+    assert_eq!(error.column, 10, "{error}");
+    assert!(error.message.contains("double quotes"), "{error}");
 }
 
 #[test]
