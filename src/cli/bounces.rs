@@ -49,7 +49,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::output::{print_json, print_table};
+use super::output::{self, print_json, print_table};
 use crate::bounce::intake::Intake;
 use crate::bounce::mailbox::{FailureKind, Protocol};
 use crate::bounce::quarantine::quarantine;
@@ -184,13 +184,13 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                     .map(|r| {
                         vec![
                             r.id.to_string(),
-                            r.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                            output::when(r.created_at),
                             r.email.clone(),
                             r.kind.clone(),
                             r.reason.clone(),
                             r.status.clone(),
                             r.action.clone(),
-                            cut(&r.diagnostic, 50),
+                            r.diagnostic.clone(),
                         ]
                     })
                     .collect();
@@ -225,7 +225,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                 print_json(&rows)?;
             } else {
                 for r in &rows {
-                    println!("event {} at {}", r.id, r.created_at.to_rfc3339());
+                    println!("event {} at {}", r.id, output::when_secs(r.created_at));
                     println!("  address:    {}", r.email);
                     println!(
                         "  contact:    {} ({})",
@@ -263,11 +263,11 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                             r.email.clone(),
                             r.organisation.clone().unwrap_or_default(),
                             r.contact_status.clone().unwrap_or_else(|| "-".into()),
-                            r.last_at.format("%Y-%m-%d").to_string(),
+                            output::when(r.last_at),
                             format!("{} ({})", r.last_kind, r.last_reason),
                             r.last_status.clone(),
                             format!("{}h {}s {}c", r.hard, r.soft, r.complaints),
-                            cut(&r.last_diagnostic, 60),
+                            r.last_diagnostic.clone(),
                         ]
                     })
                     .collect();
@@ -481,14 +481,6 @@ pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
         _ => anyhow::bail!("--since {s:?}: the age unit must be d, h or m"),
     };
     Ok(Utc::now() - age)
-}
-
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n - 1).collect::<String>() + "…"
-    }
 }
 
 fn classify_files(args: &ClassifyArgs) -> Result<ExitCode> {

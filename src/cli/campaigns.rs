@@ -1,16 +1,16 @@
 //! `whatsup campaigns …`, `whatsup send CAMPAIGN` and `whatsup worker`.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use chrono::{TimeZone as _, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::output::{print_json, print_table};
+use super::output::{self, print_json, print_table_wide};
+use super::timeline;
 use crate::config::Config;
 use crate::domain::segment::Segment;
 use crate::domain::{CampaignState, DeliveryStatus};
@@ -24,34 +24,56 @@ use crate::store::Store;
 pub enum CampaignsCmd {
     /// Create a draft campaign: an issue, a segment and a sender
     Create(CreateArgs),
-    /// List campaigns
+    /// List campaigns (drafts and scheduled ones count the contacts that
+    /// match now)
     List {
+        /// Print the list as JSON
         #[arg(long)]
         json: bool,
     },
-    /// Show a campaign: settings, state history, counts and failures
+    /// Show a campaign: settings, timeline and next due time, state
+    /// history, counts and failures
     Show {
+        /// Campaign id
         id: i64,
+        /// Print it as JSON
         #[arg(long)]
         json: bool,
     },
     /// Schedule a campaign at a time in the newsletter's zone, or at a local
-    /// time in each recipient's zone
+    /// time in each recipient's zone; prints when each zone is due
     Schedule(ScheduleArgs),
     /// Start a campaign now (freezes its recipients); `whatsup worker` or
     /// `whatsup send` then delivers
-    Start { id: i64 },
+    Start {
+        /// Campaign id
+        id: i64,
+    },
     /// Pause a running campaign
-    Pause { id: i64 },
+    Pause {
+        /// Campaign id
+        id: i64,
+    },
     /// Resume a paused campaign where it stopped
-    Resume { id: i64 },
+    Resume {
+        /// Campaign id
+        id: i64,
+    },
     /// Cancel a campaign that has not finished
-    Cancel { id: i64 },
+    Cancel {
+        /// Campaign id
+        id: i64,
+    },
     /// Queue a campaign's failed deliveries again
-    RetryFailed { id: i64 },
+    RetryFailed {
+        /// Campaign id
+        id: i64,
+    },
     /// Counts of a campaign's deliveries by status
     Status {
+        /// Campaign id
         id: i64,
+        /// Print the counts as JSON
         #[arg(long)]
         json: bool,
     },
@@ -80,12 +102,14 @@ pub struct CreateArgs {
     /// smtp or outbox (default: sending.transport)
     #[arg(long)]
     pub transport: Option<String>,
+    /// Print the new campaign's id and matching count as JSON
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
+    /// Campaign id (a draft, or a scheduled campaign to reschedule)
     pub id: i64,
     /// "YYYY-MM-DD HH:MM" in the newsletter's time zone (Asia/Tokyo by default)
     #[arg(long, conflicts_with = "local")]
@@ -96,6 +120,9 @@ pub struct ScheduleArgs {
     /// Date for --local, "YYYY-MM-DD"
     #[arg(long)]
     pub date: Option<String>,
+    /// Print the schedule and its timeline as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `whatsup send` arguments.
@@ -103,6 +130,14 @@ pub struct ScheduleArgs {
 pub struct SendArgs {
     /// Campaign id; a draft or scheduled campaign starts now
     pub id: i64,
+    /// When nothing is due yet (local-time slots, retries), say until when
+    /// and wait for it (the default)
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// When nothing is due yet, say until when and exit (0 if nothing
+    /// failed); `whatsup worker` or another `send` goes on later
+    #[arg(long, overrides_with = "wait")]
+    pub no_wait: bool,
     /// Print the final summary as JSON
     #[arg(long)]
     pub json: bool,
@@ -111,200 +146,10 @@ pub struct SendArgs {
 pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<ExitCode> {
     let actor = super::cli_actor();
     match cmd {
-        CampaignsCmd::Create(a) => {
-            if store.issue(u32::try_from(a.issue)?).await?.is_none() {
-                bail!(
-                    "issue {} is not in the database; import it with `whatsup issues import FILE`",
-                    a.issue
-                );
-            }
-            if !a.segment.trim().is_empty() {
-                Segment::parse(&a.segment).map_err(|e| e.with_text(&a.segment))?;
-            }
-            let transport = a
-                .transport
-                .unwrap_or_else(|| config.sending.transport.clone());
-            if !matches!(transport.as_str(), "smtp" | "outbox") {
-                bail!("--transport: {transport:?} is not one of smtp, outbox");
-            }
-            let name = a.name.unwrap_or_else(|| format!("Issue {}", a.issue));
-            let id = store
-                .create_campaign(&NewCampaign {
-                    name: &name,
-                    issue_number: a.issue,
-                    segment: a.segment.trim(),
-                    from_name: a
-                        .from_name
-                        .as_deref()
-                        .unwrap_or(&config.newsletter.from_name),
-                    from_address: a.from.as_deref().unwrap_or(&config.newsletter.from_address),
-                    reply_to: a.reply_to.as_deref().unwrap_or(&config.newsletter.reply_to),
-                    transport: &transport,
-                    actor: &actor,
-                })
-                .await?;
-            let recipients = store
-                .count_contacts(
-                    Segment::parse(&format!(
-                        "status = active{}",
-                        if a.segment.trim().is_empty() {
-                            String::new()
-                        } else {
-                            format!(" and ({})", a.segment)
-                        }
-                    ))
-                    .ok()
-                    .as_ref(),
-                )
-                .await?;
-            if a.json {
-                print_json(&serde_json::json!({"id": id, "matching_contacts": recipients}))?;
-            } else {
-                println!(
-                    "campaign {id} created (draft): issue {}, {recipients} active contacts match now",
-                    a.issue
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        CampaignsCmd::List { json } => {
-            let list = store.campaigns().await?;
-            if json {
-                print_json(&list)?;
-            } else {
-                let rows = list
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            c.id.to_string(),
-                            c.name.clone(),
-                            c.issue_number.to_string(),
-                            c.state.clone(),
-                            when(c, config),
-                            c.recipients.to_string(),
-                            c.transport.clone(),
-                        ]
-                    })
-                    .collect::<Vec<_>>();
-                print_table(
-                    &[
-                        "id",
-                        "name",
-                        "issue",
-                        "state",
-                        "schedule",
-                        "recipients",
-                        "transport",
-                    ],
-                    &rows,
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        CampaignsCmd::Show { id, json } => {
-            let c = store.campaign_or_err(id).await?;
-            let events = store.campaign_events(id).await?;
-            let counts = store.delivery_counts(id).await?;
-            let failed = store
-                .deliveries(id, Some(DeliveryStatus::Failed), 1000)
-                .await?;
-            let tracking = store.tracking_counts(id).await?;
-            if json {
-                print_json(&serde_json::json!({
-                    "campaign": c, "counts": counts, "events": events, "failed": failed,
-                    "tracking": tracking,
-                }))?;
-            } else {
-                println!("campaign {} \"{}\"", c.id, c.name);
-                println!(
-                    "  issue      {} (revision {})",
-                    c.issue_number,
-                    c.issue_revision
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "not frozen yet".into())
-                );
-                println!(
-                    "  segment    {}",
-                    if c.segment.is_empty() {
-                        "(every active contact)"
-                    } else {
-                        &c.segment
-                    }
-                );
-                println!("  from       {} <{}>", c.from_name, c.from_address);
-                println!("  transport  {}", c.transport);
-                println!(
-                    "  state      {}{}",
-                    c.state,
-                    if c.state_reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", c.state_reason)
-                    }
-                );
-                println!("  schedule   {}", when(&c, config));
-                print_counts(&counts);
-                if tracking.opens > 0 || !tracking.clicks.is_empty() {
-                    let clicks: i64 = tracking.clicks.iter().map(|(_, n)| n).sum();
-                    println!("  tracking   {} opens, {clicks} clicks", tracking.opens);
-                    for (url, n) in &tracking.clicks {
-                        println!("    {n:>6}  {url}");
-                    }
-                }
-                println!("history:");
-                for e in &events {
-                    println!(
-                        "  {}  {} -> {}  by {}  {}",
-                        e.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                        e.old_state.as_deref().unwrap_or("-"),
-                        e.new_state,
-                        e.actor,
-                        e.reason
-                    );
-                }
-                if !failed.is_empty() {
-                    println!("failed:");
-                    for d in &failed {
-                        println!(
-                            "  {}  attempts {}  {}  {}",
-                            d.email,
-                            d.attempts,
-                            d.last_code.as_deref().unwrap_or(""),
-                            d.last_reply.as_deref().unwrap_or("")
-                        );
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        CampaignsCmd::Schedule(a) => {
-            let tz: chrono_tz::Tz = config
-                .newsletter
-                .timezone
-                .parse()
-                .map_err(|_| anyhow!("newsletter.timezone is not an IANA zone"))?;
-            let s = match (&a.at, &a.local, &a.date) {
-                (Some(at), None, _) => {
-                    Schedule::At(schedule::parse_local(at, tz)?.timestamp_millis())
-                }
-                (None, Some(t), Some(d)) => {
-                    let (date, time) = schedule::check_local(d, t)?;
-                    Schedule::Local {
-                        date: date.to_string(),
-                        time: time.format("%H:%M").to_string(),
-                        earliest_ms: schedule::earliest(date, time).timestamp_millis(),
-                    }
-                }
-                _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
-            };
-            transition(
-                store.schedule_campaign(a.id, &s, &actor).await?,
-                store,
-                a.id,
-                "scheduled",
-            )
-            .await
-        }
+        CampaignsCmd::Create(a) => create(store, config, a, &actor).await,
+        CampaignsCmd::List { json } => list(store, json).await,
+        CampaignsCmd::Show { id, json } => show(store, config, id, json).await,
+        CampaignsCmd::Schedule(a) => schedule_campaign(store, config, a, &actor).await,
         CampaignsCmd::Start { id } => match engine::start(store, config, id, &actor).await? {
             Some(n) => {
                 println!("campaign {id} started: {n} recipients frozen; run `whatsup worker` or `whatsup send {id}`");
@@ -367,20 +212,279 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                     "recipients": c.recipients, "counts": counts,
                 }))?;
             } else {
-                println!(
-                    "campaign {id}: {}{}",
-                    c.state,
-                    if c.state_reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", c.state_reason)
-                    }
-                );
+                println!("campaign {id}: {}{}", c.state, reason(&c));
                 print_counts(&counts);
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// ` (why)`, or nothing when the state has no reason.
+fn reason(c: &Campaign) -> String {
+    if c.state_reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", c.state_reason)
+    }
+}
+
+/// Active contacts matching a segment now: what a campaign would freeze.
+async fn matching_now(store: &Store, segment: &str) -> Result<i64> {
+    Ok(timeline::matching_by_zone(store, segment)
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum())
+}
+
+async fn create(store: &Store, config: &Config, a: CreateArgs, actor: &str) -> Result<ExitCode> {
+    if store.issue(u32::try_from(a.issue)?).await?.is_none() {
+        bail!(
+            "issue {} is not in the database; import it with `whatsup issues import FILE`",
+            a.issue
+        );
+    }
+    if !a.segment.trim().is_empty() {
+        Segment::parse(&a.segment).map_err(|e| e.with_text(&a.segment))?;
+    }
+    let transport = a
+        .transport
+        .unwrap_or_else(|| config.sending.transport.clone());
+    if !matches!(transport.as_str(), "smtp" | "outbox") {
+        bail!("--transport: {transport:?} is not one of smtp, outbox");
+    }
+    let name = a.name.unwrap_or_else(|| format!("Issue {}", a.issue));
+    let id = store
+        .create_campaign(&NewCampaign {
+            name: &name,
+            issue_number: a.issue,
+            segment: a.segment.trim(),
+            from_name: a
+                .from_name
+                .as_deref()
+                .unwrap_or(&config.newsletter.from_name),
+            from_address: a.from.as_deref().unwrap_or(&config.newsletter.from_address),
+            reply_to: a.reply_to.as_deref().unwrap_or(&config.newsletter.reply_to),
+            transport: &transport,
+            actor,
+        })
+        .await?;
+    let recipients = matching_now(store, a.segment.trim()).await?;
+    if a.json {
+        print_json(&serde_json::json!({"id": id, "matching_contacts": recipients}))?;
+    } else {
+        println!(
+            "campaign {id} created (draft): issue {}, {recipients} active contacts match now",
+            a.issue
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A campaign in `campaigns list --json`: the stored row, and for drafts
+/// and scheduled campaigns the contacts that match now.
+#[derive(Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    campaign: &'a Campaign,
+    matching_contacts: Option<i64>,
+}
+
+async fn list(store: &Store, json: bool) -> Result<ExitCode> {
+    let list = store.campaigns().await?;
+    let mut listed = Vec::with_capacity(list.len());
+    for c in &list {
+        let unfrozen = matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled);
+        let matching = if unfrozen {
+            Some(matching_now(store, &c.segment).await?)
+        } else {
+            None
+        };
+        listed.push(Listed {
+            campaign: c,
+            matching_contacts: matching,
+        });
+    }
+    if json {
+        return print_json(&listed).map(|_| ExitCode::SUCCESS);
+    }
+    let rows = listed
+        .iter()
+        .map(|l| {
+            let c = l.campaign;
+            vec![
+                c.id.to_string(),
+                c.name.clone(),
+                c.issue_number.to_string(),
+                c.state.clone(),
+                when(c),
+                match l.matching_contacts {
+                    Some(n) => format!("{n} match now"),
+                    None => c.recipients.to_string(),
+                },
+                c.transport.clone(),
+                c.segment.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print_table_wide(
+        &[
+            "id",
+            "name",
+            "issue",
+            "state",
+            "schedule",
+            "recipients",
+            "transport",
+            "segment",
+        ],
+        &rows,
+        &["segment"],
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<ExitCode> {
+    let c = store.campaign_or_err(id).await?;
+    let events = store.campaign_events(id).await?;
+    let counts = store.delivery_counts(id).await?;
+    let failed = store
+        .deliveries(id, Some(DeliveryStatus::Failed), 1000)
+        .await?;
+    let tracking = store.tracking_counts(id).await?;
+    let plan = timeline::plan(store, config, &c).await?;
+    let now = Utc::now().timestamp_millis();
+    let next = plan.as_ref().and_then(|p| p.next(now));
+    if json {
+        print_json(&serde_json::json!({
+            "campaign": c, "counts": counts, "events": events, "failed": failed,
+            "tracking": tracking,
+            "matching_contacts": plan.as_ref().filter(|p| !p.frozen).map(|p| p.recipients),
+            "next_due": next.map(|s| output::rfc3339_ms(s.due_ms)),
+            "timeline": plan.as_ref().map(|p| p.json_slots()),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("campaign {} \"{}\"", c.id, c.name);
+    println!(
+        "  issue      {} (revision {})",
+        c.issue_number,
+        c.issue_revision
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "not frozen yet".into())
+    );
+    println!(
+        "  segment    {}",
+        if c.segment.is_empty() {
+            "(every active contact)"
+        } else {
+            &c.segment
+        }
+    );
+    println!("  from       {} <{}>", c.from_name, c.from_address);
+    println!("  transport  {}", c.transport);
+    println!("  state      {}{}", c.state, reason(&c));
+    println!("  schedule   {}", when(&c));
+    if let Some(plan) = plan.as_ref().filter(|p| !p.frozen) {
+        println!("  matching   {} active contacts now", plan.recipients);
+    }
+    match (&plan, next) {
+        (Some(plan), Some(next)) => {
+            println!("  next due   {}", timeline::slot_text(next, config));
+            println!(
+                "  timeline   {} recipients in {} slots (times in {}):",
+                plan.recipients,
+                plan.slots.len(),
+                output::clock().zone_name()
+            );
+            for line in timeline::lines(plan, config, "    ") {
+                println!("{line}");
+            }
+        }
+        (Some(_), None) if c.state()? == CampaignState::Draft => {
+            println!("  next due   - (a draft: schedule it, or `whatsup send {id}`)")
+        }
+        _ => println!("  next due   -"),
+    }
+    print_counts(&counts);
+    if tracking.opens > 0 || !tracking.clicks.is_empty() {
+        let clicks: i64 = tracking.clicks.iter().map(|(_, n)| n).sum();
+        println!("  tracking   {} opens, {clicks} clicks", tracking.opens);
+        for (url, n) in &tracking.clicks {
+            println!("    {n:>6}  {url}");
+        }
+    }
+    println!("history:");
+    for e in &events {
+        println!(
+            "  {}  {} -> {}  by {}  {}",
+            output::when_secs(e.created_at),
+            e.old_state.as_deref().unwrap_or("-"),
+            e.new_state,
+            e.actor,
+            e.reason
+        );
+    }
+    if !failed.is_empty() {
+        println!("failed:");
+        for d in &failed {
+            println!(
+                "  {}  attempts {}  {}  {}",
+                d.email,
+                d.attempts,
+                d.last_code.as_deref().unwrap_or(""),
+                d.last_reply.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn schedule_campaign(
+    store: &Store,
+    config: &Config,
+    a: ScheduleArgs,
+    actor: &str,
+) -> Result<ExitCode> {
+    let tz = timeline::newsletter_tz(config)?;
+    let s = match (&a.at, &a.local, &a.date) {
+        (Some(at), None, _) => Schedule::At(schedule::parse_local(at, tz)?.timestamp_millis()),
+        (None, Some(t), Some(d)) => {
+            let (date, time) = schedule::check_local(d, t)?;
+            Schedule::Local {
+                date: date.to_string(),
+                time: time.format("%H:%M").to_string(),
+                earliest_ms: schedule::earliest(date, time).timestamp_millis(),
+            }
+        }
+        _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
+    };
+    let moved = store.schedule_campaign(a.id, &s, actor).await?;
+    if !moved {
+        return transition(false, store, a.id, "scheduled").await;
+    }
+    let c = store.campaign_or_err(a.id).await?;
+    let plan = timeline::plan(store, config, &c)
+        .await?
+        .ok_or_else(|| anyhow!("campaign {} has nothing ahead", a.id))?;
+    if a.json {
+        print_json(&serde_json::json!({
+            "id": c.id,
+            "state": c.state,
+            "mode": c.schedule_mode,
+            "at": c.start_ms.filter(|_| c.schedule_mode != "local").map(output::rfc3339_ms),
+            "local_date": c.local_date,
+            "local_time": c.local_time,
+            "matching_contacts": plan.recipients,
+            "timeline": plan.json_slots(),
+        }))?;
+    } else {
+        for line in timeline::echo(&c, &plan, config) {
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn transition(moved: bool, store: &Store, id: i64, verb: &str) -> Result<ExitCode> {
@@ -393,24 +497,15 @@ async fn transition(moved: bool, store: &Store, id: i64, verb: &str) -> Result<E
     }
 }
 
-fn when(c: &Campaign, config: &Config) -> String {
+/// The schedule column: a time in the shown zone, or the local time.
+fn when(c: &Campaign) -> String {
     match (c.schedule_mode.as_str(), c.start_ms) {
         ("local", _) => format!(
             "{} {} local time",
             c.local_date.as_deref().unwrap_or("?"),
             c.local_time.as_deref().unwrap_or("?")
         ),
-        (_, Some(ms)) => {
-            let tz: chrono_tz::Tz = config
-                .newsletter
-                .timezone
-                .parse()
-                .unwrap_or(chrono_tz::Asia::Tokyo);
-            Utc.timestamp_millis_opt(ms)
-                .single()
-                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
-                .unwrap_or_default()
-        }
+        (_, Some(ms)) => output::when_ms(ms),
         _ => "-".into(),
     }
 }
@@ -438,14 +533,21 @@ struct SendSummary {
     seconds: f64,
     messages_per_second: f64,
     outbox: Option<String>,
+    /// With `--no-wait`: when the next message is due (RFC 3339).
+    waiting_until: Option<String>,
 }
 
 /// `whatsup send CAMPAIGN`: starts it if needed and delivers in the
-/// foreground with a progress bar; Ctrl-C stops after the current batch.
+/// foreground with a progress bar; when nothing is due yet (local-time
+/// slots, retries) it says what it waits for and until when, then waits
+/// (`--wait`, the default) or exits (`--no-wait`). Ctrl-C stops after the
+/// current batch.
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
     if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
-        engine::start(store, config, args.id, &super::cli_actor()).await?;
+        if let Some(n) = engine::start(store, config, args.id, &super::cli_actor()).await? {
+            eprintln!("campaign {} started: {n} recipients frozen", args.id);
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -457,30 +559,52 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
         });
     }
     let start_counts = store.delivery_counts(args.id).await?;
-    let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(start_counts.total() as u64).with_style(
-            indicatif::ProgressStyle::with_template(
-                "sending [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+    let bar = output::send_bar(start_counts.total() as u64);
+    if let Some(b) = &bar {
         b.set_position(start_counts.done() as u64);
         b.reset_eta();
-        Some(b)
-    } else {
-        None
-    };
+    }
     let began = std::time::Instant::now();
     let mut worker = Worker::new(store.clone(), config.clone())?;
-    let end = worker
-        .send_campaign(args.id, &stop, |counts| {
-            if let Some(b) = &bar {
-                b.set_position(counts.done() as u64);
-                b.set_message(format!("{} failed, {} retry", counts.failed, counts.retry));
+    let mut said: Option<i64> = None;
+    let end = loop {
+        let end = worker
+            .send_campaign_with(
+                args.id,
+                &stop,
+                |counts| {
+                    if let Some(b) = &bar {
+                        b.set_position(counts.done() as u64);
+                        b.set_message(format!("{} failed, {} retry", counts.failed, counts.retry));
+                    }
+                },
+                |_| false,
+            )
+            .await?;
+        let RunEnd::Idle(until) = end else {
+            break end;
+        };
+        if said != Some(until) {
+            let text = timeline::waiting(store, config, args.id, until).await?;
+            let line = if args.no_wait {
+                format!(
+                    "campaign {}: nothing due {text}; not waiting (--no-wait)",
+                    args.id
+                )
+            } else {
+                format!("campaign {}: waiting {text}", args.id)
+            };
+            match &bar {
+                Some(b) => b.suspend(|| eprintln!("{line}")),
+                None => eprintln!("{line}"),
             }
-        })
-        .await?;
+            said = Some(until);
+        }
+        if args.no_wait {
+            break end;
+        }
+        engine::sleep_until(until, &stop).await;
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -488,6 +612,10 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
     let c = store.campaign_or_err(args.id).await?;
     let counts = store.delivery_counts(args.id).await?;
     let sent_now = (counts.sent - start_counts.sent).max(0);
+    let waiting_until = match end {
+        RunEnd::Idle(until) => Some(until),
+        _ => None,
+    };
     let summary = SendSummary {
         campaign: args.id,
         state: c.state.clone(),
@@ -505,32 +633,38 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
                 .display()
                 .to_string()
         }),
+        waiting_until: waiting_until.map(output::rfc3339_ms),
     };
     if args.json {
         print_json(&summary)?;
     } else {
         println!(
-            "campaign {}: {}{} after {:.1} s ({:.0} messages/s)",
+            "campaign {}: {}{} after {:.1} s ({})",
             args.id,
             summary.state,
-            if summary.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", summary.reason)
-            },
+            reason(&c),
             secs,
-            summary.messages_per_second
+            output::rate(summary.messages_per_second).replace("/s", " messages/s")
         );
         print_counts(&counts);
+        if let Some(until) = waiting_until {
+            println!(
+                "  next due   {}: `whatsup worker` or `whatsup send {}` sends the rest",
+                output::when_ms(until),
+                args.id
+            );
+        }
         if let Some(dir) = &summary.outbox {
             println!("  messages written to {dir}");
         }
     }
-    // 0 only when the campaign is finished (by this run or an earlier one)
-    // and none failed; 3 otherwise (failures, paused, cancelled or
-    // interrupted), like an import with rejected rows.
-    let finished =
-        end == RunEnd::Finished || matches!(end, RunEnd::NotRunning(CampaignState::Finished));
+    // 0 when the campaign is finished (by this run or an earlier one), or
+    // with --no-wait has only messages not yet due, and none failed; 3
+    // otherwise (failures, paused, cancelled or interrupted), like an
+    // import with rejected rows.
+    let finished = end == RunEnd::Finished
+        || matches!(end, RunEnd::NotRunning(CampaignState::Finished))
+        || waiting_until.is_some();
     Ok(if finished && counts.failed == 0 {
         ExitCode::SUCCESS
     } else {

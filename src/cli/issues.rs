@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::NaiveDate;
 use clap::Subcommand;
 
-use super::output::{print_json, print_table};
+use super::output::{self, print_json, print_table};
 use crate::compose::issue::{skeleton, Issue, IssueRef};
 use crate::compose::{preflight, preview, send, CompiledIssue, LinkTokens, Recipient};
 use crate::config::Config;
@@ -147,13 +147,13 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                             i.number.to_string(),
                             i.issue_date.to_string(),
                             i.revisions.to_string(),
-                            i.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+                            output::when(i.updated_at),
                             i.subject.clone(),
                         ]
                     })
                     .collect();
                 print_table(
-                    &["number", "date", "revisions", "updated (UTC)", "subject"],
+                    &["number", "date", "revisions", "updated", "subject"],
                     &rows,
                 );
             }
@@ -186,7 +186,7 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                     println!(
                         "  revision {}  {}  {}  {}",
                         h.revision,
-                        h.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        output::when_secs(h.created_at),
                         h.actor,
                         h.subject
                     );

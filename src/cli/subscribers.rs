@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use super::output::{print_json, print_table, progress};
+use super::output::{self, print_json, print_table, print_table_wide, progress};
 use super::{cli_actor, EXIT_REJECTED_ROWS};
 use crate::config::Config;
 use crate::domain::segment::Segment;
@@ -436,22 +436,29 @@ fn print_contacts(contacts: &[Contact]) {
                 c.org_name.clone().unwrap_or_default(),
                 c.org_kind.clone().unwrap_or_default(),
                 c.status.clone(),
-                c.status_changed_at.format("%Y-%m-%d").to_string(),
+                output::date(c.status_changed_at),
                 c.status_reason.clone(),
+                c.title.clone(),
+                c.org_country.clone().unwrap_or_default(),
+                c.tag_list().join(";"),
             ]
         })
         .collect();
-    print_table(
+    print_table_wide(
         &[
-            "EMAIL",
-            "NAME",
-            "ORGANISATION",
-            "KIND",
-            "STATUS",
-            "SINCE",
-            "REASON",
+            "EMAIL".to_string(),
+            "NAME".into(),
+            "ORGANISATION".into(),
+            "KIND".into(),
+            "STATUS".into(),
+            output::header("SINCE"),
+            "REASON".into(),
+            "TITLE".into(),
+            "COUNTRY".into(),
+            "TAGS".into(),
         ],
         &rows,
+        &["TITLE", "COUNTRY", "TAGS"],
     );
 }
 
@@ -477,7 +484,7 @@ async fn show(store: &Store, c: &Contact, json: bool) -> Result<()> {
     println!(
         "status:       {} since {}{}",
         c.status,
-        c.status_changed_at.format("%Y-%m-%d %H:%M UTC"),
+        output::when(c.status_changed_at),
         if c.status_reason.is_empty() {
             String::new()
         } else {
@@ -487,23 +494,18 @@ async fn show(store: &Store, c: &Contact, json: bool) -> Result<()> {
     println!(
         "consent:      {} at {}",
         c.consent_source,
-        c.consent_at
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_else(|| "-".into())
+        c.consent_at.map(output::when).unwrap_or_else(|| "-".into())
     );
     if !c.attributes.0.is_empty() {
         println!("attributes:   {}", serde_json::to_string(&c.attributes.0)?);
     }
-    println!(
-        "created:      {}",
-        c.created_at.format("%Y-%m-%d %H:%M UTC")
-    );
+    println!("created:      {}", output::when(c.created_at));
     if !history.is_empty() {
         println!("history:");
         for h in &history {
             println!(
                 "  {}  {} → {}  by {}: {}",
-                h.created_at.format("%Y-%m-%d %H:%M"),
+                output::when(h.created_at),
                 h.old_status.as_deref().unwrap_or("-"),
                 h.new_status,
                 h.actor,

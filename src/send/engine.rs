@@ -261,6 +261,7 @@ impl Engine {
                     recording = None;
                     recording_len = 0;
                     let recorded = joined_or_unwind(recorded)?;
+                    super::report::recorded(id, &recorded.outcomes);
                     if recorded.outcomes.iter().any(is_rejection) {
                         self.intake.record_rejections(id).await?;
                     }
@@ -278,7 +279,7 @@ impl Engine {
                                 &reason,
                             )
                             .await?;
-                        tracing::warn!(campaign = id, "paused: {reason}");
+                        super::report::paused_by_worker(id, &reason);
                         end = Some(RunEnd::NotRunning(CampaignState::Paused));
                     }
                 }
@@ -565,9 +566,13 @@ pub async fn start(store: &Store, config: &Config, id: i64, actor: &str) -> Resu
         }
         _ => [(String::new(), now_ms)].into_iter().collect(),
     };
-    store
+    let started = store
         .start_campaign(id, rev.revision, segment.as_ref(), &due, actor)
-        .await
+        .await?;
+    if let Some(n) = started {
+        super::report::started(id, n);
+    }
+    Ok(started)
 }
 
 /// Waits until `until_ms` or the stop flag, whichever is first, checking

@@ -6,13 +6,16 @@
 //! - [`smtp`]: one mail transaction on a connection (pipelining, dot-stuffing);
 //! - [`identity`]: tokens, VERP and DKIM for each message;
 //! - [`engine`]: claim → render → send → complete, and campaign start;
-//! - [`worker`]: the loop behind `whatsup worker` and `whatsup send`.
+//! - [`worker`]: the loop behind `whatsup worker` and `whatsup send`;
+//! - [`report`]: the worker's log events (started, progress, retries,
+//!   blocked, paused, finished, relay down and up).
 //!
 //! The queue itself (claims, leases, outcomes, ceilings) is SQL and lives in
 //! `store::campaigns`.
 
 pub mod engine;
 pub mod identity;
+pub mod report;
 pub mod schedule;
 pub mod smtp;
 pub mod transport;

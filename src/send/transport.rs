@@ -309,10 +309,26 @@ impl SmtpPool {
                 l.until_ready().await;
             }
             match send_raw(&server, m).await {
-                Ok(a) => return Ok(a),
+                Ok(a) => {
+                    // A success clears the mark: the relay is up (again).
+                    if server.down_until.lock().unwrap().take().is_some() {
+                        super::report::relay_up(&server.cfg.name);
+                    }
+                    return Ok(a);
+                }
                 Err(f @ Failure::Network { .. }) => {
                     // Pass this server over for a while and try the next.
-                    *server.down_until.lock().unwrap() = Some(Instant::now() + DOWN_FOR);
+                    let was_up = server
+                        .down_until
+                        .lock()
+                        .unwrap()
+                        .replace(Instant::now() + DOWN_FOR)
+                        .is_none();
+                    if was_up {
+                        if let Failure::Network { text, .. } = &f {
+                            super::report::relay_down(&server.cfg.name, text, DOWN_FOR);
+                        }
+                    }
                     last = Some(f);
                 }
                 Err(f) => return Err(f),
