@@ -11,6 +11,7 @@ mod bounce_mailbox;
 mod bounce_postfix;
 mod bounce_webhooks;
 mod cli;
+mod cli_operator;
 mod compose_browser;
 mod compose_check;
 mod compose_render;

@@ -118,8 +118,10 @@ pub struct ListArgs {
     /// Only this kind (hard, soft, complaint, delay, auto_reply, unknown, unsubscribe)
     #[arg(long)]
     pub kind: Option<String>,
+    /// At most this many events, newest first
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -128,6 +130,7 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// An event id or an e-mail address
     pub what: String,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -137,6 +140,7 @@ pub struct ReportArgs {
     /// Only events since: a date, an RFC 3339 time, or an age (7d, 24h)
     #[arg(long)]
     pub since: Option<String>,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -34,25 +34,30 @@ pub enum IssuesCmd {
     },
     /// Record issue files in the database (a new revision when changed)
     Import {
-        #[arg(required = true)]
+        /// Issue files (Markdown with TOML front matter)
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// List stored issues
     List {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Show a stored issue: its history and the text of a revision
     Show {
+        /// Issue number
         number: u32,
         /// Revision to print [default: latest]
         #[arg(long)]
         revision: Option<i64>,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Compare two revisions, or the latest revision with the file on disk
     Diff {
+        /// Issue number
         number: u32,
         /// Older revision [default: latest]
         #[arg(long)]
@@ -65,6 +70,7 @@ pub enum IssuesCmd {
     Check {
         /// Issue file or number
         issue: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },

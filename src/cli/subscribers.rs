@@ -27,6 +27,7 @@ pub enum SubscribersCmd {
         /// Only contacts matching this segment expression
         #[arg(long)]
         segment: Option<String>,
+        /// csv (the import format, one column per custom attribute) or json
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
         /// Write to this file instead of standard output
@@ -41,27 +42,34 @@ pub enum SubscribersCmd {
         /// At most this many rows
         #[arg(long)]
         limit: Option<i64>,
+        /// Skip this many rows first (with --limit: pages)
         #[arg(long, default_value_t = 0)]
         offset: i64,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Add one contact
     Add {
+        /// Email address of the contact
         email: String,
         #[command(flatten)]
         fields: ContactFields,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Show one contact with its status history
     Show {
+        /// Email address of the contact
         email: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Change a contact's details or tags (not its status: see set-status)
     Edit {
+        /// Email address of the contact
         email: String,
         /// New address
         #[arg(long = "email")]
@@ -77,28 +85,37 @@ pub enum SubscribersCmd {
         /// Remove a custom attribute (repeatable)
         #[arg(long = "unset-attr")]
         unset_attrs: Vec<String>,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Delete a contact and its history (to stop mail for good, set-status blocklisted instead)
-    Remove { email: String },
+    Remove {
+        /// Email address of the contact
+        email: String,
+    },
     /// Change a contact's status: active, unsubscribed, bounced or blocklisted
     SetStatus {
+        /// Email address of the contact
         email: String,
+        /// active, unsubscribed, bounced or blocklisted
         status: String,
         /// Why (kept in the audit trail)
         #[arg(long)]
         reason: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Counts by organisation kind and region, and by status
     Summary {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Tags in use, with the number of contacts carrying each
     Tags {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -133,8 +150,10 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct ContactFields {
+    /// The person's name, e.g. "Anna Schmidt"
     #[arg(long)]
     name: Option<String>,
+    /// The person's role, e.g. "Counsellor (Culture)"
     #[arg(long)]
     title: Option<String>,
     /// Organisation name or id (must exist: see `orgs add`)

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bounces;
+pub mod cli;
 pub mod dovecot;
 pub mod http;
 pub mod sink;
