@@ -816,7 +816,98 @@ async fn the_seed_data_imports_without_a_single_rejected_row(db: TestDb) {
     }
 }
 
+/// What `campaigns schedule` and `show` count: the active contacts a
+/// segment matches by zone before the start, the open deliveries by due
+/// time and zone after it.
+async fn timelines_count_matching_contacts_and_open_deliveries_by_zone(db: TestDb) {
+    let r = import(
+        &db.store,
+        &common::seed("sister-cities.csv"),
+        &ImportOptions::default(),
+    )
+    .await;
+    assert_eq!(r.rejected, 0, "{:?}", r.errors);
+    db.store
+        .set_status(
+            "press@nyc.example.com",
+            &StatusChange {
+                status: ContactStatus::Unsubscribed,
+                reason: "asked",
+                actor: "test",
+                evidence: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    let seg = Segment::parse("country in (US, AU, FR)").unwrap();
+    let zones = db.store.matching_by_zone(Some(&seg)).await.unwrap();
+    assert_eq!(
+        zones,
+        [
+            ("America/New_York".to_string(), 1),
+            ("Australia/Sydney".to_string(), 2),
+            ("Europe/Paris".to_string(), 1),
+        ]
+    );
+    let everyone: i64 = db
+        .store
+        .matching_by_zone(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(everyone, 17);
+
+    common::save_sample_issue(&db.store).await;
+    let id = common::draft_campaign(&db.store, "timeline", "country in (US, AU, FR)").await;
+    let due: std::collections::HashMap<String, i64> = [
+        (String::new(), 5_000),
+        ("Australia/Sydney".to_string(), 1_000),
+        ("Europe/Paris".to_string(), 3_000),
+        ("America/New_York".to_string(), 4_000),
+    ]
+    .into_iter()
+    .collect();
+    let n = db
+        .store
+        .start_campaign(id, 1, Some(&seg), &due, "test")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(4));
+    let groups = db.store.open_by_due(id).await.unwrap();
+    let got: Vec<(i64, &str, &str, i64)> = groups
+        .iter()
+        .map(|g| (g.due_ms, g.zone.as_str(), g.status.as_str(), g.recipients))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1_000, "Australia/Sydney", "pending", 2),
+            (3_000, "Europe/Paris", "pending", 1),
+            (4_000, "America/New_York", "pending", 1),
+        ]
+    );
+    // A claimed row counts at its lease's end; done rows are not open.
+    let claimed = db.store.claim(id, "w1", 2_000, 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let groups = db.store.open_by_due(id).await.unwrap();
+    let got: Vec<(i64, &str, &str, i64)> = groups
+        .iter()
+        .map(|g| (g.due_ms, g.zone.as_str(), g.status.as_str(), g.recipients))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3_000, "Europe/Paris", "pending", 1),
+            (4_000, "America/New_York", "pending", 1),
+            (60_000, "Australia/Sydney", "sending", 2),
+        ]
+    );
+}
+
 on_both_backends!(
+    timelines_count_matching_contacts_and_open_deliveries_by_zone,
     adding_a_contact_normalises_the_address_and_refuses_a_case_variant,
     organisations_are_found_by_name_case_insensitively_and_edited,
     a_status_change_writes_the_audit_trail_once,
