@@ -18,6 +18,7 @@ mod compose_render;
 mod compose_send;
 mod compose_store;
 mod import_corpus;
+mod readme;
 mod send_conversation;
 mod send_crash;
 mod send_dkim;

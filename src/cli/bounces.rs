@@ -410,6 +410,14 @@ async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
         });
     }
     let interval = protocol.poll_interval(config);
+    if !args.once {
+        // Ready (the signals are caught): say what it does until stopped.
+        eprintln!(
+            "bounces poll {}: a pass now and every {} s until Ctrl-C or SIGTERM",
+            protocol.name(),
+            interval.as_secs()
+        );
+    }
     let code = loop {
         let report = protocol.pass(&intake, config, &stop).await;
         let c = &report.counts;

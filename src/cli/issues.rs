@@ -244,6 +244,11 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             let store = Store::open(config).await?;
             let (file, parsed) = load(&store, &issue).await?;
             let recipient = recipient(&store, as_contact.as_deref(), None).await?;
+            // --serve watches a file: for a number, the one it was imported from.
+            let watched = match (&file, serve) {
+                (None, true) => Some(imported_from(&store, parsed.number).await?),
+                _ => file,
+            };
             store.close().await;
             let compiled = CompiledIssue::compile(parsed, &config.newsletter)?;
             let w = preview::write_files(&compiled, &recipient, &out)?;
@@ -253,17 +258,15 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                 w.text.display(),
                 w.eml.display()
             );
-            if serve {
-                let path = match file {
-                    Some(p) => p,
-                    None => bail!("--serve watches a file: give the issue's file, not its number"),
-                };
+            if let Some(path) = watched.filter(|_| serve) {
                 let port = port.unwrap_or(config.newsletter.preview_port);
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                     .await
                     .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+                // Caught before it says it is ready.
+                let mut signals = super::signals::StopSignals::install()?;
                 println!(
-                    "serving the preview on http://{} (Ctrl-C to stop)",
+                    "serving the preview on http://{} (Ctrl-C or SIGTERM stops)",
                     listener.local_addr()?
                 );
                 let src = preview::Source {
@@ -271,10 +274,7 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                     newsletter: config.newsletter.clone(),
                     recipient,
                 };
-                preview::serve(listener, src, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+                preview::serve(listener, src, async move { signals.recv().await }).await?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -371,6 +371,28 @@ async fn load(store: &Store, arg: &str) -> Result<(Option<PathBuf>, Issue)> {
             Ok((None, Issue::parse(&name, &rev.source)?))
         }
     }
+}
+
+/// The file a stored issue was imported from, for `preview --serve` to
+/// watch; an error saying so when it is not there.
+async fn imported_from(store: &Store, number: u32) -> Result<PathBuf> {
+    let issue = store
+        .issue(number)
+        .await?
+        .ok_or_else(|| anyhow!("no issue number {number} in the database"))?;
+    let path = PathBuf::from(&issue.source_path);
+    if !path.is_file() {
+        bail!(
+            "--serve watches the issue's file, and issue {number} was imported from {}, which \
+             is not here; give the file's path instead of the number",
+            path.display()
+        );
+    }
+    eprintln!(
+        "watching {} (issue {number} was imported from it)",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// The contact to personalise for, or a sample.
