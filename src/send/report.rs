@@ -8,7 +8,7 @@
 //! | `campaign.started` | recipients frozen | `campaign`, `recipients` |
 //! | `campaign.progress` | every 10% and at least every minute while sending | `campaign`, `done`, `total`, `percent`, `sent`, `failed`, `retry`, `rate` (messages/s), `eta_secs`, `finish_at` |
 //! | `campaign.retries` | a batch's temporary failures were queued again | `campaign`, `retries`, `next_due` |
-//! | `campaign.blocked` | the hourly or daily ceiling holds messages back | `campaign`, `held`, `until` |
+//! | `campaign.blocked` | the hourly or daily ceiling holds messages back, or a send gate blocked the campaign | `campaign`, `held`, `until` (ceiling) or `reason` (gate) |
 //! | `campaign.paused` | paused by an operator or by the error rate | `campaign`, `reason`, `by` |
 //! | `campaign.stopped` | cancelled, or another state that is not running | `campaign`, `state`, `reason`, `by` |
 //! | `campaign.finished` | every recipient done | `campaign`, `sent`, `failed`, `skipped`, `total` |
@@ -90,6 +90,15 @@ pub fn stopped(c: &Campaign) {
             campaign = c.id,
             reason,
             "campaign {} paused: {reason}",
+            c.id
+        );
+    } else if c.state == "blocked" {
+        // A send gate held the campaign back: a person must look.
+        tracing::warn!(
+            event = "campaign.blocked",
+            campaign = c.id,
+            reason,
+            "campaign {} blocked: {reason}",
             c.id
         );
     } else {
