@@ -59,6 +59,8 @@ pub struct Config {
     pub bounces: Bounces,
     pub web: Web,
     pub webhooks: Webhooks,
+    pub branding: Branding,
+    pub media: Media,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -398,10 +400,36 @@ pub struct Web {
     /// tags (how the list is organised: embassies, sister-cities…) are never
     /// shown to recipients.
     pub preference_tags: Vec<String>,
-    /// Requests per second allowed per client IP on the public pages (0: no limit).
+    /// Requests per second allowed per client IP on the public pages (0: no
+    /// limit). RFC 8058 one-click POSTs have their own limits below.
     pub rate_limit_per_second: u32,
     /// Requests a client may make at once before the rate applies.
     pub rate_limit_burst: u32,
+    /// One-click unsubscribes (POST /u/{token}) per second per client IP
+    /// (0: no per-IP limit). Mail providers post them from few addresses.
+    pub one_click_per_second: u32,
+    /// One-click unsubscribes a client may post at once before its rate
+    /// applies.
+    pub one_click_burst: u32,
+    /// One-click unsubscribes per second from all clients together (0: no
+    /// ceiling). Above it, requests wait their turn (up to
+    /// `one_click_max_wait_secs`) instead of being refused.
+    pub one_click_ceiling_per_second: u32,
+    /// Longest a one-click unsubscribe waits under the ceiling before it
+    /// gets a 429 (with Retry-After).
+    pub one_click_max_wait_secs: u64,
+    /// Where /metrics is served: an address and port of its own (default
+    /// 127.0.0.1:9464, so that only the host and its Prometheus see it),
+    /// `public` to serve it on the public listener (then `metrics_token` is
+    /// required), or `off`.
+    pub metrics_bind: String,
+    /// A bearer token /metrics requires (`Authorization: Bearer …`) on
+    /// whatever listener it is; required when `metrics_bind = "public"`.
+    /// Prefer WHATSUP_WEB_METRICS_TOKEN.
+    pub metrics_token: Secret,
+    /// Days a view-in-browser link works after its message was sent (0:
+    /// always); then the page offers the public archive copy instead.
+    pub view_token_days: u32,
     /// Take the client IP from the last X-Forwarded-For entry (only behind a
     /// reverse proxy that sets it).
     pub trust_forwarded_for: bool,
@@ -429,6 +457,13 @@ impl Default for Web {
             ],
             rate_limit_per_second: 20,
             rate_limit_burst: 100,
+            one_click_per_second: 500,
+            one_click_burst: 5000,
+            one_click_ceiling_per_second: 2000,
+            one_click_max_wait_secs: 10,
+            metrics_bind: "127.0.0.1:9464".into(),
+            metrics_token: Secret::default(),
+            view_token_days: 90,
             trust_forwarded_for: false,
             commit_batch: 1024,
             track_opens: false,
@@ -491,6 +526,155 @@ impl Default for Webhooks {
     }
 }
 
+/// The look of the web admin (`[branding]`): the organisation's name, its
+/// colours and its logo. Checked when loaded: colours are `#rrggbb`, white
+/// text on the primary colour reaches WCAG's 4.5:1, and the accent (focus
+/// rings, the rule under the header) reaches 3:1 against white.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Branding {
+    /// The organisation named in the admin's header and page titles.
+    pub organisation: String,
+    /// The admin's own name, beside the organisation's.
+    pub product: String,
+    /// Header, buttons and headings; white text is set on it.
+    pub primary_colour: String,
+    /// The rule under the header, focus rings and current-page markers.
+    pub accent_colour: String,
+    /// An SVG, PNG, JPEG or WebP file shown in the header (at most 512 KiB,
+    /// read at start-up); empty: the organisation's name alone.
+    pub logo_file: PathBuf,
+}
+
+impl Default for Branding {
+    fn default() -> Self {
+        Branding {
+            organisation: "Tokyo Metropolitan Government".into(),
+            product: "WHAT'S UP workspace".into(),
+            primary_colour: "#14284b".into(),
+            accent_colour: "#d64933".into(),
+            logo_file: PathBuf::new(),
+        }
+    }
+}
+
+impl Branding {
+    fn validate(&self) -> Result<()> {
+        if self.organisation.trim().is_empty() {
+            bail!("branding.organisation: must not be empty");
+        }
+        for (key, colour, min, against) in [
+            (
+                "branding.primary_colour",
+                &self.primary_colour,
+                4.5,
+                "white text on it",
+            ),
+            (
+                "branding.accent_colour",
+                &self.accent_colour,
+                3.0,
+                "it on white",
+            ),
+        ] {
+            let Some(rgb) = parse_hex_colour(colour) else {
+                bail!("branding: {key} = {colour:?} is not a colour of the form #rrggbb");
+            };
+            let ratio = contrast_with_white(rgb);
+            if ratio < min {
+                bail!(
+                    "{key}: {colour} gives {against} a contrast of only {ratio:.1}:1 \
+                     (at least {min}:1 is needed)"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `#rrggbb` as three bytes.
+pub fn parse_hex_colour(s: &str) -> Option<[u8; 3]> {
+    let hex = s.strip_prefix('#').filter(|h| h.len() == 6)?;
+    let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
+    Some([byte(0)?, byte(2)?, byte(4)?])
+}
+
+/// The WCAG 2 contrast ratio of a colour against white.
+pub fn contrast_with_white(rgb: [u8; 3]) -> f64 {
+    let channel = |c: u8| {
+        let c = f64::from(c) / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let l = 0.2126 * channel(rgb[0]) + 0.7152 * channel(rgb[1]) + 0.0722 * channel(rgb[2]);
+    1.05 / (l + 0.05)
+}
+
+/// The media library (`[media]`): images uploaded for issues.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Media {
+    /// Where files are stored under their content hash; empty:
+    /// `<data_dir>/media`.
+    pub dir: PathBuf,
+    /// Largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// Wider images are scaled down to this width (2× a 600 px column).
+    pub max_width: u32,
+    /// Largest width × height decoded; anything bigger is refused before
+    /// its pixels are read (a decompression bomb).
+    pub max_pixels: u64,
+    /// Largest width or height decoded.
+    pub max_dimension: u32,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            dir: PathBuf::new(),
+            max_upload_bytes: 10 * 1024 * 1024,
+            max_width: 1200,
+            max_pixels: 40_000_000,
+            max_dimension: 16_384,
+        }
+    }
+}
+
+impl Media {
+    fn validate(&self) -> Result<()> {
+        if self.max_upload_bytes < 1024 {
+            bail!("media.max_upload_bytes: must be at least 1024");
+        }
+        if !(16..=10_000).contains(&self.max_width) {
+            bail!(
+                "media.max_width: must be between 16 and 10000, got {}",
+                self.max_width
+            );
+        }
+        if self.max_dimension < self.max_width || self.max_dimension > 65_535 {
+            bail!("media.max_dimension: must be between media.max_width and 65535");
+        }
+        if self.max_pixels < u64::from(self.max_width) * u64::from(self.max_width) / 4 {
+            bail!("media.max_pixels: too small for an image media.max_width wide");
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Where the media library's files are: `media.dir`, or `<data_dir>/media`.
+    pub fn media_dir(&self) -> PathBuf {
+        if self.media.dir.as_os_str().is_empty() {
+            self.general.data_dir.join("media")
+        } else {
+            self.media.dir.clone()
+        }
+    }
+}
+
 /// Where the settings came from, for `whatsup config`.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -546,6 +730,11 @@ pub struct Bounces {
     pub soft_window_days: u32,
     /// Action for a complaint (ARF): `unsubscribe` by default.
     pub complaint_action: String,
+    /// Let bounces and complaints matched only by something anyone can
+    /// write (the address, a bare delivery id, an old Message-ID, a From
+    /// address) change statuses too. Off by default: such events are only
+    /// recorded. For a site whose relay strips VERP and the signed header.
+    pub act_on_unverified: bool,
     /// Messages larger than this are set aside without being read.
     pub max_message_bytes: u64,
     /// Where unreadable messages are set aside; empty: `<data_dir>/bounces/quarantine`.
@@ -656,6 +845,7 @@ impl Default for Bounces {
             soft_threshold: 3,
             soft_window_days: 30,
             complaint_action: "unsubscribe".into(),
+            act_on_unverified: false,
             max_message_bytes: 10 * 1024 * 1024,
             quarantine_dir: PathBuf::new(),
             imap: Imap::default(),
@@ -820,6 +1010,25 @@ impl Config {
                 self.web.bind
             );
         }
+        match self.web.metrics_bind.as_str() {
+            "off" => {}
+            "public" if self.web.metrics_token.is_empty() => bail!(
+                "web.metrics_token: required when web.metrics_bind is \"public\" \
+                 (set WHATSUP_WEB_METRICS_TOKEN to a long random string)"
+            ),
+            "public" => {}
+            other if other.parse::<std::net::SocketAddr>().is_err() => bail!(
+                "web.metrics_bind: {other:?} is not an address and port such as \
+                 127.0.0.1:9464, nor \"public\" or \"off\""
+            ),
+            _ => {}
+        }
+        if self.web.one_click_max_wait_secs > 60 {
+            bail!(
+                "web.one_click_max_wait_secs: at most 60, got {}",
+                self.web.one_click_max_wait_secs
+            );
+        }
         if self.web.commit_batch == 0 || self.web.commit_batch > 10_000 {
             bail!(
                 "web.commit_batch: must be between 1 and 10000, got {}",
@@ -850,6 +1059,8 @@ impl Config {
         if hooks.sendgrid_max_age_secs == 0 {
             bail!("webhooks.sendgrid_max_age_secs must be at least 1");
         }
+        self.branding.validate()?;
+        self.media.validate()?;
         if !self.security.token_secret.is_empty() && self.security.token_secret.expose().len() < 32
         {
             bail!("security.token_secret: must be at least 32 bytes long");
@@ -1222,6 +1433,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("c.toml") && err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn branding_colours_must_be_hex_and_keep_text_readable() {
+        let load = |key: &str, value: &str| {
+            Config::load(
+                Some(Path::new("/dev/null")),
+                vec![(key.to_string(), value.to_string())],
+            )
+        };
+        let err = load("WHATSUP_BRANDING_PRIMARY_COLOUR", "#f0f0f0").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("branding.primary_colour") && msg.contains("4.5:1"),
+            "{msg}"
+        );
+        let err = load("WHATSUP_BRANDING_ACCENT_COLOUR", "red; x: y").unwrap_err();
+        assert!(format!("{err:#}").contains("#rrggbb"), "{err:#}");
+        let err = load("WHATSUP_BRANDING_ACCENT_COLOUR", "#ffff00").unwrap_err();
+        assert!(format!("{err:#}").contains("3:1"), "{err:#}");
+        let ok = load("WHATSUP_BRANDING_PRIMARY_COLOUR", "#000000").unwrap();
+        assert_eq!(ok.config.branding.primary_colour, "#000000");
+        // The defaults: navy with white text, a vermilion rule.
+        assert!(contrast_with_white(parse_hex_colour("#14284b").unwrap()) > 13.0);
+        assert!(contrast_with_white(parse_hex_colour("#d64933").unwrap()) > 4.0);
     }
 
     #[test]

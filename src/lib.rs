@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod domain;
 pub mod export;
 pub mod import;
+pub mod media;
 pub mod send;
 pub mod store;
 pub mod web;

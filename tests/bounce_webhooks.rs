@@ -354,17 +354,22 @@ async fn a_signed_ses_bounce_marks_the_contact_bounced_with_reason_status_and_di
         ("hard", "user_unknown", "5.1.1", "ses", "verp", "bounced")
     );
     assert!(e.diagnostic.contains("User unknown"), "{}", e.diagnostic);
+    assert!(e.verified);
     assert_eq!(e.campaign_id, Some(s.campaign));
-    assert_eq!(
-        e.delivery_id.map(|d| d.to_string()),
-        Some(sent.delivery.clone())
-    );
     let contact =
         s.db.store
             .contact("gone@example.org")
             .await
             .unwrap()
             .unwrap();
+    let delivery =
+        s.db.store
+            .delivery_of(s.campaign, contact.id)
+            .await
+            .unwrap();
+    assert_eq!(e.delivery_id, delivery.map(|d| d.id));
+    // The header the message carried is a signed token, not the row's id.
+    assert!(sent.delivery.parse::<i64>().is_err(), "{}", sent.delivery);
     let last = s.db.store.status_history(contact.id).await.unwrap();
     let last = last.last().unwrap();
     assert_eq!(last.actor, "bounce:ses");
@@ -388,6 +393,10 @@ async fn a_signed_ses_complaint_with_signature_version_1_unsubscribes_the_contac
         ),
         ("complaint", "complaint", "address")
     );
+    // Matched by the address, yet verified: the SNS signature vouches for
+    // the provider's report.
+    assert!(rows[0].verified);
+    assert_eq!(rows[0].action, "unsubscribed");
     assert!(
         rows[0].diagnostic.contains("abuse"),
         "{}",

@@ -54,7 +54,7 @@ fn fixture() -> String {
 fn migrate_creates_the_database_and_reports_the_schema_version() {
     let cli = Cli::new();
     let out = cli.ok(&["migrate"]);
-    assert!(out.contains("schema version 10"), "{out}");
+    assert!(out.contains("schema version 18"), "{out}");
     assert!(cli.dir.path().join("cli.db").exists());
 }
 
@@ -289,6 +289,9 @@ fn config_show_never_prints_secrets() {
         .env("WHATSUP_SMTP_PASSWORD", "hunter2-smtp")
         .env("WHATSUP_BOUNCES_IMAP_PASSWORD", "hunter2-imap")
         .env("WHATSUP_BOUNCES_POP3_PASSWORD", "hunter2-pop3")
+        .env("WHATSUP_WEB_METRICS_TOKEN", "hunter2-metrics")
+        .env("WHATSUP_WEBHOOKS_POSTMARK_USERNAME", "hook")
+        .env("WHATSUP_WEBHOOKS_POSTMARK_PASSWORD", "hunter2-postmark")
         .env(
             "WHATSUP_SECURITY_TOKEN_SECRET",
             "0123456789abcdef0123456789abcdef-secret",
@@ -318,6 +321,7 @@ fn every_command_has_help() {
         vec!["subscribers", "import", "--help"],
         vec!["orgs", "edit", "--help"],
         vec!["demo", "--help"],
+        vec!["media", "add", "--help"],
     ] {
         let out = cli.ok(&args);
         assert!(out.contains("Usage:"), "{args:?}: {out}");
@@ -506,7 +510,8 @@ fn bounces_ingest_sets_garbage_aside_and_records_a_bounce_that_list_and_report_s
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().any(|n| n.ends_with(".error.txt")));
-    // A real bounce for an address of the fixture.
+    // A bounce for an address of the fixture, matched by the address only
+    // (no VERP, no signed header): recorded, shown, and not acted on.
     let dsn = "From: MAILER-DAEMON@mx.example.net\nTo: bounces@tokyo.example.org\n\
 Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n\
 Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\n\
@@ -517,7 +522,10 @@ Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n\n
     std::fs::write(&file, dsn).unwrap();
     let out = cli.ok(&["bounces", "ingest", file.to_str().unwrap()]);
     assert!(
-        out.contains("culture@fr.embassy.example.org hard (user_unknown): bounced"),
+        out.contains(
+            "culture@fr.embassy.example.org hard (user_unknown): recorded (unverified), \
+             matched by address (unverified)"
+        ),
         "{out}"
     );
     let again = cli.ok(&["bounces", "ingest", file.to_str().unwrap()]);
@@ -525,8 +533,84 @@ Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n\n
     let list = cli.json(&["bounces", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["status"], "5.1.1");
+    assert_eq!(list[0]["verified"], false);
     let report = cli.json(&["bounces", "report", "--since", "1d", "--json"]);
     assert_eq!(report[0]["email"], "culture@fr.embassy.example.org");
-    assert_eq!(report[0]["contact_status"], "bounced");
+    assert_eq!(report[0]["contact_status"], "active");
+    assert_eq!(report[0]["unverified"], 1);
     assert_eq!(report[0]["last_diagnostic"], "550 5.1.1 User unknown");
+}
+
+#[test]
+fn media_add_stores_an_image_under_its_hash_and_list_shows_it() {
+    let cli = Cli::new();
+    let photo = cli.dir.path().join("東京 photo.png");
+    image::RgbImage::from_fn(1500, 300, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    })
+    .save(&photo)
+    .unwrap();
+    let photo = photo.display().to_string();
+    let added = cli.json(&[
+        "media",
+        "add",
+        &photo,
+        "--alt",
+        "Rikugien garden at night",
+        "--json",
+    ]);
+    let hash = added["hash"].as_str().unwrap();
+    assert_eq!(hash.len(), 64);
+    assert_eq!(added["width"], 1200);
+    assert_eq!(added["height"], 240);
+    assert_eq!(added["ext"], "png");
+    assert_eq!(added["original_name"], "東京 photo.png");
+    assert_eq!(added["uploaded_by"], "cli:tester");
+    assert_eq!(
+        added["url"],
+        format!("https://whatsup.tokyo.example.org/media/{hash}.png")
+    );
+    assert!(cli
+        .dir
+        .path()
+        .join(format!("data/media/{hash}.png"))
+        .exists());
+    // The same file again is the same entry.
+    let again = cli.json(&["media", "add", &photo, "--alt", "Again", "--json"]);
+    assert_eq!(again["id"], added["id"]);
+    let list = cli.json(&["media", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["alt"], "Rikugien garden at night");
+    let table = cli.ok(&["media", "list"]);
+    // The table cuts long cells: the hash's start is there.
+    assert!(
+        table.contains(&hash[..30]) && table.contains("1200×240"),
+        "{table}"
+    );
+
+    // No alt text: refused by the parser, nothing stored.
+    let out = cli.run(&["media", "add", &photo]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--alt"));
+    let out = cli.run(&["media", "add", &photo, "--alt", "  "]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alt text is required"));
+    // A corrupt file: exit 1 with the file's name and the reason.
+    let broken = cli.dir.path().join("broken.png");
+    let bytes = std::fs::read(cli.dir.path().join("東京 photo.png")).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 3]).unwrap();
+    let out = cli.run(&["media", "add", &broken.display().to_string(), "--alt", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.png") && err.contains("could not be read"),
+        "{err}"
+    );
+    assert_eq!(
+        cli.json(&["media", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -7,7 +7,8 @@
 //! until their first line of output, then stopped with SIGINT; they must
 //! exit 0. The scratch directory holds what the examples name: the sample
 //! issue (`samples/`), the bounce corpus (`tests/`), `list.csv` (the seed
-//! list), `message.eml` (a bounce for someone@example.org), and a HOME;
+//! list), `message.eml` (a bounce for someone@example.org), `photo.jpg`,
+//! and a HOME; every listener binds port 0;
 //! an smtp-sink stands in for the relay and a Dovecot for the bounce
 //! mailbox.
 
@@ -141,6 +142,10 @@ impl Scratch {
             b"Subject: WHAT'S UP\r\n\r\nHello\r\n",
         );
         std::fs::write(dir.path().join("message.eml"), bounce).unwrap();
+        // A photo for `media add`: a small gradient, as a JPEG.
+        image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 128]))
+            .save(dir.path().join("photo.jpg"))
+            .unwrap();
         let sink = common::sink::Sink::start(&[]);
         let bin = Path::new(env!("CARGO_BIN_EXE_whatsup"));
         let path = format!(
@@ -154,6 +159,7 @@ impl Scratch {
             ("USER".into(), "readme".into()),
             ("WHATSUP_SECURITY_TOKEN_SECRET".into(), TOKEN_SECRET.into()),
             ("WHATSUP_WEB_BIND".into(), "127.0.0.1:0".into()),
+            ("WHATSUP_WEB_METRICS_BIND".into(), "127.0.0.1:0".into()),
             ("WHATSUP_NEWSLETTER_PREVIEW_PORT".into(), "0".into()),
             ("WHATSUP_SMTP_HOST".into(), "127.0.0.1".into()),
             ("WHATSUP_SMTP_PORT".into(), sink.port.to_string()),

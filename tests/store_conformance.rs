@@ -1,6 +1,7 @@
 //! One store conformance suite, run against SQLite and against PostgreSQL:
 //! contacts, organisations, statuses and their audit trail, segments, CSV
-//! import semantics and lossless export.
+//! import semantics and lossless export, and the bounce recording's rule
+//! that unverified events change nothing.
 
 use crate::common;
 
@@ -12,6 +13,7 @@ use whatsup::domain::segment::Segment;
 use whatsup::domain::{ContactStatus, CountryCode, EmailAddress, OrgKind};
 use whatsup::export::{export, Format};
 use whatsup::import::ImportOptions;
+use whatsup::store::bounces::{BouncePolicy, NewBounceEvent, NewBounceMessage, UNVERIFIED_ACTION};
 use whatsup::store::{ContactPatch, NewContact, OrgFields, StatusChange, Store};
 
 fn new_contact(email: &str) -> NewContact {
@@ -906,6 +908,179 @@ async fn timelines_count_matching_contacts_and_open_deliveries_by_zone(db: TestD
     );
 }
 
+/// One event of `kind` for `email`, matched to its contact as given.
+fn bounce_event(contact: i64, email: &str, kind: &str, verified: bool) -> NewBounceEvent {
+    NewBounceEvent {
+        contact_id: Some(contact),
+        campaign_id: None,
+        delivery_id: None,
+        email: email.into(),
+        kind: kind.into(),
+        reason: "user_unknown".into(),
+        status: "5.1.1".into(),
+        diagnostic: "550 5.1.1 user unknown".into(),
+        matched_by: if verified { "verp" } else { "address" }.into(),
+        verified,
+    }
+}
+
+fn bounce_message(key: &str, events: Vec<NewBounceEvent>) -> NewBounceMessage {
+    NewBounceMessage {
+        sha256: key.into(),
+        message_id: format!("<{key}@example.net>"),
+        source: "test".into(),
+        format: "dsn".into(),
+        events,
+    }
+}
+
+async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_policy_allows(
+    db: TestDb,
+) {
+    fixture(&db).await;
+    let store = &db.store;
+    let id = |email: &'static str| async move { store.contact(email).await.unwrap().unwrap().id };
+    let (anne, jonas) = (
+        id("anne.martin@paris.example.com").await,
+        id("jonas.weber@berlin.example.com").await,
+    );
+    let policy = BouncePolicy {
+        soft_threshold: 2,
+        ..BouncePolicy::default()
+    };
+    let record = |key: &'static str, e: NewBounceEvent, policy: BouncePolicy| async move {
+        let out = store
+            .record_bounce(&bounce_message(key, vec![e]), &policy, "bounce:test")
+            .await
+            .unwrap();
+        assert!(!out.duplicate);
+        out.events[0].clone()
+    };
+    let status = |id: i64| async move { store.contact_by_id(id).await.unwrap().unwrap().status };
+
+    // A hard bounce and a complaint that are not verified: recorded only.
+    for (key, kind) in [("h1", "hard"), ("c1", "complaint")] {
+        let e = record(
+            key,
+            bounce_event(anne, "anne.martin@paris.example.com", kind, false),
+            policy,
+        )
+        .await;
+        assert_eq!((e.verified, e.action.as_str()), (false, UNVERIFIED_ACTION));
+        let row = store.bounce_by_id(e.event_id).await.unwrap().unwrap();
+        assert!(!row.verified);
+    }
+    assert_eq!(status(anne).await, "active");
+    assert!(
+        store.status_history(anne).await.unwrap().is_empty(),
+        "no status event"
+    );
+    // Unverified soft bounces do not count towards the threshold.
+    for key in ["s1", "s2"] {
+        let e = record(
+            key,
+            bounce_event(anne, "anne.martin@paris.example.com", "soft", false),
+            policy,
+        )
+        .await;
+        assert_eq!(e.action, UNVERIFIED_ACTION);
+    }
+    let e = record(
+        "s3",
+        bounce_event(anne, "anne.martin@paris.example.com", "soft", true),
+        policy,
+    )
+    .await;
+    assert_eq!(e.action, "counted 1 of 2");
+    // A verified hard bounce acts, with `verified` in the evidence.
+    let e = record(
+        "h2",
+        bounce_event(anne, "anne.martin@paris.example.com", "hard", true),
+        policy,
+    )
+    .await;
+    assert_eq!((e.verified, e.action.as_str()), (true, "bounced"));
+    let history = store.status_history(anne).await.unwrap();
+    assert_eq!(history.last().unwrap().evidence.0["verified"], true);
+    // With act_on_unverified, an unverified one acts too.
+    let open = BouncePolicy {
+        act_on_unverified: true,
+        ..policy
+    };
+    let e = record(
+        "h3",
+        bounce_event(jonas, "jonas.weber@berlin.example.com", "hard", false),
+        open,
+    )
+    .await;
+    assert_eq!((e.verified, e.action.as_str()), (false, "bounced"));
+    assert_eq!(status(jonas).await, "bounced");
+
+    // Listed, reported and counted as such.
+    let rows = store.list_bounces(None, None, 100).await.unwrap();
+    assert_eq!(rows.iter().filter(|r| !r.verified).count(), 5);
+    let report = store.bounce_report(None).await.unwrap();
+    let anne_line = report
+        .iter()
+        .find(|r| r.email == "anne.martin@paris.example.com")
+        .unwrap();
+    assert_eq!((anne_line.events, anne_line.unverified), (6, 4));
+    let m = store.store_metrics().await.unwrap();
+    assert_eq!((m.bounces, m.unverified_bounces), (7, 5));
+}
+
+async fn a_deliverys_time_and_stored_message_id_are_found_for_the_web_and_the_intake(db: TestDb) {
+    fixture(&db).await;
+    common::save_sample_issue(&db.store).await;
+    let campaign = common::draft_campaign(&db.store, "lookups", "").await;
+    whatsup::send::engine::start(&db.store, &db.config, campaign, "test")
+        .await
+        .unwrap();
+    let anne = db
+        .store
+        .contact("anne.martin@paris.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    // Not sent yet: the row's last change.
+    let before = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let t = db.store.delivery_time(campaign, anne.id).await.unwrap();
+    assert!(t.is_some_and(|t| t > before), "{t:?}");
+    assert_eq!(
+        db.store.delivery_time(campaign + 1, anne.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.store.delivery_time(campaign, 999_999).await.unwrap(),
+        None
+    );
+    // Found by its Message-ID with or without brackets; the stored form is
+    // returned so the intake can tell a random one from an old one.
+    let mid = "<0123456789abcdef0123456789abcdef@example.org>";
+    let sql = format!(
+        "UPDATE deliveries SET message_id = '{mid}' WHERE campaign_id = $1 AND contact_id = $2"
+    );
+    assert_eq!(raw(&db.store, &sql, &[campaign, anne.id]).await.unwrap(), 1);
+    for asked in [mid, mid.trim_matches(['<', '>'])] {
+        let (d, stored) = db
+            .store
+            .delivery_by_message_id(asked)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (d.contact_id, d.campaign_id, stored.as_str()),
+            (anne.id, campaign, mid)
+        );
+    }
+    assert!(db
+        .store
+        .delivery_by_message_id("<other@example.org>")
+        .await
+        .unwrap()
+        .is_none());
+}
+
 on_both_backends!(
     timelines_count_matching_contacts_and_open_deliveries_by_zone,
     adding_a_contact_normalises_the_address_and_refuses_a_case_variant,
@@ -928,6 +1103,8 @@ on_both_backends!(
     a_file_that_contradicts_itself_about_an_organisation_is_reported,
     export_then_import_is_lossless,
     the_seed_data_imports_without_a_single_rejected_row,
+    an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_policy_allows,
+    a_deliverys_time_and_stored_message_id_are_found_for_the_web_and_the_intake,
 );
 
 /// PostgreSQL only: SQLite's import batch holds the write lock from before

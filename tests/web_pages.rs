@@ -2,7 +2,11 @@
 //! on PostgreSQL: RFC 8058 one-click POSTs byte for byte as mail providers
 //! send them, GETs that change nothing, bad tokens, undo, preferences, view
 //! in browser, the archive, tracking, rate limits, security headers,
-//! metrics, and 1,000 parallel unsubscribes of which none is lost.
+//! metrics, and 1,000 one-click unsubscribes from one address of which none
+//! is refused or lost. The hardening of issue 17 is tested here too: strict
+//! one-click bodies, forms that must come from our page, invalid UTF-8,
+//! body limits, canonical numbers, the metrics listener, HSTS and
+//! Permissions-Policy, and the view link that shows no address and expires.
 
 use crate::common;
 
@@ -18,25 +22,44 @@ use whatsup::store::{Contact, StatusChange, Store};
 use whatsup::web::Server;
 
 const SECRET: &str = "web-test-secret-0123456789abcdef0123456789";
+const FORM: &str = "application/x-www-form-urlencoded";
 const OLD_SECRET: &str = "web-test-old-secret-0123456789abcdef01234567";
 
 /// A served store with three contacts and one sent campaign of issue 214.
-struct Site {
-    server: Server,
+pub(crate) struct Site {
+    pub(crate) server: Server,
     store: Store,
     keys: TokenKeys,
-    campaign: i64,
-    contacts: Vec<Contact>,
+    pub(crate) campaign: i64,
+    pub(crate) contacts: Vec<Contact>,
     _db: TestDb,
     _outbox: tempfile::TempDir,
 }
 
 impl Site {
-    fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.server.addr
     }
 
-    fn token(&self, purpose: Purpose, contact: i64) -> String {
+    /// The metrics listener (tests bind it to a free loopback port).
+    fn metrics(&self) -> SocketAddr {
+        self.server.metrics_addr.expect("a metrics listener")
+    }
+
+    /// POSTs a form as a browser does from our own page.
+    async fn post_from_page(&self, path: &str, body: &[u8]) -> Reply {
+        let origin = format!("http://{}", self.addr());
+        http::post_with(
+            self.addr(),
+            path,
+            FORM,
+            &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+            body,
+        )
+        .await
+    }
+
+    pub(crate) fn token(&self, purpose: Purpose, contact: i64) -> String {
         self.keys.sign(&Claims {
             purpose,
             contact_id: contact as u64,
@@ -74,7 +97,7 @@ ana@embassy.example.org,Ana Lima,Counsellor,Embassy of Brazil in Japan,embassy,B
 bo@city.example.net,Bo Berg,Mayor,City of Example,city,SE,sister-cities\n\
 cy@embassy.example.com,Cy Moss,Attaché,Embassy of Chile in Japan,embassy,CL,embassies;press\n";
 
-async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
+pub(crate) async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
     let mut config = db.config.clone();
     config.security.token_secret = Secret::new(SECRET);
     config.security.previous_token_secrets = vec![Secret::new(OLD_SECRET)];
@@ -291,13 +314,12 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
     let s = site(db, |_| {}).await;
     let (ana, bo) = (&s.contacts[0], &s.contacts[1]);
     let t = s.token(Purpose::Unsubscribe, ana.id);
-    let form = "application/x-www-form-urlencoded";
-    let r = http::post(s.addr(), &format!("/u/{t}"), form, b"confirm=yes").await;
+    let r = s.post_from_page(&format!("/u/{t}"), b"confirm=yes").await;
     // minijinja writes '/' in attribute values as "&#x2f;".
     let page = r.body.replace("&#x2f;", "/");
     assert!(page.contains(&format!("action=\"/u/{t}/undo\"")), "{page}");
     assert_eq!(s.status(ana).await, "unsubscribed");
-    let r = http::post(s.addr(), &format!("/u/{t}/undo"), form, b"").await;
+    let r = s.post_from_page(&format!("/u/{t}/undo"), b"").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("You are subscribed again"), "{}", r.body);
     assert_eq!(s.status(ana).await, "active");
@@ -324,7 +346,7 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
         .await
         .unwrap();
     let tb = s.token(Purpose::Unsubscribe, bo.id);
-    let r = http::post(s.addr(), &format!("/u/{tb}/undo"), form, b"").await;
+    let r = s.post_from_page(&format!("/u/{tb}/undo"), b"").await;
     assert!(r.body.contains("could not be undone"), "{}", r.body);
     assert_eq!(s.status(bo).await, "unsubscribed");
 
@@ -345,7 +367,7 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
     let tc = s.token(Purpose::Unsubscribe, cy.id);
     let r = http::raw(s.addr(), &gmail_one_click(s.addr(), &format!("/u/{tc}"))).await;
     assert_eq!(r.status, 200);
-    http::post(s.addr(), &format!("/u/{tc}/undo"), form, b"").await;
+    s.post_from_page(&format!("/u/{tc}/undo"), b"").await;
     assert_eq!(s.status(cy).await, "bounced");
 }
 
@@ -368,13 +390,7 @@ async fn preferences_show_and_save_name_title_and_only_the_public_topics(db: Tes
         http::form_value("Ana Lima-Souza"),
         http::form_value("Minister Counsellor")
     );
-    let r = http::post(
-        s.addr(),
-        &path,
-        "application/x-www-form-urlencoded",
-        body.as_bytes(),
-    )
-    .await;
+    let r = s.post_from_page(&path, body.as_bytes()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("Your preferences have been saved"));
     let c = s.store.contact_by_id(ana.id).await.unwrap().unwrap();
@@ -394,6 +410,11 @@ async fn view_in_browser_shows_the_issue_as_received_but_no_personal_links(db: T
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("Ana Lima"), "the greeting is personal");
     assert!(r.body.contains("No. 214"));
+    // The link most likely to be forwarded shows no address.
+    assert!(!r.body.contains(&ana.email), "{}", r.body);
+    assert!(!r.body.contains("embassy.example.org"));
+    assert!(r.body.contains("your email address"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
     assert!(!r.body.contains("/u/"), "no unsubscribe link");
     assert!(!r.body.contains("/p/"), "no preferences link");
     assert!(r.body.contains("/links"));
@@ -442,14 +463,26 @@ async fn the_archive_can_be_switched_off(db: TestDb) {
     }
 }
 
-async fn a_thousand_parallel_unsubscribes_lose_none(db: TestDb) {
+/// Mail providers post one-click unsubscribes from few addresses, and
+/// behind a reverse proxy (without `trust_forwarded_for`) every client has
+/// the proxy's: 1,000 at once from one IP, with the default limits (the
+/// page limit is 20/s, burst 100), must all get 200 and all be committed.
+async fn a_burst_of_a_thousand_one_click_posts_from_one_ip_all_get_200_and_are_committed(
+    db: TestDb,
+) {
     let mut csv = String::from("email,name\n");
     for i in 0..1000 {
         csv.push_str(&format!("p{i:04}@many.example.org,Person {i}\n"));
     }
     let (_dir, path) = common::temp_csv(csv);
     common::import(&db.store, &path, &ImportOptions::default()).await;
-    let s = site(db, |_| {}).await;
+    let defaults = Config::default().web;
+    let s = site(db, |c| {
+        c.web.rate_limit_per_second = defaults.rate_limit_per_second;
+        c.web.rate_limit_burst = defaults.rate_limit_burst;
+    })
+    .await;
+    assert_eq!(s.server.state.config.web.rate_limit_burst, 100);
     let segment = whatsup::domain::segment::Segment::parse("email ~ \"many.example.org\"").unwrap();
     let many = s
         .store
@@ -465,9 +498,11 @@ async fn a_thousand_parallel_unsubscribes_lose_none(db: TestDb) {
             async move { http::raw(addr, &req).await.status },
         ));
     }
+    let mut statuses = std::collections::BTreeMap::new();
     for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
+        *statuses.entry(t.await.unwrap()).or_insert(0) += 1;
     }
+    assert_eq!(statuses, [(200, 1000)].into(), "every one gets 200");
     let unsubscribed = whatsup::domain::segment::Segment::parse(
         "email ~ \"many.example.org\" and status = unsubscribed",
     )
@@ -487,12 +522,13 @@ async fn a_thousand_parallel_unsubscribes_lose_none(db: TestDb) {
             c.email
         );
     }
-    let m = http::get(addr, "/metrics").await;
-    assert!(
-        m.body.contains("whatsup_web_unsubscribes_total 1000"),
-        "{}",
-        m.body
-    );
+    let m = http::get(s.metrics(), "/metrics").await;
+    for line in [
+        "whatsup_web_unsubscribes_total 1000",
+        "whatsup_one_click_rate_limited_total 0",
+    ] {
+        assert!(m.body.contains(line), "{line} in {}", m.body);
+    }
 }
 
 async fn healthz_and_metrics_report_sends_unsubscribes_and_latency(db: TestDb) {
@@ -501,7 +537,7 @@ async fn healthz_and_metrics_report_sends_unsubscribes_and_latency(db: TestDb) {
     assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
     let t = s.token(Purpose::Unsubscribe, s.contacts[0].id);
     http::raw(s.addr(), &gmail_one_click(s.addr(), &format!("/u/{t}"))).await;
-    let m = http::get(s.addr(), "/metrics").await;
+    let m = http::get(s.metrics(), "/metrics").await;
     assert_eq!(m.status, 200);
     assert!(m
         .header("content-type")
@@ -513,7 +549,8 @@ async fn healthz_and_metrics_report_sends_unsubscribes_and_latency(db: TestDb) {
         "whatsup_messages_retried_total 0",
         "whatsup_queue_depth 0",
         "whatsup_unsubscribes_total 1",
-        "whatsup_bounces_total 0",
+        "whatsup_bounces_total{verified=\"true\"} 0",
+        "whatsup_bounces_total{verified=\"false\"} 0",
         "whatsup_web_unsubscribes_total 1",
         "# TYPE whatsup_http_request_duration_seconds histogram",
         "whatsup_http_request_duration_seconds_count{route=\"/u/{token}\",method=\"POST\",status=\"2xx\"} 1",
@@ -522,20 +559,590 @@ async fn healthz_and_metrics_report_sends_unsubscribes_and_latency(db: TestDb) {
     }
 }
 
-async fn public_pages_are_rate_limited_per_client(db: TestDb) {
+/// The 429 page: its own page, which asks to try again shortly and does not
+/// blame the link.
+fn assert_busy_page(r: &Reply) {
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("Please try again shortly"), "{}", r.body);
+    assert!(!r.body.contains("copied"), "{}", r.body);
+    assert!(!r.body.contains("not valid"), "{}", r.body);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1);
+}
+
+async fn page_views_are_limited_per_client_but_one_click_has_its_own_limiter(db: TestDb) {
     let s = site(db, |c| {
         c.web.rate_limit_per_second = 1;
         c.web.rate_limit_burst = 3;
     })
     .await;
-    let mut statuses = Vec::new();
+    let mut replies = Vec::new();
     for _ in 0..5 {
-        statuses.push(http::get(s.addr(), "/archive").await.status);
+        replies.push(http::get(s.addr(), "/archive").await);
     }
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..3], &[200, 200, 200]);
-    assert_eq!(statuses[4], 429, "{statuses:?}");
+    assert_busy_page(&replies[4]);
+    // The page limit is spent, and one-click POSTs from the same address
+    // still unsubscribe: they have their own limiter.
+    for c in &s.contacts {
+        let path = format!("/u/{}", s.token(Purpose::Unsubscribe, c.id));
+        let r = http::raw(s.addr(), &gmail_one_click(s.addr(), &path)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(s.status(c).await, "unsubscribed");
+    }
     // Operations endpoints are not limited.
     assert_eq!(http::get(s.addr(), "/healthz").await.status, 200);
+    let m = http::get(s.metrics(), "/metrics").await;
+    assert!(m.body.contains("whatsup_one_click_rate_limited_total 0"));
+    assert!(!m.body.contains("whatsup_http_rate_limited_total 0"));
+}
+
+async fn one_click_beyond_its_generous_per_ip_burst_gets_the_429_page(db: TestDb) {
+    let s = site(db, |c| {
+        c.web.one_click_per_second = 1;
+        c.web.one_click_burst = 2;
+    })
+    .await;
+    let ana = &s.contacts[0];
+    let path = format!("/u/{}", s.token(Purpose::Unsubscribe, ana.id));
+    let mut replies = Vec::new();
+    for _ in 0..6 {
+        replies.push(http::raw(s.addr(), &gmail_one_click(s.addr(), &path)).await);
+    }
+    assert_eq!((replies[0].status, replies[1].status), (200, 200));
+    assert_busy_page(&replies[5]);
+    let m = http::get(s.metrics(), "/metrics").await;
+    assert!(!m.body.contains("whatsup_one_click_rate_limited_total 0"));
+}
+
+/// Under the global ceiling, one-click POSTs wait their turn instead of
+/// being refused; only beyond `one_click_max_wait_secs` do they get a 429.
+async fn one_click_posts_over_the_global_ceiling_wait_their_turn_and_all_succeed(db: TestDb) {
+    let s = site(db, |c| {
+        c.web.one_click_ceiling_per_second = 1;
+        c.web.one_click_max_wait_secs = 60;
+    })
+    .await;
+    let addr = s.addr();
+    let mut tasks = Vec::new();
+    for round in 0..2 {
+        for c in &s.contacts {
+            let req = gmail_one_click(addr, &format!("/u/{}", s.token(Purpose::Unsubscribe, c.id)));
+            tasks.push(tokio::spawn(async move {
+                (round, http::raw(addr, &req).await.status)
+            }));
+        }
+    }
+    for t in tasks {
+        let (round, status) = t.await.unwrap();
+        assert_eq!(status, 200, "round {round}");
+    }
+    for c in &s.contacts {
+        assert_eq!(s.status(c).await, "unsubscribed");
+    }
+    // Six posts at once at one a second: some of them waited.
+    let m = http::get(s.metrics(), "/metrics").await;
+    assert!(
+        !m.body.contains("whatsup_one_click_waited_total 0"),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains("whatsup_one_click_rate_limited_total 0"));
+
+    // Without any wait allowed, the ceiling refuses with the 429 page.
+    let db = other_backend_db(&s).await;
+    let Some(db) = db else { return };
+    let strict = site(db, |c| {
+        c.web.one_click_ceiling_per_second = 1;
+        c.web.one_click_max_wait_secs = 0;
+    })
+    .await;
+    let addr = strict.addr();
+    // Requests with a bad token or body never reach the ceiling, so a flood
+    // of them cannot use it up: the one valid post after them goes through.
+    let first = &strict.contacts[0];
+    let good = format!("/u/{}", strict.token(Purpose::Unsubscribe, first.id));
+    for _ in 0..5 {
+        let forged = gmail_one_click(addr, "/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(http::raw(addr, &forged).await.status, 404);
+        assert_eq!(http::post(addr, &good, FORM, b"").await.status, 400);
+    }
+    assert_eq!(
+        http::raw(addr, &gmail_one_click(addr, &good)).await.status,
+        200
+    );
+    assert_eq!(strict.status(first).await, "unsubscribed");
+    let mut tasks = Vec::new();
+    for c in strict.contacts.iter().cycle().take(8) {
+        let req = gmail_one_click(
+            addr,
+            &format!("/u/{}", strict.token(Purpose::Unsubscribe, c.id)),
+        );
+        tasks.push(tokio::spawn(async move { http::raw(addr, &req).await }));
+    }
+    let mut refused = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.status != 200 {
+            refused.push(r);
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "eight posts at once over a ceiling of 1/s"
+    );
+    for r in &refused {
+        assert_busy_page(r);
+    }
+}
+
+/// A fresh database of the same backend as `s`.
+async fn other_backend_db(s: &Site) -> Option<TestDb> {
+    if matches!(s.store, Store::Sqlite(_)) {
+        Some(common::sqlite().await)
+    } else {
+        common::postgres().await
+    }
+}
+
+/// Every body but RFC 8058's pair (or our confirmation form) is refused,
+/// with its own status, and changes nothing.
+async fn a_one_click_post_without_the_rfc_8058_body_is_refused_and_changes_nothing(db: TestDb) {
+    let s = site(db, |_| {}).await;
+    let ana = &s.contacts[0];
+    let path = format!("/u/{}", s.token(Purpose::Unsubscribe, ana.id));
+    let big = format!("List-Unsubscribe=One-Click&pad={}", "x".repeat(9000));
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("an empty body", FORM, Vec::new(), 400),
+        (
+            "random text",
+            FORM,
+            b"hello there, please go away".to_vec(),
+            400,
+        ),
+        ("another value", FORM, b"List-Unsubscribe=Yes".to_vec(), 400),
+        (
+            "JSON",
+            "application/json",
+            br#"{"List-Unsubscribe":"One-Click"}"#.to_vec(),
+            415,
+        ),
+        (
+            "text/plain",
+            "text/plain",
+            b"List-Unsubscribe=One-Click".to_vec(),
+            415,
+        ),
+        (
+            "invalid UTF-8",
+            FORM,
+            b"List-Unsubscribe=One-Click&x=%ff%fe".to_vec(),
+            400,
+        ),
+        ("a body over 8 KiB", FORM, big.into_bytes(), 413),
+        (
+            "an empty multipart",
+            "multipart/form-data; boundary=b",
+            b"--b--\r\n".to_vec(),
+            400,
+        ),
+    ];
+    for (what, ct, body, want) in &cases {
+        let r = http::post(s.addr(), &path, ct, body).await;
+        assert_eq!(r.status, *want, "{what}: {}", r.body);
+        assert!(!r.body.contains("You are unsubscribed"), "{what}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
+        assert_security_headers(&r);
+        assert_eq!(s.status(ana).await, "active", "{what} unsubscribed");
+    }
+    assert!(s.store.status_history(ana.id).await.unwrap().len() <= 1);
+    // The same path still takes the real thing.
+    let r = http::raw(s.addr(), &gmail_one_click(s.addr(), &path)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(s.status(ana).await, "unsubscribed");
+}
+
+/// The value of the hidden `form_token` field of a page.
+fn form_token_in(html: &str) -> String {
+    let at = html
+        .find("name=\"form_token\" value=\"")
+        .unwrap_or_else(|| panic!("no form token in {html}"));
+    let rest = &html[at + "name=\"form_token\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// A cross-site form post, as the browser of someone lured to another site
+/// sends it.
+const CROSS_SITE: &[(&str, &str)] = &[
+    ("Origin", "https://evil.example"),
+    ("Sec-Fetch-Site", "cross-site"),
+];
+
+async fn the_confirmation_undo_and_preferences_forms_must_come_from_our_page(db: TestDb) {
+    let s = site(db, |_| {}).await;
+    let (ana, bo) = (&s.contacts[0], &s.contacts[1]);
+    let prefs = format!("/p/{}", s.token(Purpose::Preferences, ana.id));
+    let unsub = format!("/u/{}", s.token(Purpose::Unsubscribe, bo.id));
+    let save = b"name=Mallory&title=Owned&tag=press";
+
+    // Cross-site: 403, nothing saved or changed.
+    let r = http::post_with(s.addr(), &prefs, FORM, CROSS_SITE, save).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("another site"), "{}", r.body);
+    let r = http::post_with(s.addr(), &unsub, FORM, CROSS_SITE, b"confirm=yes").await;
+    assert_eq!(r.status, 403);
+    // Without Origin, Sec-Fetch-Site or a form token (an old client, or a
+    // script): also 403.
+    assert_eq!(http::post(s.addr(), &prefs, FORM, save).await.status, 403);
+    assert_eq!(
+        http::post(s.addr(), &unsub, FORM, b"confirm=yes")
+            .await
+            .status,
+        403
+    );
+    // text/plain (what a cross-site form can send without a preflight): 415.
+    let r = http::post_with(s.addr(), &prefs, "text/plain", CROSS_SITE, save).await;
+    assert_eq!(r.status, 415);
+    let r = s.post_from_page(&prefs, b"").await;
+    assert_eq!(r.status, 200, "an empty form from our page is fine");
+    let c = s.store.contact_by_id(ana.id).await.unwrap().unwrap();
+    assert_eq!(
+        (c.name.as_str(), c.title.as_str()),
+        ("Ana Lima", "Counsellor")
+    );
+    assert_eq!(s.status(bo).await, "active");
+
+    // A form token of another page does not do.
+    let page = http::get(s.addr(), &prefs).await.body;
+    let prefs_token = form_token_in(&page);
+    let body = format!("confirm=yes&form_token={prefs_token}");
+    assert_eq!(
+        http::post(s.addr(), &unsub, FORM, body.as_bytes())
+            .await
+            .status,
+        403
+    );
+    assert_eq!(s.status(bo).await, "active");
+
+    // The page's own form token, with no browser headers at all: accepted.
+    let body = format!("name=Ana+Lima-Souza&title=Counsellor&form_token={prefs_token}");
+    let r = http::post(s.addr(), &prefs, FORM, body.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = s.store.contact_by_id(ana.id).await.unwrap().unwrap();
+    assert_eq!(c.name, "Ana Lima-Souza");
+    let page = http::get(s.addr(), &unsub).await.body;
+    let body = format!("confirm=yes&form_token={}", form_token_in(&page));
+    let r = http::post(s.addr(), &unsub, FORM, body.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.status(bo).await, "unsubscribed");
+    let history = s.store.status_history(bo.id).await.unwrap();
+    assert_eq!(history.last().unwrap().evidence.0["method"], "form");
+
+    // The undo form: cross-site refused, its own token accepted.
+    let undo = format!("{unsub}/undo");
+    let r = http::post_with(s.addr(), &undo, FORM, CROSS_SITE, b"").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(s.status(bo).await, "unsubscribed");
+    let body = format!(
+        "form_token={}",
+        form_token_in(&unsubscribed_page(&s, &unsub).await)
+    );
+    let r = http::post(s.addr(), &undo, FORM, body.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.status(bo).await, "active");
+
+    // Only a same-origin signal from the browser: accepted.
+    let r = http::post_with(
+        s.addr(),
+        &unsub,
+        FORM,
+        &[("Sec-Fetch-Site", "same-origin")],
+        b"confirm=yes",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // One-click stays exempt, as RFC 8058 requires: it comes from the
+    // mail provider, cross-site or with no headers at all.
+    let cy = &s.contacts[2];
+    let one_click = format!("/u/{}", s.token(Purpose::Unsubscribe, cy.id));
+    let r = http::post_with(
+        s.addr(),
+        &one_click,
+        FORM,
+        CROSS_SITE,
+        b"List-Unsubscribe=One-Click",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(s.status(cy).await, "unsubscribed");
+}
+
+/// The page the unsubscribe POST answers with (it holds the undo form):
+/// posted again, which changes nothing for an unsubscribed contact.
+async fn unsubscribed_page(s: &Site, unsub: &str) -> String {
+    let r = s.post_from_page(unsub, b"confirm=yes").await;
+    assert_eq!(r.status, 200);
+    r.body
+}
+
+async fn invalid_utf8_in_a_form_is_refused_and_not_stored(db: TestDb) {
+    let s = site(db, |_| {}).await;
+    let ana = &s.contacts[0];
+    let prefs = format!("/p/{}", s.token(Purpose::Preferences, ana.id));
+    for (ct, body) in [
+        (FORM, b"name=%ff%fe%80".to_vec()),
+        (FORM, b"name=\xff\xfe".to_vec()),
+        (
+            "multipart/form-data; boundary=b",
+            b"--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n\xff\xfe\x80\r\n--b--\r\n".to_vec(),
+        ),
+    ] {
+        let origin = format!("http://{}", s.addr());
+        let r = http::post_with(s.addr(), &prefs, ct, &[("Origin", &origin)], &body).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("UTF-8"), "{}", r.body);
+    }
+    let c = s.store.contact_by_id(ana.id).await.unwrap().unwrap();
+    assert_eq!(c.name, "Ana Lima");
+    assert!(!c.name.contains('\u{fffd}'));
+    // Valid UTF-8 of any script is kept as it is.
+    let r = s
+        .post_from_page(&prefs, "name=Ana+Lima+%E9%87%8C%E7%BE%8E".as_bytes())
+        .await;
+    assert_eq!(r.status, 200);
+    let c = s.store.contact_by_id(ana.id).await.unwrap().unwrap();
+    assert_eq!(c.name, "Ana Lima 里美");
+}
+
+async fn responses_carry_hsts_and_permissions_policy_and_token_urls_are_never_stored(db: TestDb) {
+    let s = site(db, |c| {
+        c.web.track_opens = true;
+        c.web.track_clicks = true;
+    })
+    .await;
+    assert!(s
+        .server
+        .state
+        .config
+        .newsletter
+        .base_url
+        .starts_with("https://"));
+    let html = s.sent_html(&s.contacts[0].email);
+    let click = path_in(&html, &format!("/t/c/{}/", s.campaign));
+    let pixel = path_in(&html, &format!("/t/o/{}/", s.campaign));
+    let t = s.token(Purpose::Browser, s.contacts[0].id);
+    let u = s.token(Purpose::Unsubscribe, s.contacts[0].id);
+    let p = s.token(Purpose::Preferences, s.contacts[0].id);
+    for (path, status) in [
+        (click.as_str(), 302),
+        (pixel.as_str(), 200),
+        (&format!("/v/{}/{t}", s.campaign), 200),
+        (&format!("/u/{u}"), 200),
+        (&format!("/p/{p}"), 200),
+        ("/u/not-a-token", 404),
+        ("/u/not-a-token/extra/segments", 404),
+        ("/archive", 200),
+    ] {
+        let r = http::get(s.addr(), path).await;
+        assert_eq!(r.status, status, "{path}");
+        assert_eq!(
+            r.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+        let pp = r
+            .header("permissions-policy")
+            .unwrap_or_else(|| panic!("{path}"));
+        assert!(
+            pp.contains("camera=()") && pp.contains("geolocation=()"),
+            "{pp}"
+        );
+        assert_security_headers(&r);
+        if path != "/archive" {
+            assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
+        }
+    }
+    // Over plain http (a test install), no HSTS.
+    let Some(db) = other_backend_db(&s).await else {
+        return;
+    };
+    let plain = site(db, |c| {
+        c.newsletter.base_url = "http://localhost:8080".into()
+    })
+    .await;
+    let r = http::get(plain.addr(), "/archive").await;
+    assert_eq!(r.header("strict-transport-security"), None);
+    assert!(r.header("permissions-policy").is_some());
+}
+
+async fn metrics_are_served_on_their_own_listener_and_need_a_token_on_the_public_one(db: TestDb) {
+    let s = site(db, |_| {}).await;
+    assert_ne!(s.metrics(), s.addr());
+    assert!(s.metrics().ip().is_loopback());
+    assert_eq!(http::get(s.addr(), "/metrics").await.status, 404);
+    let m = http::get(s.metrics(), "/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(m.body.contains("whatsup_database_up 1"));
+    assert_eq!(http::get(s.metrics(), "/healthz").await.status, 200);
+    assert_eq!(http::get(s.metrics(), "/archive").await.status, 404);
+
+    // On the public listener, only with the bearer token.
+    let Some(db) = other_backend_db(&s).await else {
+        return;
+    };
+    let public = site(db, |c| {
+        c.web.metrics_bind = "public".into();
+        c.web.metrics_token = Secret::new("metrics-token-0123456789");
+    })
+    .await;
+    assert_eq!(public.server.metrics_addr, None);
+    let r = http::get(public.addr(), "/metrics").await;
+    assert_eq!(r.status, 401);
+    assert!(!r.body.contains("whatsup_"));
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    let wrong = http::get_with(
+        public.addr(),
+        "/metrics",
+        &[("Authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    let right = http::get_with(
+        public.addr(),
+        "/metrics",
+        &[("Authorization", "Bearer metrics-token-0123456789")],
+    )
+    .await;
+    assert_eq!(right.status, 200);
+    assert!(right.body.contains("whatsup_database_up 1"));
+    // "public" without a token is refused at startup.
+    let load = |bind: &str| {
+        let env = [("WHATSUP_WEB_METRICS_BIND".to_string(), bind.to_string())];
+        Config::load(Some(std::path::Path::new("/dev/null")), env).map(|_| ())
+    };
+    let err = format!("{:#}", load("public").unwrap_err());
+    assert!(err.contains("web.metrics_token"), "{err}");
+    let err = format!("{:#}", load("nowhere").unwrap_err());
+    assert!(err.contains("web.metrics_bind"), "{err}");
+    assert!(load("off").is_ok() && load("127.0.0.1:9999").is_ok());
+}
+
+async fn numbers_in_paths_must_be_canonical(db: TestDb) {
+    let s = site(db, |c| {
+        c.web.track_opens = true;
+        c.web.track_clicks = true;
+    })
+    .await;
+    let t = s.token(Purpose::Browser, s.contacts[0].id);
+    let c = s.campaign;
+    assert_eq!(http::get(s.addr(), "/archive/214").await.status, 200);
+    assert_eq!(
+        http::get(s.addr(), &format!("/v/{c}/{t}")).await.status,
+        200
+    );
+    let html = s.sent_html(&s.contacts[0].email);
+    let click = path_in(&html, &format!("/t/c/{c}/"));
+    assert_eq!(http::get(s.addr(), &click).await.status, 302);
+    let (prefix, n) = click.rsplit_once('/').unwrap();
+    for path in [
+        "/archive/0214".to_string(),
+        "/archive/+214".to_string(),
+        "/archive/214.0".to_string(),
+        format!("/v/0{c}/{t}"),
+        format!("/v/+{c}/{t}"),
+        format!("/t/o/0{c}/{t}"),
+        format!("/t/c/0{c}/{t}/{n}"),
+        format!("{prefix}/0{n}"),
+        format!("{prefix}/+{n}"),
+    ] {
+        let r = http::get(s.addr(), &path).await;
+        assert_eq!(r.status, 404, "{path}");
+    }
+    assert_eq!(s.store.tracking_counts(c).await.unwrap().clicks.len(), 1);
+}
+
+/// Moves every delivery of the site's campaign `days` into the past.
+async fn age_deliveries(s: &Site, days: i64) {
+    let then = chrono::Utc::now() - chrono::Duration::days(days);
+    let sql = "UPDATE deliveries SET sent_at = $1, updated_at = $1 WHERE campaign_id = $2";
+    let changed = match &s.store {
+        Store::Sqlite(p) => sqlx::query(sql)
+            .bind(then)
+            .bind(s.campaign)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+        Store::Postgres(p) => sqlx::query(sql)
+            .bind(then)
+            .bind(s.campaign)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()),
+    };
+    assert_eq!(changed.unwrap(), s.contacts.len() as u64);
+}
+
+async fn a_view_link_expires_after_view_token_days_and_offers_the_archive_copy(db: TestDb) {
+    let s = site(db, |_| {}).await;
+    assert_eq!(s.server.state.config.web.view_token_days, 90);
+    let ana = &s.contacts[0];
+    let path = format!("/v/{}/{}", s.campaign, s.token(Purpose::Browser, ana.id));
+    age_deliveries(&s, 89).await;
+    assert_eq!(http::get(s.addr(), &path).await.status, 200);
+    age_deliveries(&s, 91).await;
+    let r = http::get(s.addr(), &path).await;
+    assert_eq!(r.status, 410, "{}", r.body);
+    assert!(r.body.contains("This link has expired"), "{}", r.body);
+    assert!(r.body.contains("90 days"));
+    let archive = r.body.replace("&#x2f;", "/");
+    assert!(archive.contains("href=\"/archive/214\""), "{archive}");
+    assert!(!r.body.contains("Ana Lima") && !r.body.contains(&ana.email));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    // The archive copy it offers is there.
+    assert_eq!(http::get(s.addr(), "/archive/214").await.status, 200);
+    // A bad token is still the one 404 page, expired or not.
+    let forged = format!(
+        "/v/{}/{}",
+        s.campaign,
+        s.token(Purpose::Unsubscribe, ana.id)
+    );
+    assert_eq!(http::get(s.addr(), &forged).await.status, 404);
+
+    // Without the archive, the page says where the issue still is.
+    let Some(db) = other_backend_db(&s).await else {
+        return;
+    };
+    let closed = site(db, |c| {
+        c.web.archive = false;
+        c.web.view_token_days = 30;
+    })
+    .await;
+    age_deliveries(&closed, 31).await;
+    let path = format!(
+        "/v/{}/{}",
+        closed.campaign,
+        closed.token(Purpose::Browser, closed.contacts[0].id)
+    );
+    let r = http::get(closed.addr(), &path).await;
+    assert_eq!(r.status, 410);
+    assert!(
+        r.body.contains("30 days") && !r.body.contains("/archive/"),
+        "{}",
+        r.body
+    );
+    // 0: the link never expires.
+    let Some(db) = other_backend_db(&s).await else {
+        return;
+    };
+    let forever = site(db, |c| c.web.view_token_days = 0).await;
+    age_deliveries(&forever, 3650).await;
+    let path = format!(
+        "/v/{}/{}",
+        forever.campaign,
+        forever.token(Purpose::Browser, forever.contacts[0].id)
+    );
+    assert_eq!(http::get(forever.addr(), &path).await.status, 200);
 }
 
 async fn tracking_is_off_by_default_and_counts_only_issue_links_when_on(db: TestDb) {
@@ -592,18 +1199,11 @@ async fn tracking_is_off_by_default_and_counts_only_issue_links_when_on(db: Test
     assert_eq!(counts.opens, 1);
     assert_eq!(counts.clicks, vec![(target.clone(), 1)]);
     // The operator sees the counts with the campaign.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_whatsup"))
-        .args(["campaigns", "show", &s.campaign.to_string(), "--json"])
-        .env("WHATSUP_CONFIG", "/dev/null")
-        .env("WHATSUP_DATABASE_URL", &s._db.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::whatsup_ok(
+        &s._db.url,
+        &["campaigns", "show", &s.campaign.to_string(), "--json"],
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["tracking"]["opens"], 1, "{v}");
     assert_eq!(v["tracking"]["clicks"][0][0], target.as_str(), "{v}");
     assert_eq!(
@@ -623,9 +1223,18 @@ on_both_backends!(
     view_in_browser_shows_the_issue_as_received_but_no_personal_links,
     the_archive_lists_sent_issues_without_personal_data,
     the_archive_can_be_switched_off,
-    a_thousand_parallel_unsubscribes_lose_none,
+    a_burst_of_a_thousand_one_click_posts_from_one_ip_all_get_200_and_are_committed,
     healthz_and_metrics_report_sends_unsubscribes_and_latency,
-    public_pages_are_rate_limited_per_client,
+    page_views_are_limited_per_client_but_one_click_has_its_own_limiter,
+    one_click_beyond_its_generous_per_ip_burst_gets_the_429_page,
+    one_click_posts_over_the_global_ceiling_wait_their_turn_and_all_succeed,
+    a_one_click_post_without_the_rfc_8058_body_is_refused_and_changes_nothing,
+    the_confirmation_undo_and_preferences_forms_must_come_from_our_page,
+    invalid_utf8_in_a_form_is_refused_and_not_stored,
+    responses_carry_hsts_and_permissions_policy_and_token_urls_are_never_stored,
+    metrics_are_served_on_their_own_listener_and_need_a_token_on_the_public_one,
+    numbers_in_paths_must_be_canonical,
+    a_view_link_expires_after_view_token_days_and_offers_the_archive_copy,
     tracking_is_off_by_default_and_counts_only_issue_links_when_on,
 );
 
@@ -638,6 +1247,7 @@ async fn the_serve_command_listens_runs_the_worker_and_stops_on_sigterm() {
         .env("WHATSUP_CONFIG", "/dev/null")
         .env("WHATSUP_GENERAL_DATA_DIR", dir.path())
         .env("WHATSUP_SECURITY_TOKEN_SECRET", SECRET)
+        .env("WHATSUP_WEB_METRICS_BIND", "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

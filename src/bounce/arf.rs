@@ -5,10 +5,13 @@
 //!
 //! The reported recipient is every `Original-Rcpt-To`; if there is none
 //! (providers often redact it), the returned message's `To` (the intake
-//! also matches through its `X-Whatsup-Delivery` header). Feedback types `abuse`, `fraud`,
+//! also matches through its `X-Whatsup-Delivery` header); if there is
+//! neither, one result with an empty address, so that a fully redacted
+//! report still counts. Feedback types `abuse`, `fraud`,
 //! `virus`, `other` and any unknown type are complaints. `auth-failure`
 //! (RFC 6591) is about our own SPF/DKIM and `not-spam` is the opposite of a
-//! complaint: both are reported with kind `unknown` and `is_bounce: false`.
+//! complaint: both are reported (they are feedback too, and are recorded)
+//! with kind `unknown` and `is_bounce: false`, so they unsubscribe no one.
 
 use super::fields::{parse_groups, Fields};
 use super::message::View;
@@ -43,6 +46,14 @@ pub fn read(msg: &View, report: &str, result: &mut Classification) {
     if addresses.is_empty() {
         addresses.extend(result.original.to.clone());
     }
+    // An ARF report names its reporter in From; never report that address.
+    let reporter = msg.from.as_deref().and_then(first_address);
+    addresses.retain(|a| Some(a) != reporter.as_ref());
+    if addresses.is_empty() {
+        // Fully redacted: still one result, with an empty address, which the
+        // intake matches through the returned message's headers.
+        addresses.push(String::new());
+    }
     let diagnostic = collapse_ws(msg.human());
     let remote = fields
         .get("Reporting-MTA")
@@ -70,8 +81,4 @@ pub fn read(msg: &View, report: &str, result: &mut Classification) {
             remote_mta: remote.clone(),
         })
         .collect();
-    // An ARF report names its reporter in From; never report that address.
-    if let Some(from) = msg.from.as_deref().and_then(first_address) {
-        result.recipients.retain(|r| r.address != from);
-    }
 }

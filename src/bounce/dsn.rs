@@ -5,13 +5,23 @@
 //! (Final-Recipient, Original-Recipient, Action, Status, Remote-MTA,
 //! Diagnostic-Code), separated by blank lines. Some MTAs forget the blank
 //! line after the per-message group, so any group with a Final-Recipient or
-//! Original-Recipient is read as a recipient group.
+//! Original-Recipient is read as a recipient group, and a second
+//! Final-Recipient (or an Original-Recipient after one) starts a new
+//! recipient even without the blank line. When the MIME structure is broken
+//! (a boundary that does not match), the fields are read from the body text
+//! instead (see [`View`]).
+//!
+//! The reported address is the Original-Recipient when it is a plain
+//! address: that is what we sent to, while the Final-Recipient may be an
+//! alias's target, an X.400 form or otherwise rewritten. Else the
+//! Final-Recipient. A bare `x.0.0` Status (Exim's for every failure) gives
+//! way to a more specific code of the same class in the Diagnostic-Code.
 //!
 //! Addresses are `type; address`. For `rfc822` the Original-Recipient may be
 //! xtext-encoded (RFC 3461); for `utf-8` (RFC 6533) the address is UTF-8 and
 //! may use `\x{HEX}` escapes. Both are decoded.
 
-use super::fields::{parse_groups, Fields};
+use super::fields::{parse_groups, split_recipient_groups, Fields};
 use super::message::View;
 use super::rules::{decide, Evidence};
 use super::scan::{
@@ -29,7 +39,7 @@ pub struct Dsn {
 /// empty.
 pub fn read(msg: &View) -> Option<Dsn> {
     let (body, global) = msg.delivery_status.as_ref()?;
-    let groups = parse_groups(body);
+    let groups = split_recipient_groups(parse_groups(body));
     let recipient_groups: Vec<&Fields> = groups
         .iter()
         .filter(|g| g.has("Final-Recipient") || g.has("Original-Recipient"))
@@ -43,15 +53,20 @@ pub fn read(msg: &View) -> Option<Dsn> {
     let notice = text::notice_wording(msg);
     let mut recipients = Vec::new();
     for g in recipient_groups {
-        let final_rcpt = g.get("Final-Recipient").map(address_value);
+        let final_rcpt = g
+            .get("Final-Recipient")
+            .map(address_value)
+            .filter(|a| !a.is_empty());
         let original = g
             .get("Original-Recipient")
-            .map(|v| decode_xtext(&address_value(v)));
-        let Some(address) = final_rcpt
+            .map(|v| decode_xtext(&address_value(v)))
+            .filter(|a| !a.is_empty());
+        // The Original-Recipient is the address as we sent it; the final
+        // one may be rewritten (an alias's target, an X.400 form).
+        let usable_original = original
             .clone()
-            .or(original.clone())
-            .filter(|a| !a.is_empty())
-        else {
+            .filter(|o| first_address(o).is_some_and(|a| a.len() == o.len()));
+        let Some(address) = usable_original.or(final_rcpt.clone()).or(original.clone()) else {
             continue;
         };
         let address = address.to_lowercase();
@@ -75,7 +90,16 @@ pub fn read(msg: &View) -> Option<Dsn> {
         let diag = diagnostic.clone().unwrap_or_default();
         // The Status field is the authority for the enhanced code; the
         // diagnostic's own code only fills in.
-        let enhanced = find_enhanced(status_field).or_else(|| find_enhanced(&diag));
+        // A bare x.0.0 (Exim writes 5.0.0 for every failure) gives way to a
+        // more specific code of the same class in the diagnostic.
+        let from_status = find_enhanced(status_field);
+        let from_diag = find_enhanced(&diag);
+        let enhanced = match (from_status, from_diag) {
+            (Some(s), Some(d)) if s.ends_with(".0.0") && d.as_bytes()[0] == s.as_bytes()[0] => {
+                Some(d)
+            }
+            (s, d) => s.or(d),
+        };
         let smtp = find_smtp_code(&diag);
         let evidence = Evidence {
             action: action.as_deref(),
@@ -88,7 +112,11 @@ pub fn read(msg: &View) -> Option<Dsn> {
         let Some((kind, reason)) = decide(&evidence) else {
             continue;
         };
-        let original_recipient = original.map(|o| o.to_lowercase()).filter(|o| *o != address);
+        let original_recipient = original.map(|o| o.to_lowercase()).filter(|o| {
+            final_rcpt
+                .as_ref()
+                .is_some_and(|f| !f.eq_ignore_ascii_case(o))
+        });
         recipients.push(RecipientResult {
             address,
             original_recipient,

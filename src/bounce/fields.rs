@@ -68,6 +68,34 @@ pub fn parse_groups(text: &str) -> Vec<Fields> {
     groups
 }
 
+/// Splits groups in which a second recipient starts without the blank line
+/// RFC 3464 asks for: a `Final-Recipient` when the group already has one,
+/// or an `Original-Recipient` when the group already has one or already has
+/// a Final-Recipient with its Action or Status (Postfix writes the
+/// Original-Recipient right after the Final-Recipient), begins a new group.
+pub fn split_recipient_groups(groups: Vec<Fields>) -> Vec<Fields> {
+    let mut out = Vec::with_capacity(groups.len());
+    for group in groups {
+        let mut current = Fields::default();
+        for (name, value) in group.items {
+            let is_final = name.eq_ignore_ascii_case("Final-Recipient");
+            let is_original = name.eq_ignore_ascii_case("Original-Recipient");
+            let complete =
+                current.has("Final-Recipient") && (current.has("Action") || current.has("Status"));
+            let starts_new = (is_final && current.has("Final-Recipient"))
+                || (is_original && (complete || current.has("Original-Recipient")));
+            if starts_new && out.len() < MAX_GROUPS {
+                out.push(std::mem::take(&mut current));
+            }
+            current.items.push((name, value));
+        }
+        if !current.is_empty() {
+            out.push(current);
+        }
+    }
+    out
+}
+
 /// Parses one header block: everything up to the first blank line.
 pub fn parse_header_block(text: &str) -> Fields {
     let mut fields = Fields::default();
@@ -117,6 +145,23 @@ mod tests {
         assert_eq!(
             g[1].get("Diagnostic-Code"),
             Some("smtp; 550 5.1.1 user unknown")
+        );
+    }
+
+    #[test]
+    fn a_second_final_recipient_without_a_blank_line_starts_a_new_group() {
+        let g = split_recipient_groups(parse_groups(
+            "Original-Recipient: rfc822; a@example.org\nFinal-Recipient: rfc822; a@example.org\nAction: failed\n\
+             Final-Recipient: rfc822; b@example.org\nOriginal-Recipient: rfc822; b@example.org\nAction: delayed\n\
+             Original-Recipient: rfc822; c@example.org\nFinal-Recipient: rfc822; c@example.org\n",
+        ));
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0].get("Action"), Some("failed"));
+        assert_eq!(g[1].get("Final-Recipient"), Some("rfc822; b@example.org"));
+        assert_eq!(g[1].get("Action"), Some("delayed"));
+        assert_eq!(
+            g[2].get("Original-Recipient"),
+            Some("rfc822; c@example.org")
         );
     }
 

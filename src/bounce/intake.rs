@@ -7,21 +7,34 @@
 //!    a message at all ([`IntakeError::is_permanent`]: the caller sets it
 //!    aside in the quarantine);
 //! 2. classifies it ([`classify`](super::classify));
-//! 3. matches each result to its contact and campaign, in this order:
+//! 3. matches each result to its contact and campaign, first by the
+//!    identifiers a stranger cannot forge (**verified**):
 //!    - the **VERP** address the bounce was delivered to (the envelope
 //!      recipient the MTA passes, else `X-Original-To`/`Delivered-To`/…),
 //!      whose signed token names the campaign and contact;
-//!    - the returned message's **`X-Whatsup-Delivery`** header (the delivery
-//!      row) and then its **Message-ID** (the `deliveries.message_id`);
+//!    - the returned message's **`X-Whatsup-Delivery`** header, a signed
+//!      token naming the campaign and contact (`delivery_header`);
+//!    - its **Message-ID**, if it is one of the random ones
+//!      ([`crate::delivery::message_id`]) of a delivery (`message_id`);
+//!
+//!    then by what anyone can write (**unverified**):
+//!    - a bare delivery id in `X-Whatsup-Delivery`, as versions before the
+//!      signed header wrote it (`unsigned_delivery_header`);
+//!    - an old, sequential Message-ID of a delivery (`old_message_id`);
 //!    - the failed **address** itself (a contact with that address; the
 //!      campaign from `X-Whatsup-Campaign` if that campaign has a delivery to
 //!      the contact).
 //!
-//!    The first two are used for a result only when the message reports one
-//!    recipient or the result's address is the delivery's address;
+//!    All but the address are used for a result only when the message
+//!    reports one recipient or the result's address is the delivery's
+//!    address;
 //! 4. records the message and its events and applies the `[bounces]`
 //!    actions in one transaction ([`Store::record_bounce`]), idempotently:
-//!    the same message (same bytes) a second time changes nothing.
+//!    the same message (same bytes) a second time changes nothing. An
+//!    unverified event is recorded (and shown by `bounces list`, `bounces
+//!    report` and /metrics) but changes no status, unless
+//!    `bounces.act_on_unverified` is set. See docs/bounces.md, "Forged
+//!    bounces and complaints".
 //!
 //! SMTP-time rejections take a shorter path ([`Intake::record_rejections`]):
 //! the sender commits them on the delivery rows, and the engine then records
@@ -39,7 +52,11 @@
 //! puts it in the mailto's subject), which identifies the contact; without a
 //! valid token the `From` address must be a contact's address. Either way
 //! the contact becomes `unsubscribed` through the same recording path, with
-//! kind `unsubscribe` and `matched_by` `token` or `from`.
+//! kind `unsubscribe` and `matched_by` `token` or `from`. A `From` address
+//! can be forged, so a request matched by it alone is unverified.
+//!
+//! SMTP-time rejections (our own conversation) and the webhooks' reports
+//! (whose signatures or credentials were checked) are verified.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -47,6 +64,7 @@ use sha2::{Digest, Sha256};
 use super::rules::{decide, Evidence};
 use super::{classify, Classification, ClassifyError, Format, Kind, Reason, RecipientResult};
 use crate::config::Config;
+use crate::delivery::message_id;
 use crate::delivery::tokens::{Purpose, TokenKeys};
 use crate::delivery::verp::{BounceTarget, Verp};
 use crate::store::bounces::{
@@ -102,8 +120,11 @@ pub struct Match {
     pub contact_id: Option<i64>,
     pub campaign_id: Option<i64>,
     pub delivery_id: Option<i64>,
-    /// `verp`, `delivery_header`, `message_id`, `address`, or empty.
+    /// `verp`, `delivery_header`, `message_id`, `unsigned_delivery_header`,
+    /// `old_message_id`, `address`, or empty.
     pub matched_by: &'static str,
+    /// Matched by an identifier nobody else can forge.
+    pub verified: bool,
 }
 
 /// What a report says about the message that failed, for matching its
@@ -113,7 +134,8 @@ pub struct MatchHints {
     /// The VERP envelope sender of the original message, already read
     /// ([`Intake::verp_target`]).
     pub verp: Option<BounceTarget>,
-    /// Its `X-Whatsup-Delivery` header (the delivery row's id).
+    /// Its `X-Whatsup-Delivery` header: a signed token, or a bare delivery
+    /// id from versions before it was signed.
     pub delivery: Option<String>,
     /// Its Message-ID, with or without angle brackets.
     pub message_id: Option<String>,
@@ -157,6 +179,7 @@ impl Intake {
             soft_window_days: b.soft_window_days,
             complaint: BounceAction::parse(&b.complaint_action)
                 .context("bounces.complaint_action")?,
+            act_on_unverified: b.act_on_unverified,
         };
         let mailto = config.newsletter.unsubscribe_mailto.trim();
         Ok(Intake {
@@ -288,43 +311,57 @@ impl Intake {
     }
 
     /// Matches one failed `address` (lower-case) to its contact and
-    /// campaign: VERP, then the delivery header, then the Message-ID, then
-    /// the address itself.
+    /// campaign: first by VERP, the signed delivery header and a random
+    /// Message-ID (verified), then by a bare delivery id, an old Message-ID
+    /// and the address itself (unverified). See the module documentation.
     pub async fn match_result(&self, address: &str, hints: &MatchHints) -> Result<Match> {
         let results = hints.results;
-        let fits = |d: &DeliveryMatch| results == 1 || d.email == address;
         if let Some(t) = hints.verp {
-            let contact_id = i64::try_from(t.contact_id)?;
-            let campaign_id = i64::try_from(t.campaign_id)?;
-            if let Some(contact) = self.store.contact_by_id(contact_id).await? {
-                if results == 1 || contact.email == address {
-                    let delivery = self.store.delivery_of(campaign_id, contact_id).await?;
-                    return Ok(Match {
-                        contact_id: Some(contact_id),
-                        campaign_id: delivery.as_ref().map(|d| d.campaign_id),
-                        delivery_id: delivery.map(|d| d.id),
-                        matched_by: "verp",
-                    });
-                }
+            if let Some(m) = self.match_signed(address, results, t, "verp").await? {
+                return Ok(m);
             }
         }
-        if let Some(id) = hints
+        let header = hints
             .delivery
             .as_deref()
-            .and_then(|d| d.trim().parse().ok())
+            .map(str::trim)
+            .filter(|d| !d.is_empty());
+        let signed = header.and_then(|h| self.delivery_target(h));
+        if let Some(t) = signed {
+            if let Some(m) = self
+                .match_signed(address, results, t, "delivery_header")
+                .await?
+            {
+                return Ok(m);
+            }
+        }
+        let fits = |d: &DeliveryMatch| results == 1 || d.email == address;
+        let by_message_id = match hints.message_id.as_deref().filter(|m| !m.trim().is_empty()) {
+            Some(mid) => self
+                .store
+                .delivery_by_message_id(mid)
+                .await?
+                .filter(|(d, _)| fits(d)),
+            None => None,
+        };
+        // Only a random Message-ID, as the store has it, cannot be guessed.
+        if let Some((d, stored)) = by_message_id.as_ref() {
+            if message_id::is_random(stored) {
+                return Ok(from_delivery(d.clone(), "message_id", true));
+            }
+        }
+        if let Some(id) = header
+            .filter(|_| signed.is_none())
+            .and_then(|h| h.parse().ok())
         {
             if let Some(d) = self.store.delivery_for_bounce(id).await? {
                 if fits(&d) {
-                    return Ok(from_delivery(d, "delivery_header"));
+                    return Ok(from_delivery(d, "unsigned_delivery_header", false));
                 }
             }
         }
-        if let Some(mid) = hints.message_id.as_deref().filter(|m| !m.trim().is_empty()) {
-            if let Some(d) = self.store.delivery_by_message_id(mid).await? {
-                if fits(&d) {
-                    return Ok(from_delivery(d, "message_id"));
-                }
-            }
+        if let Some((d, _)) = by_message_id {
+            return Ok(from_delivery(d, "old_message_id", false));
         }
         if let Some(contact) = self.store.contact(address).await? {
             let delivery = match hints
@@ -340,9 +377,57 @@ impl Intake {
                 campaign_id: delivery.as_ref().map(|d| d.campaign_id),
                 delivery_id: delivery.map(|d| d.id),
                 matched_by: "address",
+                verified: false,
             });
         }
         Ok(Match::default())
+    }
+
+    /// The campaign and contact a signed `X-Whatsup-Delivery` value names.
+    pub fn delivery_target(&self, value: &str) -> Option<BounceTarget> {
+        let value = value.trim();
+        if value.len() > 64 {
+            return None;
+        }
+        let claims = self
+            .keys
+            .as_ref()?
+            .verify_for(Purpose::Delivery, value)
+            .ok()?;
+        Some(BounceTarget {
+            campaign_id: claims.campaign_id,
+            contact_id: claims.contact_id,
+        })
+    }
+
+    /// The verified match of a signed identifier naming `t`, if its contact
+    /// exists and fits the result (one result, or the contact's address).
+    async fn match_signed(
+        &self,
+        address: &str,
+        results: usize,
+        t: BounceTarget,
+        by: &'static str,
+    ) -> Result<Option<Match>> {
+        let (Ok(contact_id), Ok(campaign_id)) =
+            (i64::try_from(t.contact_id), i64::try_from(t.campaign_id))
+        else {
+            return Ok(None);
+        };
+        let Some(contact) = self.store.contact_by_id(contact_id).await? else {
+            return Ok(None);
+        };
+        if results != 1 && contact.email != address {
+            return Ok(None);
+        }
+        let delivery = self.store.delivery_of(campaign_id, contact_id).await?;
+        Ok(Some(Match {
+            contact_id: Some(contact_id),
+            campaign_id: delivery.as_ref().map(|d| d.campaign_id),
+            delivery_id: delivery.map(|d| d.id),
+            matched_by: by,
+            verified: true,
+        }))
     }
 
     fn is_unsubscribe_request(&self, c: &Classification, envelope: Option<&str>) -> bool {
@@ -398,6 +483,7 @@ impl Intake {
                         status: String::new(),
                         diagnostic,
                         matched_by: "token".into(),
+                        verified: true,
                     });
                 }
             }
@@ -417,16 +503,19 @@ impl Intake {
             status: String::new(),
             diagnostic,
             matched_by: if contact.is_some() { "from" } else { "" }.into(),
+            // Anyone can write any From address.
+            verified: false,
         })
     }
 }
 
-fn from_delivery(d: DeliveryMatch, by: &'static str) -> Match {
+fn from_delivery(d: DeliveryMatch, by: &'static str, verified: bool) -> Match {
     Match {
         contact_id: Some(d.contact_id),
         campaign_id: Some(d.campaign_id),
         delivery_id: Some(d.id),
         matched_by: by,
+        verified,
     }
 }
 
@@ -442,6 +531,7 @@ pub fn event(r: &RecipientResult, m: Match) -> NewBounceEvent {
         status: r.status.clone().unwrap_or_default(),
         diagnostic: r.diagnostic.clone().unwrap_or_default(),
         matched_by: m.matched_by.to_string(),
+        verified: m.verified,
     }
 }
 
@@ -499,6 +589,7 @@ fn rejection_message(r: &Rejection) -> NewBounceMessage {
             status: enhanced.unwrap_or_else(|| r.code.clone()),
             diagnostic: r.reply.clone(),
             matched_by: "delivery".into(),
+            verified: true,
         }],
     }
 }
@@ -529,6 +620,9 @@ pub fn reason_name(r: Reason) -> &'static str {
         Reason::NetworkError => "network_error",
         Reason::SystemError => "system_error",
         Reason::Suspended => "suspended",
+        Reason::NotAccept => "not_accept",
+        Reason::SenderRejected => "sender_rejected",
+        Reason::ContentError => "content_error",
         Reason::HasMoved => "has_moved",
         Reason::AuthFailure => "auth_failure",
         Reason::RateLimited => "rate_limited",

@@ -28,6 +28,13 @@ const COPY_MARKERS: &[&str] = &[
     "headers of the original message",
     "returned message follows",
     "undelivered message headers",
+    "--- returned message",
+    "copy of the original message",
+    "possibly truncated original message",
+    "original message ---",
+    "content of the original message",
+    "text of the original message",
+    "--- original message",
 ];
 
 /// At most this many bytes of an attached message are read for its headers.
@@ -50,6 +57,9 @@ pub struct View<'a> {
     pub feedback_report: Option<String>,
     original_headers: Option<Fields>,
     attached: Vec<&'a [u8]>,
+    /// Where the copy of the original starts in `text` (its length if
+    /// there is none), found once: every reader asks for it.
+    human_end: usize,
 }
 
 fn lossy(bytes: &[u8]) -> Cow<'_, str> {
@@ -79,6 +89,7 @@ impl<'a> View<'a> {
             feedback_report: None,
             original_headers: None,
             attached: Vec::new(),
+            human_end: 0,
         };
         let mut html = String::new();
         for part in &msg.parts {
@@ -133,6 +144,16 @@ impl<'a> View<'a> {
         if view.text.trim().is_empty() {
             view.text = html;
         }
+        if view.text.trim().is_empty() && view.delivery_status.is_none() {
+            // A multipart whose boundary matches nothing leaves no parts:
+            // the body is all there is.
+            let body = raw.get(root.offset_body as usize..).unwrap_or_default();
+            view.text = lossy(body).into_owned();
+        }
+        if view.delivery_status.is_none() && view.feedback_report.is_none() {
+            view.delivery_status = dsn_fields_in(&view.text).map(|f| (f, false));
+        }
+        view.human_end = copy_marker(&view.text).unwrap_or(view.text.len());
         view
     }
 
@@ -154,10 +175,7 @@ impl<'a> View<'a> {
 
     /// The human-readable text up to the copy of the original message.
     pub fn human(&self) -> &str {
-        match copy_marker(&self.text) {
-            Some(pos) => &self.text[..pos],
-            None => &self.text,
-        }
+        &self.text[..self.human_end]
     }
 
     /// The first address of the first header that names the envelope
@@ -169,16 +187,26 @@ impl<'a> View<'a> {
             .map(|a| a.to_lowercase())
     }
 
+    /// The first address of the returned original message's `From`: our
+    /// own sender, never a failed recipient.
+    pub fn original_from(&self) -> Option<String> {
+        self.original_fields(|f| f.get("From").and_then(first_address))
+            .map(|a| a.to_lowercase())
+    }
+
+    fn original_fields<T>(&self, read: impl FnOnce(&Fields) -> T) -> T {
+        match &self.original_headers {
+            Some(f) => read(f),
+            None => read(&inline_original(&self.text)),
+        }
+    }
+
     /// The matching headers of the returned original message.
     pub fn original(&self) -> Original {
-        let inline;
-        let fields = match &self.original_headers {
-            Some(f) => f,
-            None => {
-                inline = inline_original(&self.text);
-                &inline
-            }
-        };
+        self.original_fields(Self::original_of)
+    }
+
+    fn original_of(fields: &Fields) -> Original {
         let clean = |v: &str| {
             let v = v
                 .trim()
@@ -197,6 +225,35 @@ impl<'a> View<'a> {
                 .map(|a| a.to_lowercase()),
         }
     }
+}
+
+/// The delivery-status fields written into the text itself, when no
+/// `message/delivery-status` part parsed (a boundary that does not match,
+/// a DSN pasted into a text part): from the first `Reporting-MTA`,
+/// `Original-Recipient` or `Final-Recipient` line on, if a `Final-Recipient`
+/// line and an `Action` or `Status` line follow.
+fn dsn_fields_in(text: &str) -> Option<String> {
+    let mut start = None;
+    let mut has_final = false;
+    let mut has_action = false;
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let name = line
+            .split_once(':')
+            .map(|(n, _)| n.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        match name.as_str() {
+            "reporting-mta" | "original-recipient" | "final-recipient" => {
+                start.get_or_insert(pos);
+                has_final |= name == "final-recipient";
+            }
+            "action" | "status" if start.is_some() => has_action = true,
+            _ => {}
+        }
+        pos += line.len();
+    }
+    let start = start.filter(|_| has_final && has_action)?;
+    Some(text[start..].to_string())
 }
 
 /// The byte offset of the first line that introduces a copy of the original.
@@ -232,7 +289,7 @@ fn inline_original(text: &str) -> Fields {
     Fields::default()
 }
 
-fn looks_like_header(line: &str) -> bool {
+pub(super) fn looks_like_header(line: &str) -> bool {
     match line.split_once(':') {
         Some((name, _)) => {
             !name.is_empty()

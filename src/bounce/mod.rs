@@ -22,9 +22,16 @@
 //! 3. **Plain-text bounces** from MTAs that send no DSN, recognised by their
 //!    wording (see [`Producer`]): Postfix, Exim, Sendmail, qmail,
 //!    Exchange/Office 365/Outlook.com, Gmail, Yahoo, Amazon SES, and a
-//!    generic reader for any other notice from `MAILER-DAEMON` or with a
-//!    bounce subject that names an address next to a status code.
-//! 4. **RFC 3834 auto-replies** (`Auto-Submitted` other than `no`,
+//!    generic reader for any other notice from a daemon, with a null
+//!    Return-Path, a bounce subject or `X-Failed-Recipients`, which takes
+//!    the addresses that stand alone or after failure wording on a line
+//!    (Exchange 5.5/2003, IMail, Lotus Notes, InterScan, MailMarshal,
+//!    GroupWise, Japanese carriers, …).
+//!    Amazon SES notifications whose JSON is the mail body come next
+//!    (`ses_mail`).
+//! 4. **RFC 3834 auto-replies**, unless the headers say bounce (a daemon
+//!    sender, a bounce subject, `X-Failed-Recipients`, a null Return-Path
+//!    without an auto-reply subject) (`Auto-Submitted` other than `no`,
 //!    `X-Autoreply`, `X-Autorespond`, `Precedence: auto_reply`, or subjects
 //!    such as "Out of office" and "Automatic reply"): `is_bounce: false`,
 //!    with one result of kind `auto_reply` for the sender, reason
@@ -44,9 +51,11 @@
 //! The decision from status code and diagnostic text together is in
 //! [`rules`]; its module documentation and `docs/bounces.md` give every
 //! rule. In short: the text decides the reason when it says something we
-//! know; the code's class decides between `hard` and `soft`, but only
-//! reasons about the address itself (`user_unknown`, `host_unknown`,
-//! `suspended`, `has_moved`, and unexplained 5.x.x failures) are `hard`.
+//! know, the code when it does not; only reasons about the address itself
+//! (`user_unknown`, `host_unknown`, `has_moved`, and a permanent
+//! `not_accept`) are `hard`, everything else (a suspended account, our
+//! sender refused, an unexplained 5xx, …) is `soft`: the line of Sisimai's
+//! reason taxonomy.
 //!
 //! ## For matching back to the campaign
 //!
@@ -81,6 +90,7 @@ pub mod quarantine;
 pub mod reported;
 pub mod rules;
 mod scan;
+mod ses_mail;
 mod text;
 
 use serde::Serialize;
@@ -140,6 +150,15 @@ pub enum Reason {
     SystemError,
     /// The account exists but is disabled or suspended.
     Suspended,
+    /// The domain accepts no mail at all: a null MX (RFC 7505), a 521 or
+    /// 556 reply, x.3.2, x.1.10 or x.7.27.
+    NotAccept,
+    /// Our envelope sender was refused (x.1.7, x.1.8, "Sender address
+    /// rejected", a refusal of MAIL FROM): about our side, not the address.
+    SenderRejected,
+    /// The message's form was refused: headers too large, 8-bit data, line
+    /// length, x.6.x media errors.
+    ContentError,
     /// The person has moved; the address is no longer theirs.
     HasMoved,
     /// SPF, DKIM, DMARC or reverse DNS checks failed for our mail.
@@ -290,6 +309,13 @@ fn classify_at_depth(raw: &[u8], depth: usize) -> Result<Classification, Classif
         }
     }
     if result.format == Format::None {
+        if let Some(recipients) = ses_mail::read(&msg) {
+            result.format = Format::Text;
+            result.is_bounce = !recipients.is_empty();
+            result.recipients = recipients;
+        }
+    }
+    if result.format == Format::None && !rules_out_autoreply(&msg) {
         if let Some(r) = autoreply::read(&msg) {
             result.format = Format::AutoReply;
             result.recipients = vec![r];
@@ -307,6 +333,21 @@ fn classify_at_depth(raw: &[u8], depth: usize) -> Result<Classification, Classif
     }
     dedupe(&mut result.recipients);
     Ok(result)
+}
+
+/// Whether the headers say the message is a bounce, which an auto-reply
+/// never is: a daemon sender, a bounce subject or `X-Failed-Recipients`
+/// (MTAs mark their bounces `Auto-Submitted: auto-replied` too). A null
+/// Return-Path counts only when the subject does not read as an auto-reply
+/// and the text is no challenge: RFC 3834 asks auto-replies to be sent with
+/// one as well.
+fn rules_out_autoreply(msg: &message::View) -> bool {
+    text::daemon_sender(msg)
+        || text::bounce_subject(msg)
+        || msg.headers.has("X-Failed-Recipients")
+        || (text::null_return_path(msg)
+            && !autoreply::subject_says(msg)
+            && !text::is_challenge(msg))
 }
 
 /// Keeps the first result for each address, and at most [`MAX_RECIPIENTS`].

@@ -12,9 +12,10 @@
 //!   reply code is the first in the text;
 //! - the verdict is the DSN action (`failed`, or `delayed` for a delay);
 //! - a provider verdict without any code stands in for one: `5.0.0` for a
-//!   permanent failure, `4.0.0` for a transient one. A service that says
-//!   "permanent" about an address has more evidence than we do;
-//! - when the text and the code leave the reason `other` or `unknown`, the
+//!   permanent failure, `4.0.0` for a transient one. Without a reason that
+//!   is an unexplained failure, `soft` like every unexplained failure;
+//! - when the text and the code leave the reason `other`, `unknown` or the
+//!   fallback `expired`, the
 //!   provider's category decides it, given as a phrase of the rules' own
 //!   table (`"mailbox full"`, `"blocked"`, …), so there is no second
 //!   vocabulary;
@@ -81,7 +82,10 @@ pub fn failure(r: &Report) -> Option<RecipientResult> {
         notice_is_delay: false,
     };
     let (mut kind, mut reason) = decide(&evidence)?;
-    if matches!(reason, Reason::Other | Reason::Unknown) && !r.category.is_empty() {
+    // Expired too: a failed transient code with nothing more specific is
+    // `expired` by the rules, and the provider's category says more.
+    if matches!(reason, Reason::Other | Reason::Unknown | Reason::Expired) && !r.category.is_empty()
+    {
         if let Some(better) = decide(&Evidence {
             text: r.category,
             ..evidence.clone()
@@ -117,6 +121,21 @@ pub fn stated(address: &str, kind: Kind, reason: Reason, text: &str) -> Option<R
         diagnostic: diagnostic(text),
         remote_mta: None,
     })
+}
+
+/// The rules' phrase for an SES `bounceSubType` (the webhook's and a
+/// mailed notification's), or `""` for none.
+pub fn ses_bounce_category(sub_type: &str) -> &'static str {
+    match sub_type {
+        "MailboxFull" => "mailbox full",
+        "MessageTooLarge" => "message too large",
+        "ContentRejected" => "content rejected",
+        "AttachmentRejected" => "attachment",
+        // "has a recent history of bouncing as an invalid address"
+        "Suppressed" | "OnAccountSuppressionList" => "invalid address",
+        "NoEmail" => "no such address",
+        _ => "",
+    }
 }
 
 /// Trimmed, without angle brackets, lower-cased; `None` if empty or
@@ -195,9 +214,10 @@ mod tests {
     }
 
     #[test]
-    fn a_permanent_verdict_without_any_code_is_hard_but_stores_no_made_up_status() {
+    fn a_permanent_verdict_without_any_code_is_an_unexplained_soft_failure_with_no_made_up_status()
+    {
         let r = failure(&report(Verdict::Permanent, None, "")).unwrap();
-        assert_eq!((r.kind, r.reason), (Kind::Hard, Reason::Other));
+        assert_eq!((r.kind, r.reason), (Kind::Soft, Reason::Other));
         assert_eq!(r.status, None);
         assert_eq!(r.diagnostic, None);
     }

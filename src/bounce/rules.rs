@@ -7,37 +7,46 @@
 //! text says nothing we recognise. The steps, documented with a table in
 //! `docs/bounces.md`:
 //!
-//! 1. **Reason from the text.** [`TEXT_RULES`] is tried in order; the first
-//!    rule with a phrase found in the lower-cased diagnostic wins. The order
-//!    puts specific phrases before general ones: "spamhaus" (a block list)
-//!    before "spam", "mailbox full" before "mailbox", "connection refused"
-//!    before "refused".
+//! 1. **Reason from the text.** [`TEXT_RULES`] is tried in order on the
+//!    lower-cased diagnostic, with every address and URL in it blanked out
+//!    first (so `filtered@example.org` says nothing); the first rule with a
+//!    phrase found wins. The order puts specific phrases before general
+//!    ones: "spamhaus" (a block list) before "spam", "mailbox full" before
+//!    "mailbox", "connection refused" before "refused". A host-not-found
+//!    text that says to try again is a temporary DNS failure:
+//!    `network_error`.
 //! 2. **Reason from the code,** when the text gave none: the enhanced status
 //!    code's subject and detail ([`reason_from_enhanced`]), else the SMTP
 //!    reply code ([`reason_from_smtp`]), else `other` if there is any code,
-//!    else `unknown`.
-//! 3. **Class:** the enhanced code's class (2, 4 or 5), else the SMTP
+//!    else `unknown`. A few codes are specific enough to beat the text:
+//!    x.1.7 and x.1.8 (our sender) are `sender_rejected`, and x.1.10 and
+//!    x.7.27 (null MX) are `not_accept`, whatever words come with them.
+//! 3. **The stage.** A refusal of MAIL FROM, HELO/EHLO or the connection
+//!    ([`stage`]) is about our side: an address reason there becomes
+//!    `sender_rejected` (MAIL FROM) or `blocked` (connection, HELO). A "user
+//!    unknown" at the DATA stage without an x.1.x code is a filter:
+//!    `filtered`.
+//! 4. **Class:** the enhanced code's class (2, 4 or 5), else the SMTP
 //!    code's first digit, else the DSN action (`failed` means 5, `delayed`
-//!    means 4), else what the wording of the whole notice says (a "permanent
-//!    error" notice means 5).
-//! 4. **Kind:**
-//!    - the action is `delayed` (or the notice is a delay warning): `delay`;
-//!    - class 5 and a reason about the address itself (`user_unknown`,
-//!      `host_unknown`, `suspended`, `has_moved`) or `other`: `hard`;
-//!    - class 5 and any other reason (`mailbox_full`, `message_too_large`,
-//!      `blocked`, `spam_detected`, `policy`, `auth_failure`,
-//!      `rate_limited`, `network_error`, `system_error`, `expired`,
-//!      `filtered`): `soft`, because the address itself is fine: the cause
-//!      is a full mailbox, our message, or our sending reputation, and
-//!      repeated soft bounces still stop the mail;
-//!    - class 4, whatever the text: `soft`. A 4.x.x "user unknown" stays
-//!      soft: the server itself said the condition may pass (directory
-//!      lookups that fail for a while answer like this), and the soft
-//!      threshold stops a truly dead address soon enough;
-//!    - class 2 (a success): not a failure at all, the caller drops it;
-//!    - no class but a recipient reason from the text: as class 5 if the
-//!      notice is a failure notice;
-//!    - nothing known: `unknown`.
+//!    means 4), else what the wording of the whole notice says.
+//! 5. **Kind**, after Sisimai's reason taxonomy (see `docs/bounces.md`):
+//!    - the action is `delayed` (or the notice is a delay warning), unless
+//!      the status is x.4.7 (the delivery time expired, so it is over):
+//!      `delay`;
+//!    - a class 2 status or a `delivered`/`relayed`/`expanded` action: no
+//!      failure at all, the caller drops it;
+//!    - `user_unknown`, `host_unknown` and `has_moved`: `hard`, whatever the
+//!      class: the reason is about the address itself;
+//!    - `not_accept`: `hard`, unless the class is 4 or the text says the
+//!      failure is temporary;
+//!    - every other reason: `soft`. The address may be fine: the cause is a
+//!      suspended or full mailbox, our message, our sender or reputation, a
+//!      filter, the network, or an unexplained failure, and repeated soft
+//!      bounces still stop the mail;
+//!    - reason `unknown` with no class at all: `unknown`.
+//!
+//!    An action `failed` with a class 4 status and nothing more specific
+//!    is `expired`: the sending MTA gave up on a temporary failure.
 
 use super::scan::contains_any;
 use super::{Kind, Reason};
@@ -77,6 +86,25 @@ pub const TEXT_RULES: &[TextRule] = &[
         phrases: &["recipient address rejected: access denied"],
     },
     TextRule {
+        // Before the address rules: "Sender address rejected: Domain not
+        // found" is about our sender, not the recipient's domain.
+        reason: Reason::SenderRejected,
+        phrases: &[
+            "sender address rejected",
+            "sender rejected",
+            "sender verify failed",
+            "sender verification failed",
+            "sender address is invalid",
+            "invalid sender",
+            "domain of sender address",
+            "sender domain must exist",
+            "sender address does not exist",
+            "unknown sender",
+            "sender not accepted",
+            "mail from rejected",
+        ],
+    },
+    TextRule {
         reason: Reason::MailboxFull,
         phrases: &[
             "mailbox full",
@@ -97,6 +125,10 @@ pub const TEXT_RULES: &[TextRule] = &[
             "not enough space",
             "mailbox has exceeded",
             "quota full",
+            "mailfolder is full",
+            "mail folder is full",
+            "box is full",
+            "exceeded the local limit",
         ],
     },
     TextRule {
@@ -112,6 +144,27 @@ pub const TEXT_RULES: &[TextRule] = &[
             "exceeds the maximum size",
             "message exceeds",
             "too large for",
+        ],
+    },
+    TextRule {
+        reason: Reason::ContentError,
+        phrases: &[
+            "headers too large",
+            "header too large",
+            "header size exceeds",
+            "too many headers",
+            "8-bit",
+            "8bit data",
+            "8bit character",
+            "contains 8bit",
+            "line limit",
+            "line too long",
+            "lines too long",
+            "line length exceeded",
+            "invalid mime",
+            "malformed mime",
+            "header is not valid",
+            "bad header",
         ],
     },
     TextRule {
@@ -216,9 +269,26 @@ pub const TEXT_RULES: &[TextRule] = &[
             "user not local",
             "no longer with",
             "no longer at",
+            "no longer on server",
             "new address",
             "forwarding address",
             "moved to",
+            "has been replaced by",
+        ],
+    },
+    TextRule {
+        // Before the host rules: a null MX is a domain that exists.
+        reason: Reason::NotAccept,
+        phrases: &[
+            "does not accept mail",
+            "does not accept e-mail",
+            "does not accept email",
+            "accepts no mail",
+            "null mx",
+            "nullmx",
+            "no smtp service",
+            "not accepting network messages",
+            "not accepting mail",
         ],
     },
     TextRule {
@@ -239,11 +309,18 @@ pub const TEXT_RULES: &[TextRule] = &[
             "nxdomain",
             "no mx record",
             "no mx or a record",
-            "null mx",
             "unrouteable domain",
             "unroutable domain",
             "dns error",
             "domain name not found",
+            "domain is not valid",
+            "invalid domain",
+            "unknown domain",
+            "domain doesnt exist",
+            "domain doesn't exist",
+            // Exim's word for an address no router could place: in
+            // practice a domain whose lookups failed.
+            "unrouteable address",
         ],
     },
     TextRule {
@@ -258,6 +335,7 @@ pub const TEXT_RULES: &[TextRule] = &[
             "no such recipient",
             "no such mailbox",
             "no such address",
+            "no such person",
             "no mailbox",
             "mailbox not found",
             "mailbox unavailable",
@@ -274,8 +352,8 @@ pub const TEXT_RULES: &[TextRule] = &[
             "invalid recipient",
             "invalid address",
             "invalid mailbox",
+            "invalid final delivery userid",
             "bad destination mailbox",
-            "unrouteable address",
             "no mailbox here",
             "couldn't be found",
             "could not be found",
@@ -284,6 +362,13 @@ pub const TEXT_RULES: &[TextRule] = &[
             "undeliverable address",
             "mailbox not available",
             "not listed in",
+            "name is not recognized",
+            "name is not recognised",
+            "account does not exist",
+            "no longer valid",
+            "not a known user",
+            "user invalid",
+            "unknown local part",
         ],
     },
     TextRule {
@@ -299,6 +384,7 @@ pub const TEXT_RULES: &[TextRule] = &[
             "maximum time",
             "could not be delivered within",
             "message timeout",
+            "delivery failed 20 attempts",
         ],
     },
     TextRule {
@@ -349,6 +435,8 @@ pub const TEXT_RULES: &[TextRule] = &[
             "restricted",
             "access denied",
             "only accepts mail",
+            "may not have permission",
+            "not have permission to post",
         ],
     },
     TextRule {
@@ -367,6 +455,7 @@ pub const TEXT_RULES: &[TextRule] = &[
             "local error",
             "system error",
             "i/o error",
+            "input/output error",
             "server error",
             "service unavailable",
             "not available",
@@ -378,34 +467,79 @@ pub const TEXT_RULES: &[TextRule] = &[
             "misconfigur",
         ],
     },
+    TextRule {
+        // Last: "quota" alone also appears in sending-rate texts, which the
+        // rate rules above catch first.
+        reason: Reason::MailboxFull,
+        phrases: &["quota"],
+    },
 ];
 
 /// The reason the text indicates, if any.
 pub fn reason_from_text(text: &str) -> Option<Reason> {
-    let lower = text.to_lowercase();
-    TEXT_RULES
+    let lower = blank_addresses_and_urls(&text.to_lowercase());
+    let reason = TEXT_RULES
         .iter()
         .find(|r| contains_any(&lower, r.phrases))
-        .map(|r| r.reason)
+        .map(|r| r.reason)?;
+    // "Name service error … Host not found, try again": the DNS did not
+    // answer, which says nothing about the domain.
+    if reason == Reason::HostUnknown && says_temporary(&lower) {
+        return Some(Reason::NetworkError);
+    }
+    Some(reason)
 }
 
-/// The reason an enhanced status code indicates (RFC 3463, RFC 7372 and the
-/// IANA registry of enhanced status codes).
+/// Whether the lower-cased text says the failure is temporary.
+fn says_temporary(lower: &str) -> bool {
+    contains_any(
+        lower,
+        &[
+            "try again",
+            "temporar",
+            "servfail",
+            "server failure",
+            "timeout during",
+            "dns timeout",
+        ],
+    )
+}
+
+/// `lower` with every e-mail address and URL replaced by spaces, so that a
+/// phrase is never matched inside one (`filtered@example.org`,
+/// `https://example.org/blocked.html`).
+fn blank_addresses_and_urls(lower: &str) -> String {
+    let mut out = String::with_capacity(lower.len());
+    for word in lower.split_inclusive(char::is_whitespace) {
+        let token = word.trim_end();
+        let is_address = token.contains('@') && token.len() > 2;
+        let is_url = token.contains("://") || token.starts_with("www.");
+        if is_address || is_url {
+            out.extend(std::iter::repeat(' ').take(word.len()));
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// The reason an enhanced status code indicates (RFC 3463, RFC 7372, RFC
+/// 7505 and the IANA registry of enhanced status codes).
 pub fn reason_from_enhanced(code: &str) -> Option<Reason> {
-    let mut it = code.split('.').skip(1).map(|p| p.parse::<u16>().ok());
-    let (Some(Some(subject)), Some(Some(detail))) = (it.next(), it.next()) else {
-        return None;
-    };
+    let (subject, detail) = subject_detail(code)?;
     use Reason::*;
     Some(match (subject, detail) {
         (1, 1) | (1, 3) => UserUnknown,
-        (1, 2) | (1, 10) => HostUnknown,
+        (1, 2) => HostUnknown,
+        (1, 10) => NotAccept,
         (1, 6) => HasMoved,
+        (1, 7) | (1, 8) => SenderRejected,
         (1, _) => Other,
         (2, 1) => Suspended,
         (2, 2) => MailboxFull,
         (2, 3) => MessageTooLarge,
         (2, _) => Other,
+        (3, 2) => NotAccept,
         (3, 4) => MessageTooLarge,
         (3, _) => SystemError,
         (4, 4) => HostUnknown,
@@ -413,24 +547,94 @@ pub fn reason_from_enhanced(code: &str) -> Option<Reason> {
         (4, 7) => Expired,
         (4, _) => NetworkError,
         (5, _) => SystemError,
-        (6, _) => Other,
+        (6, _) => ContentError,
         (7, 13) => Suspended,
         (7, 20..=26) => AuthFailure,
+        (7, 27) => NotAccept,
         (7, 28) => RateLimited,
         (7, _) => Policy,
         _ => return None,
     })
 }
 
-/// The reason an SMTP reply code alone indicates (RFC 5321 section 4.2.3).
-/// Most codes say too little; only these are specific enough.
+/// `5.1.10` → `(1, 10)`.
+fn subject_detail(code: &str) -> Option<(u16, u16)> {
+    let mut it = code.split('.').skip(1).map(|p| p.parse::<u16>().ok());
+    match (it.next(), it.next()) {
+        (Some(Some(subject)), Some(Some(detail))) => Some((subject, detail)),
+        _ => None,
+    }
+}
+
+/// Enhanced codes specific enough to decide the reason whatever the text
+/// says: the sender's address (x.1.7, x.1.8) and a null MX (x.1.10, x.7.27).
+fn decisive_enhanced(code: &str) -> Option<Reason> {
+    match subject_detail(code)? {
+        (1, 7) | (1, 8) => Some(Reason::SenderRejected),
+        (1, 10) | (7, 27) => Some(Reason::NotAccept),
+        _ => None,
+    }
+}
+
+/// The reason an SMTP reply code alone indicates (RFC 5321 section 4.2.3,
+/// RFC 7504). Most codes say too little; only these are specific enough.
 pub fn reason_from_smtp(code: u16) -> Option<Reason> {
     match code {
         551 => Some(Reason::HasMoved),
         552 => Some(Reason::MailboxFull),
+        521 | 556 => Some(Reason::NotAccept),
         421 => Some(Reason::SystemError),
         _ => None,
     }
+}
+
+/// The SMTP stage a refusal came at, as the diagnostic tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The greeting, HELO/EHLO or the TLS handshake.
+    Connect,
+    /// MAIL FROM: our envelope sender.
+    MailFrom,
+    /// RCPT TO: the recipient.
+    RcptTo,
+    /// DATA or the end of the data: the message.
+    Data,
+}
+
+/// The stage the text names (Postfix "in reply to X command", Exim "after
+/// X", Sendmail transcripts `>>> X`), if any. The last one named wins: a
+/// transcript ends with the command that failed.
+pub fn stage(text: &str) -> Option<Stage> {
+    let lower = text.to_lowercase();
+    const CUES: &[(&str, Stage)] = &[
+        ("in reply to mail from", Stage::MailFrom),
+        ("after mail from", Stage::MailFrom),
+        ("after pipelined mail from", Stage::MailFrom),
+        (">>> mail from", Stage::MailFrom),
+        ("in reply to rcpt to", Stage::RcptTo),
+        ("after rcpt to", Stage::RcptTo),
+        ("after pipelined rcpt to", Stage::RcptTo),
+        (">>> rcpt to", Stage::RcptTo),
+        ("in reply to end of data", Stage::Data),
+        ("in reply to data", Stage::Data),
+        ("after end of data", Stage::Data),
+        ("after data", Stage::Data),
+        ("after pipelined data", Stage::Data),
+        (">>> data", Stage::Data),
+        ("in reply to helo", Stage::Connect),
+        ("in reply to ehlo", Stage::Connect),
+        ("after helo", Stage::Connect),
+        ("after ehlo", Stage::Connect),
+        ("after initial connection", Stage::Connect),
+        ("refused to talk to me", Stage::Connect),
+        ("in reply to initial greeting", Stage::Connect),
+        ("in reply to starttls", Stage::Connect),
+        ("after starttls", Stage::Connect),
+    ];
+    CUES.iter()
+        .filter_map(|(cue, stage)| lower.rfind(cue).map(|pos| (pos, *stage)))
+        .max_by_key(|(pos, _)| *pos)
+        .map(|(_, stage)| stage)
 }
 
 /// The class of the evidence: 2, 4 or 5, if any is known.
@@ -449,6 +653,58 @@ fn class_of(e: &Evidence) -> Option<u8> {
     e.notice_class
 }
 
+/// Whether a reason is about the recipient's address itself.
+fn about_the_address(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::UserUnknown | Reason::HostUnknown | Reason::HasMoved | Reason::NotAccept
+    )
+}
+
+/// The reason, from the text, the codes and the stage.
+fn reason_of(e: &Evidence) -> Reason {
+    let has_code = e.enhanced.is_some() || e.smtp.is_some();
+    let from_enhanced = e.enhanced.and_then(reason_from_enhanced);
+    // "I/O error", "server error": words any failure may carry, weaker
+    // than a specific enhanced code (a 5.2.2 with "input/output error").
+    let from_text = reason_from_text(e.text).filter(|r| {
+        *r != Reason::SystemError
+            || matches!(
+                from_enhanced,
+                None | Some(Reason::Other | Reason::SystemError)
+            )
+    });
+    let reason = e
+        .enhanced
+        .and_then(decisive_enhanced)
+        .or(from_text)
+        .or(from_enhanced)
+        .or_else(|| e.smtp.and_then(reason_from_smtp))
+        .unwrap_or(if has_code {
+            Reason::Other
+        } else {
+            Reason::Unknown
+        });
+    // A 521 or 556 is the domain refusing all mail, whatever it is called.
+    if reason == Reason::HostUnknown && matches!(e.smtp, Some(521 | 556)) {
+        return Reason::NotAccept;
+    }
+    match stage(e.text) {
+        Some(Stage::MailFrom) if about_the_address(reason) => Reason::SenderRejected,
+        Some(Stage::Connect) if about_the_address(reason) => Reason::Blocked,
+        Some(Stage::Data)
+            if reason == Reason::UserUnknown
+                && !e
+                    .enhanced
+                    .and_then(subject_detail)
+                    .is_some_and(|(s, _)| s == 1) =>
+        {
+            Reason::Filtered
+        }
+        _ => reason,
+    }
+}
+
 /// Decides the kind and reason of one recipient's result. Returns `None`
 /// for a success (class 2 or a delivered/relayed/expanded action).
 pub fn decide(e: &Evidence) -> Option<(Kind, Reason)> {
@@ -459,30 +715,32 @@ pub fn decide(e: &Evidence) -> Option<(Kind, Reason)> {
     if class == Some(2) {
         return None;
     }
-    let has_code = e.enhanced.is_some() || e.smtp.is_some();
-    let reason = reason_from_text(e.text)
-        .or_else(|| e.enhanced.and_then(reason_from_enhanced))
-        .or_else(|| e.smtp.and_then(reason_from_smtp))
-        .unwrap_or(if has_code {
-            Reason::Other
-        } else {
-            Reason::Unknown
-        });
-    if e.action == Some("delayed") || (e.action.is_none() && e.notice_is_delay) {
+    let mut reason = reason_of(e);
+    let expired_status = e
+        .enhanced
+        .and_then(subject_detail)
+        .is_some_and(|sd| sd == (4, 7));
+    let delayed = e.action == Some("delayed") || (e.action.is_none() && e.notice_is_delay);
+    if delayed && !expired_status {
         return Some((Kind::Delay, reason));
     }
-    let kind = match class {
-        Some(4) => Kind::Soft,
-        Some(5) => match reason {
-            Reason::UserUnknown
-            | Reason::HostUnknown
-            | Reason::Suspended
-            | Reason::HasMoved
-            | Reason::Other => Kind::Hard,
-            Reason::Unknown => Kind::Unknown,
-            _ => Kind::Soft,
-        },
-        _ => Kind::Unknown,
+    if e.action == Some("failed")
+        && class == Some(4)
+        && matches!(reason, Reason::Other | Reason::Unknown)
+    {
+        reason = Reason::Expired;
+    }
+    let kind = match reason {
+        Reason::UserUnknown | Reason::HostUnknown | Reason::HasMoved => Kind::Hard,
+        Reason::NotAccept => {
+            if class == Some(4) || says_temporary(&e.text.to_lowercase()) {
+                Kind::Soft
+            } else {
+                Kind::Hard
+            }
+        }
+        Reason::Unknown if class.is_none() => Kind::Unknown,
+        _ => Kind::Soft,
     };
     Some((kind, reason))
 }
@@ -531,15 +789,146 @@ mod tests {
     }
 
     #[test]
-    fn a_temporary_user_unknown_stays_soft() {
+    fn a_temporary_user_unknown_is_still_user_unknown_and_hard() {
         assert_eq!(
             kind_reason(
                 Some("4.1.1"),
                 Some(450),
                 "450 4.1.1 <a@example.org>: Recipient address rejected: User unknown"
             ),
-            (Kind::Soft, Reason::UserUnknown)
+            (Kind::Hard, Reason::UserUnknown)
         );
+    }
+
+    #[test]
+    fn a_suspended_account_and_an_unexplained_permanent_failure_are_soft() {
+        assert_eq!(
+            kind_reason(
+                Some("5.2.1"),
+                Some(550),
+                "550 5.2.1 The account is disabled"
+            ),
+            (Kind::Soft, Reason::Suspended)
+        );
+        assert_eq!(
+            kind_reason(None, Some(554), "554 transaction failed"),
+            (Kind::Soft, Reason::Other)
+        );
+    }
+
+    #[test]
+    fn a_refused_sender_is_soft_whatever_does_not_exist() {
+        assert_eq!(
+            kind_reason(
+                Some("5.1.8"),
+                Some(553),
+                "553 5.1.8 <news@example.com>: Domain of sender address does not exist"
+            ),
+            (Kind::Soft, Reason::SenderRejected)
+        );
+        assert_eq!(
+            kind_reason(
+                None,
+                Some(550),
+                "host mx.example.org said: 550 no such user here (in reply to MAIL FROM command)"
+            ),
+            (Kind::Soft, Reason::SenderRejected)
+        );
+        assert_eq!(
+            kind_reason(
+                None,
+                Some(554),
+                "SMTP error from remote mail server after initial connection: 554 host unknown to us"
+            ),
+            (Kind::Soft, Reason::Blocked)
+        );
+    }
+
+    #[test]
+    fn a_user_unknown_at_the_data_stage_without_an_address_code_is_filtering() {
+        assert_eq!(
+            kind_reason(
+                Some("5.7.1"),
+                Some(550),
+                "550 5.7.1 user unknown (in reply to end of DATA command)"
+            ),
+            (Kind::Soft, Reason::Filtered)
+        );
+        assert_eq!(
+            kind_reason(
+                Some("5.1.1"),
+                Some(550),
+                "550 5.1.1 user unknown (in reply to end of DATA command)"
+            ),
+            (Kind::Hard, Reason::UserUnknown)
+        );
+    }
+
+    #[test]
+    fn a_domain_that_accepts_no_mail_is_hard_unless_temporary() {
+        assert_eq!(
+            kind_reason(
+                Some("5.1.10"),
+                None,
+                "Domain example.org does not accept mail (nullMX)"
+            ),
+            (Kind::Hard, Reason::NotAccept)
+        );
+        assert_eq!(
+            kind_reason(None, Some(521), "521 mx.example.org does not accept mail"),
+            (Kind::Hard, Reason::NotAccept)
+        );
+        assert_eq!(
+            kind_reason(
+                Some("4.3.2"),
+                Some(421),
+                "421 4.3.2 not accepting network messages"
+            ),
+            (Kind::Soft, Reason::NotAccept)
+        );
+    }
+
+    #[test]
+    fn a_dns_failure_to_try_again_is_a_network_error_not_an_unknown_host() {
+        assert_eq!(
+            kind_reason(
+                Some("5.4.3"),
+                None,
+                "Host or domain name not found. Name service error for name=example.org type=MX: Host not found, try again"
+            ),
+            (Kind::Soft, Reason::NetworkError)
+        );
+    }
+
+    #[test]
+    fn phrases_inside_addresses_and_urls_say_nothing() {
+        assert_eq!(
+            kind_reason(
+                Some("5.1.1"),
+                Some(550),
+                "550 5.1.1 <filtered@example.org> see https://example.org/blocked.html"
+            ),
+            (Kind::Hard, Reason::UserUnknown)
+        );
+    }
+
+    #[test]
+    fn content_errors_and_expiry_after_temporary_failures_are_soft() {
+        assert_eq!(
+            kind_reason(Some("5.6.0"), Some(554), "554 5.6.0 see the administrator"),
+            (Kind::Soft, Reason::ContentError)
+        );
+        assert_eq!(
+            kind_reason(Some("4.2.0"), Some(450), "450 4.2.0 Greylisted"),
+            (Kind::Soft, Reason::Expired)
+        );
+        let expired_delay = Evidence {
+            action: Some("delayed"),
+            enhanced: Some("4.4.7"),
+            text: "Envelope expired",
+            ..Default::default()
+        };
+        assert_eq!(decide(&expired_delay), Some((Kind::Soft, Reason::Expired)));
     }
 
     #[test]
@@ -558,7 +947,7 @@ mod tests {
     fn a_bare_code_decides_when_the_text_says_nothing_known() {
         assert_eq!(
             kind_reason(Some("5.2.1"), None, "see the administrator"),
-            (Kind::Hard, Reason::Suspended)
+            (Kind::Soft, Reason::Suspended)
         );
         assert_eq!(
             kind_reason(Some("5.7.26"), None, "see the administrator"),
@@ -566,7 +955,7 @@ mod tests {
         );
         assert_eq!(
             kind_reason(Some("5.0.0"), None, "see the administrator"),
-            (Kind::Hard, Reason::Other)
+            (Kind::Soft, Reason::Other)
         );
     }
 

@@ -82,9 +82,12 @@ pub fn first_address(s: &str) -> Option<String> {
 
 /// The first enhanced status code (RFC 3463: `class.subject.detail`, class
 /// 2, 4 or 5, subject and detail of one to three digits) that stands alone
-/// in `s`: not part of a longer dotted number such as an IP address.
+/// in `s`: not part of a longer dotted number such as an IP address. A
+/// failure code (class 4 or 5) is preferred to an earlier success code,
+/// which in a failure text is a transcript line.
 pub fn find_enhanced(s: &str) -> Option<String> {
     let b = s.as_bytes();
+    let mut first = None;
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -92,12 +95,17 @@ pub fn find_enhanced(s: &str) -> Option<String> {
             && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
         {
             if let Some(end) = enhanced_at(b, i) {
-                return Some(s[i..end].to_string());
+                if c != b'2' {
+                    return Some(s[i..end].to_string());
+                }
+                first.get_or_insert_with(|| s[i..end].to_string());
+                i = end;
+                continue;
             }
         }
         i += 1;
     }
-    None
+    first
 }
 
 /// If an enhanced code starts at `i`, the index just after it.
@@ -127,29 +135,45 @@ fn enhanced_at(b: &[u8], i: usize) -> Option<usize> {
 
 /// The first SMTP reply code (RFC 5321: three digits, 2xx to 5xx, second
 /// digit 0 to 5) in `s` that stands alone: preceded by the start, a space or
-/// one of `'"(;:#[<=`, and followed by the end, a space, `-` or `:`.
+/// one of `'"(;:#[<`, and followed by the end, a space, `-` or `:`. A
+/// group of an IPv6 address (`2001:db8:220:1`) is not one, nor is a
+/// parameter value (`SIZE=222`). A failure code (4xx or 5xx) is preferred
+/// to an earlier success code, which in a failure text is a transcript
+/// line.
 pub fn find_smtp_code(s: &str) -> Option<u16> {
     let b = s.as_bytes();
+    let mut first = None;
     let mut i = 0;
     while i + 3 <= b.len() {
-        let ok_before = i == 0 || b" \t'\"(;:#[<=".contains(&b[i - 1]);
+        let ok_before = i == 0 || b" \t'\"(;:#[<".contains(&b[i - 1]);
+        let after = b.get(i + 3).copied();
+        let ipv6_group = i > 0
+            && b[i - 1] == b':'
+            && (after == Some(b':')
+                || (i > 1 && (b[i - 2].is_ascii_hexdigit() || b[i - 2] == b':')));
         if ok_before
+            && !ipv6_group
             && matches!(b[i], b'2' | b'4' | b'5')
             && (b'0'..=b'5').contains(&b[i + 1])
             && b[i + 2].is_ascii_digit()
             && matches!(
-                b.get(i + 3),
+                after,
                 None | Some(b' ' | b'\t' | b'-' | b':' | b'\r' | b'\n')
             )
         {
             let code = (b[i] - b'0') as u16 * 100
                 + (b[i + 1] - b'0') as u16 * 10
                 + (b[i + 2] - b'0') as u16;
-            return Some(code);
+            if code >= 400 {
+                return Some(code);
+            }
+            first.get_or_insert(code);
+            i += 3;
+            continue;
         }
         i += 1;
     }
-    None
+    first
 }
 
 /// Whether the lower-cased `hay` contains any of `needles`.
@@ -293,6 +317,25 @@ mod tests {
         assert_eq!(find_smtp_code("smtp;452 4.2.2 full"), Some(452));
         assert_eq!(find_smtp_code("mta1234 192.0.2.250 at 2024-05-01"), None);
         assert_eq!(find_smtp_code("5.1.1 only"), None);
+    }
+
+    #[test]
+    fn parameters_ipv6_groups_and_transcript_successes_are_not_the_reply_code() {
+        assert_eq!(
+            find_smtp_code("MAIL FROM:<a@example.org> SIZE=222: too big"),
+            None
+        );
+        assert_eq!(find_smtp_code("from [2001:db8:220:1::5] said"), None);
+        assert_eq!(find_smtp_code("host [2001:db8::1]:250: x"), None);
+        assert_eq!(
+            find_smtp_code("<<< 250 2.1.0 sender ok\n<<< 550 5.1.1 user unknown"),
+            Some(550)
+        );
+        assert_eq!(find_smtp_code("250 2.0.0 ok"), Some(250));
+        assert_eq!(
+            find_enhanced("250 2.1.0 ok, then 550 5.1.1 unknown"),
+            Some("5.1.1".into())
+        );
     }
 
     #[test]

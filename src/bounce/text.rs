@@ -20,18 +20,34 @@
 //!   following recipient failed permanently:", with the diagnostic after "The
 //!   response from the remote server was:" or "The response was:".
 //! - **Amazon SES**: the address list after "…to the following recipients:".
-//! - **Generic**: any line that names an address and carries a status code.
+//! - **Generic** ([`address_lines`]), for every other notice: a line that
+//!   names an address standing alone or first (`ADDR`, `<ADDR>:`, `ADDR on
+//!   DATE`, `ADDR (reason)`: Exchange 5.5 and 2003, GroupWise, docomo,
+//!   Biglobe, MailMarshal, OpenSMTPD), after words that say it failed
+//!   ("error delivering your mail to", "Invalid final delivery userid:",
+//!   "Delivery failed 20 attempts:", "User ADDR not listed in": IMail, Lotus
+//!   Notes, InterScan), or with a status code or known reason beside it.
+//!   Header lines, greetings ("Sorry sender@…"), forward targets, alias
+//!   expansions, transcript `MAIL FROM:` lines, our own addresses and role
+//!   addresses (`postmaster@…`) never count.
+//! - **`X-Failed-Recipients`** names the recipients outright when present.
+//!
+//! A recipient without words of its own takes the notice's text before the
+//! quoted original as its diagnostic. A challenge of a challenge-response
+//! system is not a bounce.
 //!
 //! Whether the notice as a whole reports a delay or a permanent failure is
 //! read from its wording ([`notice_wording`]), for recipients that come
-//! without a code of their own.
+//! without a code of their own; a notice that is not a delay is a permanent
+//! failure, and a recipient in it never becomes a success (a transcript's
+//! 2xx line is not its answer).
 
 use super::message::View;
 use super::rules::{decide, reason_from_text, Evidence};
 use super::scan::{
     collapse_ws, cut_bytes, find_addresses, find_enhanced, find_smtp_code, first_address,
 };
-use super::{Original, Producer, RecipientResult};
+use super::{Original, Producer, RecipientResult, MAX_RECIPIENTS};
 
 /// How much of the human-readable text is searched for wording.
 const MAX_WORDING_BYTES: usize = 128 * 1024;
@@ -56,8 +72,9 @@ pub struct Notice {
 fn flat(msg: &View) -> String {
     let mut s = msg.subject.to_lowercase();
     s.push(' ');
-    for w in cut_bytes(msg.human(), MAX_WORDING_BYTES).split_whitespace() {
-        s.push_str(&w.to_lowercase());
+    let human = cut_bytes(msg.human(), MAX_WORDING_BYTES).to_lowercase();
+    for w in human.split_whitespace() {
+        s.push_str(w);
         s.push(' ');
     }
     s
@@ -140,6 +157,15 @@ pub fn notice_wording(msg: &View) -> Notice {
         "delivery failed",
         "mail delivery failed",
         "returned mail",
+        "did not reach",
+        "could not reach",
+        "transaction failed",
+        "delivery to the following recipients failed",
+        "error delivering",
+        "failed to deliver",
+        "delivery problem",
+        "non-delivery",
+        "nondelivery",
     ]
     .iter()
     .any(|p| t.contains(p))
@@ -151,45 +177,110 @@ pub fn notice_wording(msg: &View) -> Notice {
     Notice { class, is_delay }
 }
 
-/// Whether the headers say "bounce": a daemon sender, a null Return-Path,
-/// or a bounce subject.
-fn bounce_headers(msg: &View) -> bool {
+/// Subjects (lower-cased, any part) that only bounces have.
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undeliverable",
+    "undelivered",
+    "delivery status notification",
+    "delivery failure",
+    "delivery failed",
+    "delivery problem",
+    "failure notice",
+    "returned mail",
+    "mail delivery failed",
+    "could not be delivered",
+    "not delivered",
+    "delivery has failed",
+    "nondeliverable",
+    "non-deliverable",
+    "non-delivery",
+    "nondelivery",
+    "delayed mail",
+    "warning: could not send",
+    "mail system error",
+    "mail delivery system",
+    "delivery notification: delivery has",
+    "rejected:",
+];
+
+/// Local parts of daemon senders.
+const DAEMONS: &[&str] = &[
+    "mailer-daemon",
+    "mailer_daemon",
+    "mailerdaemon",
+    "mail-daemon",
+    "maildaemon",
+    "postmaster",
+    "mail.daemon",
+];
+
+/// Whether the sender is a mail daemon.
+pub fn daemon_sender(msg: &View) -> bool {
     let from_daemon = msg.from.as_deref().is_some_and(|f| {
         let local = f.split('@').next().unwrap_or_default();
-        matches!(
-            local,
-            "mailer-daemon" | "postmaster" | "mail-daemon" | "mailerdaemon" | "maildaemon"
-        )
+        DAEMONS.iter().any(|d| local == *d || local.starts_with(d))
     });
-    let from_display = msg
-        .headers
-        .get("From")
-        .is_some_and(|f| f.to_lowercase().contains("mail delivery"));
-    let null_return = msg
-        .headers
-        .get("Return-Path")
-        .is_some_and(|r| r.trim() == "<>");
+    let from_display = msg.headers.get("From").is_some_and(|f| {
+        let f = f.to_lowercase();
+        f.contains("mail delivery")
+            || f.contains("mailer-daemon")
+            || f.contains("mail administrator")
+    });
+    from_daemon || from_display
+}
+
+/// Whether the subject is one only bounces have.
+pub fn bounce_subject(msg: &View) -> bool {
     let subject = msg.subject.to_lowercase();
-    let bounce_subject = [
-        "undeliverable",
-        "undelivered",
-        "delivery status notification",
-        "delivery failure",
-        "delivery failed",
-        "failure notice",
-        "returned mail",
-        "mail delivery failed",
-        "could not be delivered",
-        "not delivered",
-        "delivery has failed",
-        "nondeliverable",
-        "non-deliverable",
-        "delayed mail",
-        "warning: could not send",
-    ]
-    .iter()
-    .any(|p| subject.contains(p));
-    from_daemon || from_display || null_return || bounce_subject
+    BOUNCE_SUBJECTS.iter().any(|p| subject.contains(p))
+}
+
+/// Whether the Return-Path is null (`<>`), as for every bounce (and for
+/// RFC 3834 auto-replies).
+pub fn null_return_path(msg: &View) -> bool {
+    msg.headers
+        .get("Return-Path")
+        .is_some_and(|r| r.trim() == "<>")
+}
+
+/// The addresses of `X-Failed-Recipients` (Exim, Gmail), lower-cased.
+pub fn failed_recipients_header(msg: &View) -> Vec<String> {
+    msg.headers
+        .all("X-Failed-Recipients")
+        .flat_map(find_addresses)
+        .map(|a| a.to_lowercase())
+        .collect()
+}
+
+/// Whether the headers say "bounce": a daemon sender, a null Return-Path,
+/// a bounce subject, or `X-Failed-Recipients`.
+pub fn bounce_headers(msg: &View) -> bool {
+    daemon_sender(msg)
+        || null_return_path(msg)
+        || bounce_subject(msg)
+        || msg.headers.has("X-Failed-Recipients")
+}
+
+/// Wording of challenge-response systems, which hold mail until the sender
+/// proves to be a person: not a bounce, the address works.
+const CHALLENGES: &[&str] = &[
+    "sender not pre-approved",
+    "not pre-approved",
+    "requires confirmation",
+    "require confirmation",
+    "confirm that you are a human",
+    "verify that you are a human",
+    "challenge-response",
+    "challenge response",
+    "pending your verification",
+    "awaiting your confirmation",
+    "please confirm your message",
+];
+
+/// Whether the message is a challenge of a challenge-response system.
+pub fn is_challenge(msg: &View) -> bool {
+    let t = flat(msg);
+    CHALLENGES.iter().any(|p| t.contains(p))
 }
 
 /// The failed addresses the text names, with the text about each.
@@ -203,18 +294,46 @@ pub fn found(msg: &View, producer: Option<Producer>) -> Vec<Found> {
         Some(Producer::AmazonSes) => address_list_after(human, "following recipients:"),
         _ => Vec::new(),
     };
+    let excluded = Excluded::of(msg);
+    out.retain(|f| !excluded.address(&f.address));
     if out.is_empty() {
         out = angle_blocks(human);
+        out.retain(|f| !excluded.address(&f.address));
     }
     if out.is_empty() {
-        out = code_lines(human);
+        out = address_lines(human, &excluded);
     }
     for f in &mut out {
         f.address = f.address.to_lowercase();
         f.text = collapse_ws(&f.text);
     }
-    out.retain(|f| Some(&f.address) != msg.from.as_ref());
     out
+}
+
+/// Addresses a notice names that are never the failed recipient.
+struct Excluded {
+    /// The bounce's own sender and recipient (our VERP address).
+    own: Vec<String>,
+}
+
+impl Excluded {
+    fn of(msg: &View) -> Excluded {
+        let mut own: Vec<String> = msg.from.iter().cloned().collect();
+        own.extend(msg.envelope_to());
+        own.extend(msg.original_from());
+        Excluded { own }
+    }
+
+    fn address(&self, address: &str) -> bool {
+        let lower = address.to_lowercase();
+        let local = lower.split('@').next().unwrap_or_default();
+        self.own.contains(&lower)
+            || DAEMONS.contains(&local)
+            || matches!(
+                local,
+                "abuse" | "hostmaster" | "webmaster" | "noreply" | "no-reply" | "do-not-reply"
+            )
+    }
 }
 
 /// Reads a text bounce. `None` if the message does not look like one.
@@ -227,17 +346,50 @@ pub fn read(
     if producer.is_none() && !signals {
         return None;
     }
-    let notice = notice_wording(msg);
-    let found = found(msg, producer);
+    if is_challenge(msg) {
+        return None;
+    }
+    let mut notice = notice_wording(msg);
+    // A failure notice that does not say it is a delay is a failure.
+    notice.class.get_or_insert(5);
+    let mut found = found(msg, producer);
+    // X-Failed-Recipients names the recipients outright.
+    let header = failed_recipients_header(msg);
+    if !header.is_empty() {
+        found = header
+            .into_iter()
+            .map(|address| {
+                let text = found
+                    .iter()
+                    .find(|f| f.address == address)
+                    .map(|f| f.text.clone())
+                    .unwrap_or_default();
+                Found { address, text }
+            })
+            .collect();
+    }
     // Without a known producer, a notice must name an address: a message
     // that only has a bounce-like subject (a forwarded bounce, say) is left
     // to the other checks.
-    if found.is_empty() && (producer.is_none() || notice.class.is_none()) {
+    if found.is_empty() && producer.is_none() {
         return None;
     }
+    let notice_text = notice_text(msg);
     let mut recipients: Vec<RecipientResult> = found
         .iter()
-        .filter_map(|f| result(&f.address, &f.text, notice))
+        .filter_map(|f| {
+            // The notice's own words stand in for a recipient without any.
+            let text = if f.text.is_empty()
+                || (reason_from_text(&f.text).is_none()
+                    && find_enhanced(&f.text).is_none()
+                    && find_smtp_code(&f.text).is_none())
+            {
+                notice_text.as_str()
+            } else {
+                f.text.as_str()
+            };
+            result(&f.address, text, notice)
+        })
         .collect();
     if recipients.is_empty() && found.is_empty() {
         // A notice that names no address: the returned message tells whom
@@ -249,16 +401,30 @@ pub fn read(
                 .lines()
                 .find(|l| find_enhanced(l).is_some() || find_smtp_code(l).is_some())
                 .map(collapse_ws)
-                .unwrap_or_default();
+                .unwrap_or(notice_text);
             recipients.extend(result(&address, &line, notice));
         }
     }
     Some(recipients)
 }
 
+/// The notice's own words: the human-readable text before the copy of the
+/// original, whitespace collapsed.
+fn notice_text(msg: &View) -> String {
+    collapse_ws(cut_bytes(msg.human(), MAX_WORDING_BYTES))
+}
+
 fn result(address: &str, text: &str, notice: Notice) -> Option<RecipientResult> {
-    let enhanced = find_enhanced(text);
-    let smtp = find_smtp_code(text);
+    let mut enhanced = find_enhanced(text);
+    let mut smtp = find_smtp_code(text);
+    // A recipient in a failure notice never becomes a success: a 2xx code
+    // in its text is a transcript line, not the answer.
+    if enhanced.as_deref().is_some_and(|c| c.starts_with('2')) {
+        enhanced = None;
+    }
+    if smtp.is_some_and(|c| c < 300) {
+        smtp = None;
+    }
     let (kind, reason) = decide(&Evidence {
         action: None,
         enhanced: enhanced.as_deref(),
@@ -590,30 +756,84 @@ fn address_list_after(text: &str, phrase: &str) -> Vec<Found> {
         .unwrap_or_default()
 }
 
-/// Any other text: lines that name an address and, with the lines right
-/// below, carry a status code or a recognisable reason.
-fn code_lines(text: &str) -> Vec<Found> {
+/// Words before an address on a line that say the line is about a failed
+/// recipient: "There was an error delivering your mail to <ADDR>",
+/// "Invalid final delivery userid: ADDR", "User ADDR not listed in …".
+const LINE_CUES: &[&str] = &[
+    "deliver",
+    "fail",
+    "unknown",
+    "invalid",
+    "error",
+    "reject",
+    "not listed",
+    "bounce",
+    "not reach",
+    "could not",
+    "unable",
+    "no such",
+    "recipient",
+    "user",
+    "rcpt to",
+    "mailbox",
+    "address",
+    "message to",
+    "mail to",
+];
+
+/// Lines that never name the failed recipient: greetings to the sender,
+/// forward targets, alias expansions, contact advice.
+const NOT_RECIPIENT_LINES: &[&str] = &[
+    "expanded from",
+    "forwarded to",
+    "forwarding to",
+    "forwarded from",
+    "reply to",
+    "contact",
+    "sent by",
+    "generated by",
+    "mail from:",
+];
+
+const GREETINGS: &[&str] = &[
+    "sorry",
+    "hello",
+    "hi ",
+    "hi,",
+    "dear",
+    "greetings",
+    "attention",
+];
+
+/// Any other text: a line that names an address and that is about it,
+/// because the address stands alone or first on the line (`ADDR`,
+/// `<ADDR>:`, `ADDR on DATE`, `ADDR (reason)`), because words before it say
+/// so ([`LINE_CUES`]), or because the line and those right below it carry
+/// a status code or a recognisable reason. The text about it is the line and
+/// the lines below it up to a blank line or the next address (at most
+/// three). Header lines, greetings and forward targets never count.
+fn address_lines(text: &str, excluded: &Excluded) -> Vec<Found> {
     let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
+    let mut out: Vec<Found> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let Some(address) = first_address(line) else {
-            continue;
-        };
-        let lower = line.trim_start().to_ascii_lowercase();
-        if [
-            "from:",
-            "to:",
-            "cc:",
-            "reply-to:",
-            "return-path:",
-            "sender:",
-        ]
-        .iter()
-        .any(|h| lower.starts_with(h))
+        let trimmed = line.trim();
+        let lower = trimmed.to_lowercase();
+        // Words, not addresses: `contact@example.org` is no "contact" line.
+        let mut words = lower.clone();
+        for a in find_addresses(&lower) {
+            words = words.replace(&a, &" ".repeat(a.len()));
+        }
+        if super::message::looks_like_header(trimmed)
+            || GREETINGS.iter().any(|g| words.starts_with(g))
+            || NOT_RECIPIENT_LINES.iter().any(|p| words.contains(p))
         {
             continue;
         }
-        let mut block = line.trim().to_string();
+        let addresses = find_addresses(trimmed);
+        let Some(address) = addresses.into_iter().find(|a| !excluded.address(a)) else {
+            continue;
+        };
+        let mut block = trimmed.to_string();
         for next in lines.iter().skip(i + 1).take(3) {
             if next.trim().is_empty() || first_address(next).is_some() {
                 break;
@@ -621,12 +841,36 @@ fn code_lines(text: &str) -> Vec<Found> {
             block.push(' ');
             block.push_str(next.trim());
         }
+        let stands_first = leading_address(trimmed).is_some();
+        let before = lower
+            .find(&address.to_lowercase())
+            .map(|pos| &lower[..pos])
+            .unwrap_or_default();
+        let cued = LINE_CUES.iter().any(|c| before.contains(c));
         let has_code = find_enhanced(&block).is_some() || find_smtp_code(&block).is_some();
-        if has_code || reason_from_text(&block).is_some() {
-            out.push(Found {
-                address,
-                text: block,
-            });
+        if !(stands_first || cued || has_code || reason_from_text(&block).is_some()) {
+            continue;
+        }
+        match out
+            .iter_mut()
+            .find(|f| f.address.eq_ignore_ascii_case(&address))
+        {
+            // The same address again: its lines add to what is known.
+            Some(f) => {
+                if f.text.len() < 2000 {
+                    f.text.push(' ');
+                    f.text.push_str(&block);
+                }
+            }
+            None => {
+                out.push(Found {
+                    address,
+                    text: block,
+                });
+                if out.len() >= MAX_RECIPIENTS {
+                    break;
+                }
+            }
         }
     }
     out

@@ -193,6 +193,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                             r.kind.clone(),
                             r.reason.clone(),
                             r.status.clone(),
+                            matched(&r.matched_by, r.verified),
                             r.action.clone(),
                             r.diagnostic.clone(),
                         ]
@@ -206,12 +207,25 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                         "KIND",
                         "REASON",
                         "STATUS",
+                        "MATCHED BY",
                         "ACTION",
                         "DIAGNOSTIC",
                     ],
                     &table,
                 );
-                println!("{} events", rows.len());
+                let unverified = rows.iter().filter(|r| !r.verified).count();
+                println!(
+                    "{} events{}",
+                    rows.len(),
+                    if unverified > 0 {
+                        format!(
+                            ", {unverified} unverified (matched only by what anyone can write; \
+                             they changed nothing)"
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -246,7 +260,11 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                     println!("  kind:       {} ({})", r.kind, r.reason);
                     println!("  status:     {}", r.status);
                     println!("  diagnostic: {}", r.diagnostic);
-                    println!("  source:     {} (matched by {})", r.source, r.matched_by);
+                    println!(
+                        "  source:     {} (matched by {})",
+                        r.source,
+                        matched(&r.matched_by, r.verified)
+                    );
                     println!("  action:     {}", r.action);
                 }
             }
@@ -270,7 +288,14 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                             output::when(r.last_at),
                             format!("{} ({})", r.last_kind, r.last_reason),
                             r.last_status.clone(),
-                            format!("{}h {}s {}c", r.hard, r.soft, r.complaints),
+                            if r.unverified > 0 {
+                                format!(
+                                    "{}h {}s {}c, {} unverified",
+                                    r.hard, r.soft, r.complaints, r.unverified
+                                )
+                            } else {
+                                format!("{}h {}s {}c", r.hard, r.soft, r.complaints)
+                            },
                             r.last_diagnostic.clone(),
                         ]
                     })
@@ -292,6 +317,15 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// How an event was matched, as shown: `verp`, or `address (unverified)`.
+fn matched(by: &str, verified: bool) -> String {
+    match (by, verified) {
+        ("", _) => "-".into(),
+        (by, true) => by.to_string(),
+        (by, false) => format!("{by} (unverified)"),
     }
 }
 
@@ -352,7 +386,7 @@ async fn ingest(config: &Config, args: &IngestArgs) -> Result<ExitCode> {
                         if e.matched_by.is_empty() {
                             String::new()
                         } else {
-                            format!(", matched by {}", e.matched_by)
+                            format!(", matched by {}", matched(&e.matched_by, e.verified))
                         }
                     );
                 }

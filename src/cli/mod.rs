@@ -8,6 +8,7 @@ mod bounces;
 mod campaigns;
 mod demo;
 mod issues;
+mod media;
 mod orgs;
 mod output;
 mod serve;
@@ -86,6 +87,9 @@ pub enum Command {
     /// Run scheduled and running campaigns until stopped (several may share
     /// one PostgreSQL database)
     Worker,
+    /// The media library: images for issues, served at /media/HASH.EXT
+    #[command(subcommand)]
+    Media(media::MediaCmd),
     /// Bounces, complaints and auto-replies
     #[command(subcommand)]
     Bounces(bounces::BouncesCmd),
@@ -268,6 +272,12 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
         Command::Serve(args) => {
             let store = Store::open(&config).await?;
             let code = serve::run(&store, &config, args).await;
+            store.close().await;
+            code
+        }
+        Command::Media(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = media::run(&store, &config, cmd).await;
             store.close().await;
             code
         }

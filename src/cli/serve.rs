@@ -55,6 +55,11 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
             ", no worker"
         }
     );
+    match (server.metrics_addr, config.web.metrics_bind.as_str()) {
+        (Some(at), _) => println!("whatsup serve: metrics at http://{at}/metrics"),
+        (None, "public") => println!("whatsup serve: metrics at /metrics (bearer token)"),
+        _ => {}
+    }
     let hooks = server.state.webhooks.paths();
     if !hooks.is_empty() {
         println!("whatsup serve: webhooks at {}", hooks.join(", "));

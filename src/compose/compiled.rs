@@ -16,7 +16,6 @@
 //! mangles a slot is detected and reported as an error.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use minijinja::{context, Environment, Value};
@@ -318,8 +317,6 @@ pub struct CompiledIssue {
     common_headers: String,
     boundary: String,
     domain: String,
-    nonce: String,
-    seq: AtomicU64,
 }
 
 impl std::fmt::Debug for CompiledIssue {
@@ -558,8 +555,6 @@ impl CompiledIssue {
             common_headers: common,
             boundary,
             domain,
-            nonce,
-            seq: AtomicU64::new(0),
         })
     }
 
@@ -694,11 +689,9 @@ impl CompiledIssue {
         now: DateTime<Utc>,
     ) -> Result<RenderedMessage, SourceError> {
         let f = self.fill(r)?;
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let message_id = format!(
-            "<{}.{seq}.{}@{}>",
-            self.nonce, self.issue.number, self.domain
-        );
+        // Random, so that no Message-ID can be guessed from another one
+        // (a bounce may be matched by it).
+        let message_id = crate::delivery::message_id::random(&self.domain);
         let mut out: Vec<u8> =
             Vec::with_capacity(self.html.encoded_len + self.text.encoded_len + 2048);
         let mut h = String::with_capacity(1024);

@@ -56,6 +56,18 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/web/invalid.html"),
     ),
     (
+        "web/message.html",
+        include_str!("../../templates/web/message.html"),
+    ),
+    (
+        "web/busy.html",
+        include_str!("../../templates/web/busy.html"),
+    ),
+    (
+        "web/expired.html",
+        include_str!("../../templates/web/expired.html"),
+    ),
+    (
         "web/links.html",
         include_str!("../../templates/web/links.html"),
     ),
@@ -64,6 +76,19 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/web/archive.html"),
     ),
     ("web/web.css", include_str!("../../templates/web/web.css")),
+    // The web admin's layout (its files are in assets/, src/web/assets.rs).
+    (
+        "admin/base.html",
+        include_str!("../../templates/admin/base.html"),
+    ),
+    (
+        "admin/macros.html",
+        include_str!("../../templates/admin/macros.html"),
+    ),
+    (
+        "admin/styleguide.html",
+        include_str!("../../templates/admin/styleguide.html"),
+    ),
 ];
 
 /// Where the text of each loaded template came from, for error columns.

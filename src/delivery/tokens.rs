@@ -1,5 +1,6 @@
 //! Signed per-recipient tokens for unsubscribe, preferences, view-in-browser
-//! links and VERP bounce addresses.
+//! links, VERP bounce addresses and the `X-Whatsup-Delivery` header, and the
+//! per-page form tags of the recipients' forms.
 //!
 //! A token names one contact (and optionally one campaign) for one purpose,
 //! and carries a truncated HMAC-SHA256 tag so that nobody without the secret
@@ -53,6 +54,14 @@
 //! unsubscribe link must keep working long after the mail was sent.
 //!
 //! Tags are compared in constant time ([`Mac::verify_truncated_left`]).
+//!
+//! # Form tags
+//!
+//! [`TokenKeys::sign_form`] makes a short MAC over a label and some bytes
+//! (a page's path), for the hidden field of the recipients' forms. Its
+//! signed input starts with the byte `0xff`, which no token's does (their
+//! first byte is [`VERSION`]), so a form tag never verifies as a token or
+//! the reverse.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -97,6 +106,9 @@ pub enum Purpose {
     Browser,
     /// The VERP envelope sender, mapping a bounce back to its recipient.
     Bounce,
+    /// The `X-Whatsup-Delivery` header, mapping a complaint or a bounce
+    /// that quotes the original headers back to its recipient.
+    Delivery,
 }
 
 impl Purpose {
@@ -106,6 +118,7 @@ impl Purpose {
             Purpose::Preferences => 2,
             Purpose::Browser => 3,
             Purpose::Bounce => 4,
+            Purpose::Delivery => 5,
         }
     }
 
@@ -115,6 +128,7 @@ impl Purpose {
             2 => Some(Purpose::Preferences),
             3 => Some(Purpose::Browser),
             4 => Some(Purpose::Bounce),
+            5 => Some(Purpose::Delivery),
             _ => None,
         }
     }
@@ -259,6 +273,35 @@ impl TokenKeys {
         check_purpose(expected, self.verify_base32(token)?)
     }
 
+    /// A form tag: the current key's id and a 128-bit MAC over `label` and
+    /// `data`, as URL-safe base64 (23 characters). See the module
+    /// documentation.
+    pub fn sign_form(&self, label: &str, data: &[u8]) -> String {
+        let mut out = Vec::with_capacity(1 + TAG_LEN);
+        out.push(self.current.id);
+        let tag = form_mac(&self.current, label, data).finalize().into_bytes();
+        out.extend_from_slice(&tag[..TAG_LEN]);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Whether `tag` is a form tag for `label` and `data` made with the
+    /// current or a previous key.
+    pub fn verify_form(&self, label: &str, data: &[u8], tag: &str) -> bool {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
+        let Some((&key_id, mac)) = bytes.split_first() else {
+            return false;
+        };
+        if mac.len() != TAG_LEN {
+            return false;
+        }
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .filter(|k| k.id == key_id)
+            .any(|k| form_mac(k, label, data).verify_truncated_left(mac).is_ok())
+    }
+
     fn sign_bytes(&self, claims: &Claims) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + 2 * MAX_VARINT_LEN + TAG_LEN);
         out.extend([VERSION, claims.purpose.to_byte(), self.current.id]);
@@ -309,6 +352,16 @@ impl TokenKeys {
             TokenError::UnknownKey
         })
     }
+}
+
+/// The MAC of a form tag: `0xff`, the label's length, the label, the data.
+fn form_mac(key: &Key, label: &str, data: &[u8]) -> HmacSha256 {
+    let mut mac = key.mac.clone();
+    mac.update(&[0xff]);
+    mac.update(&(label.len() as u64).to_be_bytes());
+    mac.update(label.as_bytes());
+    mac.update(data);
+    mac
 }
 
 fn check_purpose(expected: Purpose, claims: Claims) -> Result<Claims, TokenError> {
@@ -430,6 +483,7 @@ mod tests {
             Purpose::Preferences,
             Purpose::Browser,
             Purpose::Bounce,
+            Purpose::Delivery,
         ] {
             for (contact_id, campaign_id) in [(0, 0), (1, 0), (123_456, 42), (u64::MAX, u64::MAX)] {
                 let claims = Claims {
@@ -643,6 +697,32 @@ mod tests {
         let overflowing = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
         assert_eq!(read_varint(&mut &overflowing[..]), None);
         assert_eq!(read_varint(&mut &[0x80][..]), None);
+    }
+
+    #[test]
+    fn a_form_tag_verifies_only_for_its_label_and_data_and_known_keys() {
+        let keys = keys(SECRET_A, &[SECRET_B]);
+        let tag = keys.sign_form("form /p/", b"tokenA");
+        assert_eq!(tag.len(), 23);
+        assert!(keys.verify_form("form /p/", b"tokenA", &tag));
+        assert!(!keys.verify_form("form /u/", b"tokenA", &tag));
+        assert!(!keys.verify_form("form /p/", b"tokenB", &tag));
+        assert!(!keys.verify_form("form /p/", b"tokenA", &tag[..22]));
+        assert!(!keys.verify_form("form /p/", b"tokenA", ""));
+        assert!(!keys.verify_form("form /p/", b"tokenA", "not base64!"));
+        // The label's length is signed: moving bytes between label and data
+        // gives another tag.
+        assert!(!keys.verify_form("form /p", b"/tokenA", &tag));
+        // Rotation: a tag of the previous key still verifies, one of a
+        // forgotten key does not.
+        let old = super::TokenKeys::new(SECRET_B, &[]).unwrap();
+        assert!(keys.verify_form("x", b"y", &old.sign_form("x", b"y")));
+        let other = super::TokenKeys::new(SECRET_C, &[]).unwrap();
+        assert!(!keys.verify_form("x", b"y", &other.sign_form("x", b"y")));
+        // A token is not a form tag, and a form tag is not a token.
+        assert!(keys.verify(&tag).is_err());
+        let token = keys.sign(&claims());
+        assert!(!keys.verify_form("", b"", &token));
     }
 
     #[test]

@@ -510,7 +510,9 @@ impl Deliverer {
         bytes.extend_from_slice(
             format!(
                 "X-Whatsup-Campaign: {}\r\nX-Whatsup-Delivery: {}\r\n",
-                self.campaign_id, c.id
+                self.campaign_id,
+                self.identity
+                    .delivery_header(self.campaign_id, c.contact_id)
             )
             .as_bytes(),
         );

@@ -1,5 +1,6 @@
 //! The per-recipient secrets and signatures a message carries: the signed
-//! token in its links, the VERP envelope sender, and the DKIM signature.
+//! token in its links, the VERP envelope sender, the signed
+//! `X-Whatsup-Delivery` header, and the DKIM signature.
 //! Built once per worker from the config; the keys are parsed once.
 
 use anyhow::{anyhow, Context, Result};
@@ -62,6 +63,18 @@ impl Identity {
     /// unsubscribe anyone.
     pub fn link_tokens(&self, campaign: i64, contact: i64) -> LinkTokens {
         link_tokens(&self.keys, campaign, contact)
+    }
+
+    /// The value of the `X-Whatsup-Delivery` header: a signed
+    /// [`Purpose::Delivery`] token naming the campaign and the contact, so
+    /// that a complaint quoting the header can be trusted and a forged one
+    /// cannot name anyone else (see docs/bounces.md, "Forged bounces").
+    pub fn delivery_header(&self, campaign: i64, contact: i64) -> String {
+        self.keys.sign(&Claims {
+            purpose: Purpose::Delivery,
+            contact_id: contact as u64,
+            campaign_id: campaign as u64,
+        })
     }
 
     /// The envelope sender: VERP when a bounce address is configured.

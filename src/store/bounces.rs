@@ -6,6 +6,12 @@
 //!
 //! [`Store::record_bounce`] is idempotent: a message whose SHA-256 is already
 //! in `bounce_messages` changes nothing and is reported as a duplicate.
+//!
+//! An event that is not `verified` (matched by something a stranger can
+//! forge: the address, an unsigned header, a guessable Message-ID) is
+//! recorded with action `recorded (unverified)` and changes no status,
+//! unless [`BouncePolicy::act_on_unverified`] is set; nor does it count
+//! towards the soft-bounce threshold.
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
@@ -55,7 +61,14 @@ pub struct BouncePolicy {
     pub soft_threshold: u32,
     pub soft_window_days: u32,
     pub complaint: BounceAction,
+    /// Let unverified events change statuses too (`bounces.act_on_unverified`,
+    /// for a site whose relay strips VERP and the signed header).
+    pub act_on_unverified: bool,
 }
+
+/// The action recorded for an event that would have changed a status but is
+/// not verified.
+pub const UNVERIFIED_ACTION: &str = "recorded (unverified)";
 
 impl Default for BouncePolicy {
     fn default() -> Self {
@@ -65,6 +78,7 @@ impl Default for BouncePolicy {
             soft_threshold: 3,
             soft_window_days: 30,
             complaint: BounceAction::Unsubscribe,
+            act_on_unverified: false,
         }
     }
 }
@@ -82,9 +96,13 @@ pub struct NewBounceEvent {
     pub reason: String,
     pub status: String,
     pub diagnostic: String,
-    /// `verp`, `delivery_header`, `message_id`, `address`, `token`, `from`,
-    /// or empty when nothing matched.
+    /// `verp`, `delivery_header`, `message_id`, `unsigned_delivery_header`,
+    /// `old_message_id`, `address`, `token`, `from`, `delivery` (an SMTP
+    /// rejection), or empty when nothing matched.
     pub matched_by: String,
+    /// Matched by an identifier nobody else can forge (see the module
+    /// documentation); only then does the event change a status.
+    pub verified: bool,
 }
 
 /// One message read by the intake, with its events.
@@ -109,8 +127,9 @@ pub struct EventOutcome {
     pub kind: String,
     pub reason: String,
     pub matched_by: String,
+    pub verified: bool,
     /// `bounced`, `unsubscribed`, `already <status>`, `counted n of m`,
-    /// `recorded` or `unmatched`.
+    /// `recorded`, `recorded (unverified)` or `unmatched`.
     pub action: String,
 }
 
@@ -147,6 +166,7 @@ pub struct BounceRow {
     pub diagnostic: String,
     pub source: String,
     pub matched_by: String,
+    pub verified: bool,
     pub action: String,
     pub message_ref: Option<i64>,
     pub created_at: DateTime<Utc>,
@@ -165,6 +185,8 @@ pub struct BounceReportRow {
     pub hard: i64,
     pub soft: i64,
     pub complaints: i64,
+    /// Events that were not verified (and so changed nothing).
+    pub unverified: i64,
     pub first_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,
     /// The latest event's kind, reason, status and the server's own words.
@@ -175,7 +197,7 @@ pub struct BounceReportRow {
 }
 
 const ROW_SELECT: &str = "SELECT b.id, b.contact_id, b.campaign_id, b.delivery_id, b.email, b.kind, \
-    b.reason, b.status, b.diagnostic, b.source, b.matched_by, b.action, b.message_ref, b.created_at, \
+    b.reason, b.status, b.diagnostic, b.source, b.matched_by, b.verified, b.action, b.message_ref, b.created_at, \
     c.status AS contact_status, o.name AS organisation \
     FROM bounce_events b LEFT JOIN contacts c ON c.id = b.contact_id \
     LEFT JOIN organisations o ON o.id = c.organisation_id";
@@ -218,17 +240,31 @@ impl Store {
     }
 
     /// The delivery that sent the message with this Message-ID (with or
-    /// without angle brackets).
-    pub async fn delivery_by_message_id(&self, message_id: &str) -> Result<Option<DeliveryMatch>> {
+    /// without angle brackets), and the Message-ID as stored.
+    pub async fn delivery_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<(DeliveryMatch, String)>> {
         let bare = message_id
             .trim()
             .trim_start_matches('<')
             .trim_end_matches('>');
         let bracketed = format!("<{bare}>");
-        let sql = "SELECT id, campaign_id, contact_id, email FROM deliveries \
+        let sql = "SELECT id, campaign_id, contact_id, email, message_id FROM deliveries \
                    WHERE message_id = $1 OR message_id = $2 ORDER BY id LIMIT 1";
-        Ok(on_pool!(self, p => sqlx::query_as::<_, DeliveryMatch>(sql)
-            .bind(&bracketed).bind(bare).fetch_optional(p).await?))
+        let row: Option<(i64, i64, i64, String, String)> = on_pool!(self, p => sqlx::query_as(sql)
+            .bind(&bracketed).bind(bare).fetch_optional(p).await?);
+        Ok(row.map(|(id, campaign_id, contact_id, email, stored)| {
+            (
+                DeliveryMatch {
+                    id,
+                    campaign_id,
+                    contact_id,
+                    email,
+                },
+                stored,
+            )
+        }))
     }
 
     /// The delivery of campaign `campaign_id` to contact `contact_id`.
@@ -277,12 +313,12 @@ impl Store {
                           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING RETURNING id";
         let insert_event =
             "INSERT INTO bounce_events (contact_id, campaign_id, delivery_id, email, kind, \
-             reason, status, diagnostic, source, created_at, message_ref, matched_by, action) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '') RETURNING id";
-        // Soft bounces since the later of the window start and the last
-        // delivery that was sent and drew no bounce.
+             reason, status, diagnostic, source, created_at, message_ref, matched_by, verified, action) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '') RETURNING id";
+        // Soft bounces (verified ones, unless $3) since the later of the
+        // window start and the last delivery that was sent and drew no bounce.
         let count_soft = "SELECT COUNT(*) FROM bounce_events WHERE contact_id = $1 AND kind = 'soft' \
-             AND created_at >= $2 AND created_at > COALESCE((SELECT MAX(d.sent_at) FROM deliveries d \
+             AND (verified OR $3) AND created_at >= $2 AND created_at > COALESCE((SELECT MAX(d.sent_at) FROM deliveries d \
              WHERE d.contact_id = $1 AND d.status = 'sent' AND d.sent_at IS NOT NULL AND NOT EXISTS \
              (SELECT 1 FROM bounce_events e WHERE e.contact_id = d.contact_id \
              AND e.campaign_id = d.campaign_id AND e.kind IN ('hard', 'soft'))), $2)";
@@ -309,7 +345,8 @@ impl Store {
                         .bind(e.contact_id).bind(e.campaign_id).bind(e.delivery_id).bind(&e.email)
                         .bind(&e.kind).bind(&e.reason).bind(&e.status).bind(&e.diagnostic)
                         .bind(&msg.source).bind(now).bind(message_ref).bind(&e.matched_by)
-                        .fetch_one(&mut *tx).await?;
+                        .bind(e.verified).fetch_one(&mut *tx).await?;
+                    let trusted = e.verified || policy.act_on_unverified;
                     let action = match e.contact_id {
                         None => "unmatched".to_string(),
                         Some(contact_id) => {
@@ -317,14 +354,16 @@ impl Store {
                                 "hard" => (policy.hard, format!("hard bounce: {}", e.reason), None),
                                 "complaint" => (policy.complaint, "complaint (marked as spam)".to_string(), None),
                                 "unsubscribe" => (BounceAction::Unsubscribe, "unsubscribe request by mail".to_string(), None),
-                                "soft" => {
+                                "soft" if trusted => {
                                     let n: i64 = sqlx::query_scalar(count_soft)
-                                        .bind(contact_id).bind(window_start).fetch_one(&mut *tx).await?;
+                                        .bind(contact_id).bind(window_start).bind(policy.act_on_unverified)
+                                        .fetch_one(&mut *tx).await?;
                                     (policy.soft, format!(
                                         "{n} soft bounces within {} days, the last: {}",
                                         policy.soft_window_days, e.reason
                                     ), Some(n))
                                 }
+                                "soft" => (policy.soft, String::new(), None),
                                 _ => (BounceAction::Record, String::new(), None),
                             };
                             let due = soft_count.map_or(true, |n| n >= i64::from(policy.soft_threshold));
@@ -333,6 +372,7 @@ impl Store {
                             match (act.status(), current) {
                                 (_, None) => "unmatched".to_string(),
                                 (None, _) => "recorded".to_string(),
+                                (Some(_), Some(_)) if !trusted => UNVERIFIED_ACTION.to_string(),
                                 (Some(_), Some(_)) if !due => format!(
                                     "counted {} of {}", soft_count.unwrap_or(0), policy.soft_threshold
                                 ),
@@ -360,6 +400,7 @@ impl Store {
                                                 "diagnostic": e.diagnostic,
                                                 "campaign_id": e.campaign_id,
                                                 "matched_by": e.matched_by,
+                                                "verified": e.verified,
                                                 "soft_bounces": soft_count,
                                             }),
                                         };
@@ -379,6 +420,7 @@ impl Store {
                         kind: e.kind.clone(),
                         reason: e.reason.clone(),
                         matched_by: e.matched_by.clone(),
+                        verified: e.verified,
                         action,
                     });
                 }
@@ -432,12 +474,13 @@ impl Store {
     ) -> Result<Vec<BounceReportRow>> {
         let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let sql = "SELECT g.email, c.status AS contact_status, o.name AS organisation, g.events, g.hard, \
-             g.soft, g.complaints, g.first_at, g.last_at, l.kind AS last_kind, l.reason AS last_reason, \
+             g.soft, g.complaints, g.unverified, g.first_at, g.last_at, l.kind AS last_kind, l.reason AS last_reason, \
              l.status AS last_status, l.diagnostic AS last_diagnostic FROM \
              (SELECT email, COUNT(*) AS events, \
               SUM(CASE WHEN kind = 'hard' THEN 1 ELSE 0 END) AS hard, \
               SUM(CASE WHEN kind = 'soft' THEN 1 ELSE 0 END) AS soft, \
               SUM(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS complaints, \
+              SUM(CASE WHEN verified THEN 0 ELSE 1 END) AS unverified, \
               MIN(created_at) AS first_at, MAX(created_at) AS last_at, MAX(id) AS last_id \
               FROM bounce_events WHERE created_at >= $1 GROUP BY email) g \
              JOIN bounce_events l ON l.id = g.last_id \

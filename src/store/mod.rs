@@ -81,6 +81,7 @@ macro_rules! ensure_tag {
 pub mod bounces;
 pub mod campaigns;
 pub mod issues;
+pub mod media;
 pub mod web;
 
 /// A handle on the database. Cheap to clone (the pools are reference-counted).

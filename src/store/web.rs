@@ -84,6 +84,8 @@ pub struct StoreMetrics {
     pub unsubscribe_events: i64,
     /// Bounce events recorded, ever.
     pub bounces: i64,
+    /// Of those, the ones that were not verified (and changed nothing).
+    pub unverified_bounces: i64,
 }
 
 /// Per-campaign tracking counts.
@@ -173,15 +175,22 @@ impl Store {
         Ok(outcomes)
     }
 
-    /// Whether campaign `campaign` has a delivery to `contact`.
-    pub async fn has_delivery(&self, campaign: i64, contact: i64) -> Result<bool> {
-        let sql = "SELECT COUNT(*) FROM deliveries WHERE campaign_id = $1 AND contact_id = $2";
-        let n: i64 = on_pool!(self, p => sqlx::query_scalar(sql)
+    /// When the message of campaign `campaign` to contact `contact` went out
+    /// (its `sent_at`, else when its row last changed), or `None` if the
+    /// campaign has no delivery to the contact. The view-in-browser link
+    /// expires counting from it.
+    pub async fn delivery_time(
+        &self,
+        campaign: i64,
+        contact: i64,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let sql = "SELECT COALESCE(sent_at, updated_at) FROM deliveries \
+                   WHERE campaign_id = $1 AND contact_id = $2";
+        Ok(on_pool!(self, p => sqlx::query_scalar(sql)
             .bind(campaign)
             .bind(contact)
-            .fetch_one(p)
-            .await?);
-        Ok(n > 0)
+            .fetch_optional(p)
+            .await?))
     }
 
     /// Every issue at least one message of which was sent, newest first.
@@ -221,10 +230,13 @@ impl Store {
             FROM deliveries";
         let contacts = "SELECT COUNT(*) FROM contacts WHERE status = 'unsubscribed'";
         let events = "SELECT COUNT(*) FROM status_events WHERE new_status = 'unsubscribed'";
-        let bounces = "SELECT COUNT(*) FROM bounce_events";
+        let bounces = "SELECT COUNT(*), \
+            CAST(COALESCE(SUM(CASE WHEN verified THEN 0 ELSE 1 END), 0) AS BIGINT) FROM bounce_events";
         Ok(on_pool!(self, p => {
             let (sent, failed, retried, queue_depth): (i64, i64, i64, i64) =
                 sqlx::query_as(deliveries).fetch_one(p).await?;
+            let (bounces, unverified_bounces): (i64, i64) =
+                sqlx::query_as(bounces).fetch_one(p).await?;
             StoreMetrics {
                 sent,
                 failed,
@@ -232,7 +244,8 @@ impl Store {
                 queue_depth,
                 unsubscribed: sqlx::query_scalar(contacts).fetch_one(p).await?,
                 unsubscribe_events: sqlx::query_scalar(events).fetch_one(p).await?,
-                bounces: sqlx::query_scalar(bounces).fetch_one(p).await?,
+                bounces,
+                unverified_bounces,
             }
         }))
     }

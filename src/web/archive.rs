@@ -16,7 +16,7 @@ use chrono::SecondsFormat;
 use minijinja::context;
 
 use super::pages::{issue_response, message_page, page};
-use super::{AppState, Shared};
+use super::{canonical_number, AppState, Shared};
 use crate::compose::{CompiledIssue, Issue, PersonalLinks, Recipient};
 use crate::store::web::ArchivedIssue;
 
@@ -95,7 +95,8 @@ pub(super) async fn issue(State(state): State<Shared>, Path(number): Path<String
     if !state.config.web.archive {
         return disabled(&state);
     }
-    let Ok(number) = number.parse::<i64>() else {
+    // Canonical numbers only: /archive/0214 is not /archive/214.
+    let Some(number) = canonical_number(&number).and_then(|n| i64::try_from(n).ok()) else {
         return disabled(&state);
     };
     let issues = match state.store.archived_issues().await {

@@ -1,12 +1,30 @@
-//! Form bodies: `application/x-www-form-urlencoded` and the small subset of
+//! Form bodies, read strictly: `application/x-www-form-urlencoded` (also
+//! when the Content-Type is missing) and the small subset of
 //! `multipart/form-data` that one-click unsubscribes and our own forms use
 //! (text fields only; files are ignored).
+//!
+//! Any other type is refused ([`FormError::UnsupportedType`], a 415): in
+//! particular `text/plain`, the one body type a cross-site HTML form can
+//! send that is not a form encoding. A name or value that is not valid
+//! UTF-8 once decoded is refused ([`FormError::InvalidUtf8`], a 400) rather
+//! than stored with replacement characters.
+
+use percent_encoding::percent_decode;
 
 /// The fields of a form body, in order; a name may repeat.
 pub type Fields = Vec<(String, String)>;
 
-/// Parses a body by its Content-Type. An unknown type gives no fields.
-pub fn parse(content_type: Option<&str>, body: &[u8]) -> Fields {
+/// Why a body was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("the body's type {0:?} is not a form encoding")]
+    UnsupportedType(String),
+    #[error("a form field is not valid UTF-8")]
+    InvalidUtf8,
+}
+
+/// Parses a body by its Content-Type.
+pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Fields, FormError> {
     let ct = content_type.unwrap_or("").trim();
     let essence = ct
         .split(';')
@@ -15,12 +33,13 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Fields {
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "multipart/form-data" => boundary(ct)
-            .map(|b| multipart(body, &b))
-            .unwrap_or_default(),
+        "multipart/form-data" => match boundary(ct) {
+            Some(b) => multipart(body, &b),
+            None => Ok(Vec::new()),
+        },
         // Some clients omit the type; urlencoded is what RFC 8058 shows.
-        "application/x-www-form-urlencoded" | "" | "text/plain" => urlencoded(body),
-        _ => Vec::new(),
+        "application/x-www-form-urlencoded" | "" => urlencoded(body),
+        _ => Err(FormError::UnsupportedType(essence)),
     }
 }
 
@@ -31,9 +50,33 @@ pub fn is_one_click(fields: &Fields) -> bool {
         .any(|(k, v)| k == "List-Unsubscribe" && v.trim() == "One-Click")
 }
 
-pub fn urlencoded(body: &[u8]) -> Fields {
-    form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+/// The first value of field `name`.
+pub fn value<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// An `application/x-www-form-urlencoded` body (WHATWG URL, "urlencoded
+/// parsing"), except that bytes that do not decode to UTF-8 are an error.
+pub fn urlencoded(body: &[u8]) -> Result<Fields, FormError> {
+    let decode = |s: &[u8]| -> Result<String, FormError> {
+        let plus: Vec<u8> = s
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        String::from_utf8(percent_decode(&plus).collect()).map_err(|_| FormError::InvalidUtf8)
+    };
+    body.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            Ok((decode(name)?, decode(value)?))
+        })
         .collect()
 }
 
@@ -53,13 +96,14 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     memchr::memmem::find(&hay[from..], needle).map(|i| i + from)
 }
 
-/// Text fields of a multipart/form-data body (RFC 7578).
-pub fn multipart(body: &[u8], boundary: &str) -> Fields {
+/// Text fields of a multipart/form-data body (RFC 7578). A body without
+/// the delimiter gives no fields.
+pub fn multipart(body: &[u8], boundary: &str) -> Result<Fields, FormError> {
     let delimiter = format!("--{boundary}");
     let d = delimiter.as_bytes();
     let mut out = Vec::new();
     let Some(mut pos) = find(body, d, 0) else {
-        return out;
+        return Ok(out);
     };
     loop {
         pos += d.len();
@@ -90,56 +134,67 @@ pub fn multipart(body: &[u8], boundary: &str) -> Fields {
                 None => (part, &b""[..]),
             },
         };
-        let head = String::from_utf8_lossy(head);
-        let mut name = None;
-        let mut is_file = false;
-        for line in head.lines() {
-            let Some((k, v)) = line.split_once(':') else {
-                continue;
-            };
-            if !k.trim().eq_ignore_ascii_case("content-disposition") {
-                continue;
-            }
-            for param in v.split(';').skip(1) {
-                if let Some((pk, pv)) = param.split_once('=') {
-                    let pv = pv.trim().trim_matches('"').to_string();
-                    match pk.trim().to_ascii_lowercase().as_str() {
-                        "name" => name = Some(pv),
-                        "filename" => is_file = true,
-                        _ => {}
-                    }
-                }
-            }
-        }
+        let head = std::str::from_utf8(head).map_err(|_| FormError::InvalidUtf8)?;
+        let (name, is_file) = disposition(head);
         if let (Some(n), false) = (name, is_file) {
-            out.push((n, String::from_utf8_lossy(value).into_owned()));
+            let value = std::str::from_utf8(value).map_err(|_| FormError::InvalidUtf8)?;
+            out.push((n, value.to_string()));
         }
         pos = next;
     }
-    out
+    Ok(out)
+}
+
+/// The field name in a part's headers, and whether the part is a file.
+fn disposition(head: &str) -> (Option<String>, bool) {
+    let mut name = None;
+    let mut is_file = false;
+    for line in head.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if !k.trim().eq_ignore_ascii_case("content-disposition") {
+            continue;
+        }
+        for param in v.split(';').skip(1) {
+            if let Some((pk, pv)) = param.split_once('=') {
+                let pv = pv.trim().trim_matches('"').to_string();
+                match pk.trim().to_ascii_lowercase().as_str() {
+                    "name" => name = Some(pv),
+                    "filename" => is_file = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+    (name, is_file)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const URLENCODED: Option<&str> = Some("application/x-www-form-urlencoded");
+
     #[test]
     fn the_rfc_8058_urlencoded_body_is_one_click() {
-        let f = parse(
-            Some("application/x-www-form-urlencoded"),
-            b"List-Unsubscribe=One-Click",
-        );
+        let f = parse(URLENCODED, b"List-Unsubscribe=One-Click").unwrap();
         assert!(is_one_click(&f));
-        assert!(!is_one_click(&parse(
-            Some("application/x-www-form-urlencoded"),
-            b"confirm=yes"
-        )));
+        assert!(!is_one_click(&parse(URLENCODED, b"confirm=yes").unwrap()));
+        assert!(!is_one_click(&parse(URLENCODED, b"").unwrap()));
+        assert!(!is_one_click(
+            &parse(URLENCODED, b"List-Unsubscribe=One-Clicks").unwrap()
+        ));
+        // Without a Content-Type, the body is read as urlencoded.
+        assert!(is_one_click(
+            &parse(None, b"List-Unsubscribe=One-Click").unwrap()
+        ));
     }
 
     #[test]
     fn a_multipart_one_click_body_is_one_click() {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--XyZ--\r\n";
-        let f = parse(Some("multipart/form-data; boundary=XyZ"), body);
+        let f = parse(Some("multipart/form-data; boundary=XyZ"), body).unwrap();
         assert_eq!(f, vec![("List-Unsubscribe".into(), "One-Click".into())]);
         assert!(is_one_click(&f));
     }
@@ -147,7 +202,7 @@ mod tests {
     #[test]
     fn multipart_fields_keep_their_order_and_files_are_ignored() {
         let body = b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\nContent-Type: text/plain\r\n\r\nfile\r\n--b\r\nContent-Disposition: form-data; name=\"tag\"\r\n\r\nline one\r\nline two\r\n--b--";
-        let f = parse(Some("multipart/form-data; boundary=\"b\""), body);
+        let f = parse(Some("multipart/form-data; boundary=\"b\""), body).unwrap();
         assert_eq!(
             f,
             vec![
@@ -158,10 +213,67 @@ mod tests {
     }
 
     #[test]
-    fn garbage_bodies_give_no_fields_rather_than_an_error() {
-        assert!(parse(Some("multipart/form-data; boundary=q"), b"no delimiter").is_empty());
-        assert!(parse(Some("multipart/form-data"), b"--q\r\n").is_empty());
-        assert!(parse(Some("application/json"), b"{}").is_empty());
-        assert!(parse(Some("multipart/form-data; boundary=q"), b"--q").is_empty());
+    fn garbage_form_bodies_give_no_fields_rather_than_an_error() {
+        let multipart = |ct, body: &[u8]| parse(Some(ct), body).unwrap();
+        assert!(multipart("multipart/form-data; boundary=q", b"no delimiter").is_empty());
+        assert!(multipart("multipart/form-data", b"--q\r\n").is_empty());
+        assert!(multipart("multipart/form-data; boundary=q", b"--q").is_empty());
+        assert_eq!(
+            parse(URLENCODED, b"{\"json\": true}").unwrap(),
+            vec![("{\"json\": true}".to_string(), String::new())]
+        );
+    }
+
+    #[test]
+    fn text_plain_json_and_other_types_are_unsupported() {
+        for ct in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/json",
+            "TEXT/PLAIN",
+        ] {
+            assert!(
+                matches!(
+                    parse(Some(ct), b"List-Unsubscribe=One-Click"),
+                    Err(FormError::UnsupportedType(_))
+                ),
+                "{ct}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_any_field_is_an_error_not_replacement_characters() {
+        assert_eq!(
+            parse(URLENCODED, b"name=%ff%fe%80"),
+            Err(FormError::InvalidUtf8)
+        );
+        assert_eq!(parse(URLENCODED, b"%c3=x"), Err(FormError::InvalidUtf8));
+        assert_eq!(parse(URLENCODED, b"name=\xff"), Err(FormError::InvalidUtf8));
+        let body = b"--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n\xff\xfe\r\n--b--";
+        assert_eq!(
+            parse(Some("multipart/form-data; boundary=b"), body),
+            Err(FormError::InvalidUtf8)
+        );
+        // Valid UTF-8, percent-encoded or not, and '+' for space.
+        assert_eq!(
+            parse(
+                URLENCODED,
+                b"name=Jos%C3%A9+Mar%C3%ADa&city=%E6%9D%B1%E4%BA%AC"
+            )
+            .unwrap(),
+            vec![
+                ("name".to_string(), "José María".to_string()),
+                ("city".to_string(), "東京".to_string())
+            ]
+        );
+        // A stray '%' is kept as it is (as browsers do).
+        assert_eq!(
+            parse(URLENCODED, b"a=100%&b=%zz").unwrap(),
+            vec![
+                ("a".to_string(), "100%".to_string()),
+                ("b".to_string(), "%zz".to_string())
+            ]
+        );
     }
 }

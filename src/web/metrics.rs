@@ -3,6 +3,11 @@
 //! status class, counters kept by this process, and delivery, unsubscribe
 //! and bounce counts read from the database at scrape time (so they cover
 //! every worker and server sharing it).
+//!
+//! It is served on its own listener (`web.metrics_bind`, loopback by
+//! default) or, with `web.metrics_bind = "public"`, on the public one. When
+//! `web.metrics_token` is set, a scrape needs `Authorization: Bearer
+//! <token>` (compared in constant time) on either; without it: 401.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,8 +16,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
 use super::writer::STATS;
 use super::Shared;
@@ -36,6 +42,8 @@ pub struct Metrics {
     unsubscribes: AtomicU64,
     resubscribes: AtomicU64,
     rate_limited: AtomicU64,
+    one_click_rate_limited: AtomicU64,
+    one_click_waited: AtomicU64,
 }
 
 fn class(status: StatusCode) -> &'static str {
@@ -71,8 +79,19 @@ impl Metrics {
         self.resubscribes.fetch_add(1, Relaxed);
     }
 
-    pub fn rate_limited(&self) {
-        self.rate_limited.fetch_add(1, Relaxed);
+    /// A request refused by a rate limit (`one_click`: of the one-click
+    /// limiter or ceiling).
+    pub fn rate_limited(&self, one_click: bool) {
+        if one_click {
+            self.one_click_rate_limited.fetch_add(1, Relaxed);
+        } else {
+            self.rate_limited.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A one-click unsubscribe that waited under the global ceiling.
+    pub fn one_click_waited(&self) {
+        self.one_click_waited.fetch_add(1, Relaxed);
     }
 
     /// The process's own metrics in exposition format.
@@ -120,8 +139,20 @@ impl Metrics {
         counter(
             out,
             "whatsup_http_rate_limited_total",
-            "Requests refused by the per-IP rate limit.",
+            "Page views and form posts refused by the per-IP rate limit.",
             self.rate_limited.load(Relaxed),
+        );
+        counter(
+            out,
+            "whatsup_one_click_rate_limited_total",
+            "One-click unsubscribes refused (429) by their per-IP limit or the global ceiling.",
+            self.one_click_rate_limited.load(Relaxed),
+        );
+        counter(
+            out,
+            "whatsup_one_click_waited_total",
+            "One-click unsubscribes that waited for their turn under the global ceiling.",
+            self.one_click_waited.load(Relaxed),
         );
         counter(
             out,
@@ -158,8 +189,28 @@ fn escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Whether the request may scrape: no token configured, or the right one.
+fn authorised(token: &str, headers: &HeaderMap) -> bool {
+    if token.is_empty() {
+        return true;
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())))
+}
+
 /// GET /metrics.
-pub async fn render(State(state): State<Shared>) -> Response {
+pub async fn render(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorised(state.config.web.metrics_token.expose(), &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"whatsup metrics\"")],
+            "a bearer token is required (web.metrics_token)\n",
+        )
+            .into_response();
+    }
     let mut out = String::with_capacity(8192);
     match state.store.store_metrics().await {
         Ok(m) => {
@@ -199,11 +250,15 @@ pub async fn render(State(state): State<Shared>) -> Response {
                 "Unsubscribes in the audit trail, from every source.",
                 m.unsubscribe_events,
             );
-            counter(
-                &mut out,
-                "whatsup_bounces_total",
-                "Bounce events recorded.",
-                m.bounces,
+            let _ = writeln!(
+                out,
+                "# HELP whatsup_bounces_total Bounce events recorded; verified=\"false\": \
+                 matched only by what anyone can write, so they changed nothing.\n\
+                 # TYPE whatsup_bounces_total counter\n\
+                 whatsup_bounces_total{{verified=\"true\"}} {}\n\
+                 whatsup_bounces_total{{verified=\"false\"}} {}",
+                m.bounces - m.unverified_bounces,
+                m.unverified_bounces
             );
             gauge(
                 &mut out,

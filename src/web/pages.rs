@@ -1,15 +1,30 @@
 //! The recipients' pages: unsubscribe (GET asks, POST does), undo,
 //! preferences, view in browser, and the friendly error pages.
+//!
+//! Every POST body is read by [`form`] (415 for a type that is not a form
+//! encoding, 400 for invalid UTF-8, 413 above `FORM_BODY_LIMIT`), and a
+//! refused request changes nothing:
+//!
+//! - `POST /u/{token}` unsubscribes only with RFC 8058's
+//!   `List-Unsubscribe=One-Click` (from anywhere, without a cookie, as RFC
+//!   8058 requires) or with the confirmation page's own form (its hidden
+//!   `confirm=yes`), which must come [`from_our_page`]; any other body is a
+//!   400.
+//! - The undo and preferences forms must come [`from_our_page`] too (403
+//!   otherwise).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use chrono::{Duration, Utc};
 use minijinja::{context, Value};
 
-use super::{form, AppState, Shared, ISSUE_CSP};
+use super::form::{self, FormError};
+use super::{canonical_number, AppState, Shared, ISSUE_CSP};
 use crate::compose::{CompiledIssue, PersonalLinks, Recipient};
 use crate::delivery::tokens::{Claims, Purpose};
 use crate::store::web::{WebChange, WebOutcome};
@@ -59,6 +74,16 @@ pub(super) fn message_page(
     page(
         state,
         status,
+        "message",
+        context! { heading => heading, message => message },
+    )
+}
+
+/// A page about a link that does not work: with advice on copying links.
+fn link_page(state: &AppState, heading: &str, message: &str) -> Response {
+    page(
+        state,
+        StatusCode::NOT_FOUND,
         "invalid",
         context! { heading => heading, message => message },
     )
@@ -66,21 +91,131 @@ pub(super) fn message_page(
 
 /// The one page for every bad token: it says nothing about why.
 pub(super) fn invalid_link(state: &AppState) -> Response {
-    message_page(
+    link_page(
         state,
-        StatusCode::NOT_FOUND,
         "This link is not valid",
         "The link may be incomplete, or it may be from an old email.",
     )
 }
 
 pub(super) async fn not_found(State(state): State<Shared>) -> Response {
-    message_page(
+    link_page(
         &state,
-        StatusCode::NOT_FOUND,
         "Page not found",
         "There is no page at this address.",
     )
+}
+
+/// The 429 page: a page of its own that asks to try again shortly (the
+/// link itself is fine).
+pub(super) fn busy(state: &AppState, retry_after_secs: u64) -> Response {
+    let mut res = page(
+        state,
+        StatusCode::TOO_MANY_REQUESTS,
+        "busy",
+        context! { seconds => retry_after_secs },
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    res
+}
+
+/// A refused POST: 413 (too large), 415 (not a form), 400 (unreadable, or
+/// a body that asks for nothing) or 403 (a form from another site).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    TooLarge,
+    NotAForm,
+    Unreadable,
+    NoRequest,
+    CrossSite,
+}
+
+impl Refusal {
+    fn page(self, state: &AppState) -> Response {
+        let (status, heading, message) = match self {
+            Refusal::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "This request is too large",
+                "Nothing was changed.",
+            ),
+            Refusal::NotAForm => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "This request could not be read",
+                "It was not sent as a web form. Nothing was changed.",
+            ),
+            Refusal::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                "This request could not be read",
+                "Some of the text sent is not valid UTF-8. Nothing was changed.",
+            ),
+            Refusal::NoRequest => (
+                StatusCode::BAD_REQUEST,
+                "Nothing was asked",
+                "This request did not ask to unsubscribe. Nothing was changed. \
+                 To unsubscribe, open the link from the email and press the button.",
+            ),
+            Refusal::CrossSite => (
+                StatusCode::FORBIDDEN,
+                "This form was sent from another site",
+                "For your protection, nothing was changed. Please open the link \
+                 from the email again and use the form on our page.",
+            ),
+        };
+        message_page(state, status, heading, message)
+    }
+}
+
+/// The fields of a POST body, or why it is refused.
+fn read_form(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<form::Fields, Refusal> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Refusal::TooLarge
+        } else {
+            Refusal::Unreadable
+        }
+    })?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    form::parse(ct, &body).map_err(|e| match e {
+        FormError::UnsupportedType(_) => Refusal::NotAForm,
+        FormError::InvalidUtf8 => Refusal::Unreadable,
+    })
+}
+
+/// The form tag of the form that posts to `action` (a page's own path).
+fn form_token(state: &AppState, action: &str) -> String {
+    state.keys.sign_form(FORM_LABEL, action.as_bytes())
+}
+
+/// Signed into every form tag.
+const FORM_LABEL: &str = "whatsup web form";
+
+/// Whether a form POST to `action` came from our own page: the browser says
+/// so (`Sec-Fetch-Site: same-origin`, or an `Origin` that is ours), or the
+/// body carries the form tag that page put in its hidden `form_token`
+/// field (for clients that send neither header).
+pub(super) fn from_our_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    fields: &form::Fields,
+    action: &str,
+) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site") == Some("same-origin") {
+        return true;
+    }
+    if let Some(origin) = header("origin") {
+        if super::is_our_origin(state, origin, header("host")) {
+            return true;
+        }
+    }
+    form::value(fields, "form_token")
+        .is_some_and(|t| state.keys.verify_form(FORM_LABEL, action.as_bytes(), t))
 }
 
 /// Verifies a token for `purpose`; the reason for a refusal goes to the log
@@ -114,34 +249,52 @@ pub(super) async fn unsubscribe_page(
     let Some(c) = verify(&state, Purpose::Unsubscribe, &token) else {
         return invalid_link(&state);
     };
+    let action = format!("/u/{token}");
     page(
         &state,
         StatusCode::OK,
         "unsubscribe",
         context! {
-            action => format!("/u/{token}"),
+            form_token => form_token(&state, &action),
+            action => action,
             preferences_url => preferences_url(&state, &c),
         },
     )
 }
 
 /// POST /u/{token}: unsubscribes, durably, before replying. Accepts the
-/// RFC 8058 one-click body (urlencoded or multipart) and our own form; needs
-/// no cookie and never redirects. The reply is the same whether the contact
-/// was active, already unsubscribed, suppressed, or deleted.
+/// RFC 8058 one-click body (urlencoded or multipart) from anywhere, and our
+/// own confirmation form from our page; needs no cookie and never
+/// redirects. Any other body is refused and changes nothing. The reply is
+/// the same whether the contact was active, already unsubscribed,
+/// suppressed, or deleted.
 pub(super) async fn unsubscribe(
     State(state): State<Shared>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(c) = verify(&state, Purpose::Unsubscribe, &token) else {
         return invalid_link(&state);
     };
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let one_click = form::is_one_click(&form::parse(ct, &body));
+    let fields = match read_form(&headers, body) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&state),
+    };
+    let action = format!("/u/{token}");
+    let one_click = form::is_one_click(&fields);
+    if !one_click {
+        if form::value(&fields, "confirm") != Some("yes") {
+            return Refusal::NoRequest.page(&state);
+        }
+        if !from_our_page(&state, &headers, &fields, &action) {
+            return Refusal::CrossSite.page(&state);
+        }
+    }
+    if let Some(retry_after) = super::one_click_turn(&state).await {
+        state.metrics.rate_limited(true);
+        return busy(&state, retry_after);
+    }
     let change = WebChange::Unsubscribe {
         contact: c.contact_id as i64,
         campaign: c.campaign_id as i64,
@@ -152,12 +305,14 @@ pub(super) async fn unsubscribe(
             if outcome == WebOutcome::Changed {
                 state.metrics.unsubscribed();
             }
+            let undo_action = format!("{action}/undo");
             page(
                 &state,
                 StatusCode::OK,
                 "unsubscribed",
                 context! {
-                    undo_action => format!("/u/{token}/undo"),
+                    form_token => form_token(&state, &undo_action),
+                    undo_action => undo_action,
                     preferences_url => preferences_url(&state, &c),
                 },
             )
@@ -181,11 +336,24 @@ fn unavailable(state: &AppState, e: &anyhow::Error) -> Response {
 
 /// POST /u/{token}/undo: resubscribes, but only if the contact's latest
 /// status change is an unsubscribe made on the web with a token of the same
-/// campaign. Bounced and blocklisted contacts are never reactivated.
-pub(super) async fn undo(State(state): State<Shared>, Path(token): Path<String>) -> Response {
+/// campaign. Bounced and blocklisted contacts are never reactivated. The
+/// form must come from our page.
+pub(super) async fn undo(
+    State(state): State<Shared>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Some(c) = verify(&state, Purpose::Unsubscribe, &token) else {
         return invalid_link(&state);
     };
+    let fields = match read_form(&headers, body) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&state),
+    };
+    if !from_our_page(&state, &headers, &fields, &format!("/u/{token}/undo")) {
+        return Refusal::CrossSite.page(&state);
+    }
     let change = WebChange::Resubscribe {
         contact: c.contact_id as i64,
         campaign: c.campaign_id as i64,
@@ -239,12 +407,14 @@ async fn preferences_response(state: &AppState, token: &str, c: &Claims, saved: 
         Ok(None) => return invalid_link(state),
         Err(e) => return server_error(&format!("preferences: {e:#}")),
     };
+    let action = format!("/p/{token}");
     page(
         state,
         StatusCode::OK,
         "preferences",
         context! {
-            action => format!("/p/{token}"),
+            form_token => form_token(state, &action),
+            action => action,
             saved => saved,
             active => contact.status == "active",
             name => contact.name.as_str(),
@@ -276,25 +446,29 @@ fn clean_text(s: &str) -> String {
 }
 
 /// POST /p/{token}: saves name, title and the topics (only tags from
-/// `web.preference_tags` are ever added or removed).
+/// `web.preference_tags` are ever added or removed). The form must come
+/// from our page.
 pub(super) async fn save_preferences(
     State(state): State<Shared>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(c) = verify(&state, Purpose::Preferences, &token) else {
         return invalid_link(&state);
     };
+    let fields = match read_form(&headers, body) {
+        Ok(f) => f,
+        Err(refused) => return refused.page(&state),
+    };
+    if !from_our_page(&state, &headers, &fields, &format!("/p/{token}")) {
+        return Refusal::CrossSite.page(&state);
+    }
     let contact = match state.store.contact_by_id(c.contact_id as i64).await {
         Ok(Some(contact)) => contact,
         Ok(None) => return invalid_link(&state),
         Err(e) => return server_error(&format!("preferences: {e:#}")),
     };
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let fields = form::parse(ct, &body);
     let field = |name: &str| {
         fields
             .iter()
@@ -362,10 +536,16 @@ pub(super) async fn compiled_for(
     Ok(Some(compiled))
 }
 
+/// What the view page shows in place of the recipient's address: the page
+/// is the link most likely to be forwarded, so it shows no address.
+pub const VIEW_EMAIL_STANDIN: &str = "your email address";
+
 /// GET /v/{campaign}/{token}: the issue as this recipient received it
 /// (re-rendered from the campaign's frozen revision with the contact's
-/// details). Its unsubscribe and preferences links point to a help page,
-/// so a forwarded view link cannot be used to change the subscription.
+/// details), but without their address. Its unsubscribe and preferences
+/// links point to a help page, so a forwarded view link cannot be used to
+/// change the subscription. The link works for `web.view_token_days` after
+/// the message was sent; then the page offers the public archive copy.
 pub(super) async fn view_in_browser(
     State(state): State<Shared>,
     Path((campaign, token)): Path<(String, String)>,
@@ -373,13 +553,17 @@ pub(super) async fn view_in_browser(
     let Some(c) = verify(&state, Purpose::Browser, &token) else {
         return invalid_link(&state);
     };
-    if campaign.parse::<u64>().ok() != Some(c.campaign_id) {
+    if canonical_number(&campaign) != Some(c.campaign_id) {
         return invalid_link(&state);
     }
     let (campaign, contact) = (c.campaign_id as i64, c.contact_id as i64);
     let found = async {
-        if !state.store.has_delivery(campaign, contact).await? {
+        let Some(sent) = state.store.delivery_time(campaign, contact).await? else {
             return Ok(None);
+        };
+        let days = state.config.web.view_token_days;
+        if days > 0 && Utc::now() - sent > Duration::days(i64::from(days)) {
+            return Ok(Some(Err(campaign)));
         }
         let Some(compiled) = compiled_for(&state, campaign).await? else {
             return Ok(None);
@@ -387,16 +571,18 @@ pub(super) async fn view_in_browser(
         let Some(contact) = state.store.contact_by_id(contact).await? else {
             return Ok(None);
         };
-        anyhow::Ok(Some((compiled, contact)))
+        anyhow::Ok(Some(Ok((compiled, contact))))
     }
     .await;
     let (compiled, contact) = match found {
-        Ok(Some(x)) => x,
+        Ok(Some(Ok(x))) => x,
+        Ok(Some(Err(campaign))) => return expired_view(&state, campaign).await,
         Ok(None) => return invalid_link(&state),
         Err(e) => return server_error(&format!("view in browser: {e:#}")),
     };
     let base = state.base_url();
-    let recipient = Recipient::from_contact(&contact, Default::default());
+    let mut recipient = Recipient::from_contact(&contact, Default::default());
+    recipient.email = VIEW_EMAIL_STANDIN.to_string();
     let links = PersonalLinks {
         unsubscribe: format!("{base}/links"),
         preferences: format!("{base}/links"),
@@ -409,6 +595,29 @@ pub(super) async fn view_in_browser(
         Ok(html) => issue_response(html),
         Err(e) => server_error(&format!("view in browser: {e}")),
     }
+}
+
+/// The page of a view link older than `web.view_token_days`: 410, with a
+/// link to the issue in the public archive when there is one.
+async fn expired_view(state: &AppState, campaign: i64) -> Response {
+    let archive_url = if state.config.web.archive {
+        match state.store.campaign(campaign).await {
+            Ok(Some(c)) => Some(format!("/archive/{}", c.issue_number)),
+            Ok(None) => None,
+            Err(e) => return server_error(&format!("view in browser: {e:#}")),
+        }
+    } else {
+        None
+    };
+    page(
+        state,
+        StatusCode::GONE,
+        "expired",
+        context! {
+            days => state.config.web.view_token_days,
+            archive_url => archive_url,
+        },
+    )
 }
 
 /// An issue as an HTML page, with the issue CSP (inline styles, https images).

@@ -10,6 +10,8 @@
 //!
 //! The token is the recipient's view-in-browser token (signed, with the
 //! campaign inside). The client IP is stored only with `web.track_ips`.
+//! Numbers in the path are canonical (no leading zeros, no sign), and both
+//! answers are `no-store` (their URLs carry a token; see `observe`).
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, StatusCode};
@@ -17,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
 use super::pages::{compiled_for, invalid_link, verify};
-use super::{AppState, Shared};
+use super::{canonical_number, AppState, Shared};
 use crate::delivery::tokens::{Claims, Purpose};
 
 /// A transparent 1×1 GIF.
@@ -29,7 +31,7 @@ const PIXEL: &[u8] = &[
 
 fn claims(state: &AppState, campaign: &str, token: &str) -> Option<Claims> {
     let c = verify(state, Purpose::Browser, token)?;
-    (campaign.parse::<u64>().ok() == Some(c.campaign_id)).then_some(c)
+    (canonical_number(campaign) == Some(c.campaign_id)).then_some(c)
 }
 
 fn ip(state: &AppState, addr: &SocketAddr) -> Option<String> {
@@ -72,12 +74,12 @@ pub(super) async fn open(
 pub(super) async fn click(
     State(state): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path((campaign, token, n)): Path<(String, String, usize)>,
+    Path((campaign, token, n)): Path<(String, String, String)>,
 ) -> Response {
     if !state.config.web.track_clicks {
         return invalid_link(&state);
     }
-    let Some(c) = claims(&state, &campaign, &token) else {
+    let (Some(c), Some(n)) = (claims(&state, &campaign, &token), canonical_number(&n)) else {
         return invalid_link(&state);
     };
     let compiled = match compiled_for(&state, c.campaign_id as i64).await {
@@ -91,7 +93,7 @@ pub(super) async fn click(
     let Some(url) = compiled
         .text_links
         .iter()
-        .find(|l| l.n == n)
+        .find(|l| l.n as u64 == n)
         .map(|l| l.url.clone())
     else {
         return invalid_link(&state);

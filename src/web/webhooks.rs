@@ -20,7 +20,10 @@
 //!    and vocabulary as a bounce message;
 //! 3. **match** each result with [`Intake::match_result`]: the VERP
 //!    envelope sender, the `X-Whatsup-Delivery` header or custom argument,
-//!    the Message-ID, then the address;
+//!    the Message-ID, then the address. Every event of a request that got
+//!    this far is **verified**, however it was matched: the provider that
+//!    sent the message vouches for the address, and its signature or
+//!    credentials were checked in step 1;
 //! 4. **record** all notices of the request in one transaction
 //!    ([`Intake::record`]), which applies the `[bounces]` actions. A notice
 //!    recorded before is a duplicate and changes nothing.
@@ -325,6 +328,8 @@ async fn record(
                 .await
                 .map_err(store_failed)?;
             let mut e = intake::event(&f.result, m);
+            // Authenticated in step 1: the provider's word is good.
+            e.verified = true;
             if f.unsubscribe {
                 e.kind = "unsubscribe".into();
                 e.reason = "unsubscribe_request".into();

@@ -99,6 +99,17 @@ pub async fn send_campaign(db: &TestDb, config: &Config) -> (i64, Vec<(String, S
     (id, out)
 }
 
+/// The message of `sent` (as [`send_campaign`] returns them) to `email`:
+/// (Return-Path, To, bytes).
+pub fn sent_to<'a>(
+    sent: &'a [(String, String, Vec<u8>)],
+    email: &str,
+) -> &'a (String, String, Vec<u8>) {
+    sent.iter()
+        .find(|(_, to, _)| to == email)
+        .unwrap_or_else(|| panic!("nothing was sent to {email}"))
+}
+
 pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -134,4 +145,34 @@ pub fn dsn(to: &str, rcpt: &str, status: &str, diagnostic: &str, original: &[u8]
 
 pub async fn status_of(db: &TestDb, email: &str) -> String {
     db.store.contact(email).await.unwrap().unwrap().status
+}
+
+/// The value of header `name` in a message (its first line only).
+pub fn header_of(message: &[u8], name: &str) -> String {
+    let text = String::from_utf8_lossy(message);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let prefix = format!("{name}: ");
+    head.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .trim()
+        .to_string()
+}
+
+/// An RFC 5965 complaint (`Feedback-Type: abuse`) from a mailbox provider's
+/// feedback loop, delivered to the plain bounce mailbox, quoting `headers`
+/// of the reported message (without an Original-Rcpt-To, as providers
+/// often redact it).
+pub fn arf(headers: &str) -> Vec<u8> {
+    format!(
+        "From: fbl@isp.example.net\r\nTo: bounces@news.example.com\r\nSubject: complaint\r\n\
+         Message-Id: <{}.arf@isp.example.net>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n\
+         --F\r\nContent-Type: text/plain\r\n\r\nThis is an abuse report.\r\n\r\n\
+         --F\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n\
+         User-Agent: test/1\r\nVersion: 1\r\n\r\n\
+         --F\r\nContent-Type: text/rfc822-headers\r\n\r\n{headers}\r\n\r\n--F--\r\n",
+        headers.len()
+    )
+    .into_bytes()
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bounces;
+pub mod browser;
 pub mod cli;
 pub mod dovecot;
 pub mod http;
@@ -45,6 +46,8 @@ pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.general.data_dir = dir.path().to_path_buf();
+    // Tests run in parallel: the metrics listener takes any free port.
+    config.web.metrics_bind = "127.0.0.1:0".into();
     let url = format!("sqlite://{}", dir.path().join("whatsup.db").display());
     config.database.url = Secret::new(url.clone());
     let store = Store::open(&config).await.expect("open sqlite store");
@@ -91,6 +94,7 @@ pub async fn postgres() -> Option<TestDb> {
     let mut config = Config::default();
     config.database.url = Secret::new(url.clone());
     config.database.max_connections = 4;
+    config.web.metrics_bind = "127.0.0.1:0".into();
     let store = Store::open(&config).await.expect("open postgres store");
     Some(TestDb {
         store,
@@ -217,4 +221,21 @@ pub fn make_certificates(dir: &Path) -> Option<()> {
     .iter()
     .all(|line| run(&args(line)));
     ok.then_some(())
+}
+
+/// Runs the real binary on the database at `url` with no config file, and
+/// returns its standard output; fails the test if it fails.
+pub fn whatsup_ok(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_whatsup"))
+        .args(args)
+        .env("WHATSUP_CONFIG", "/dev/null")
+        .env("WHATSUP_DATABASE_URL", url)
+        .output()
+        .expect("run whatsup");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }

@@ -150,6 +150,7 @@ fn redacted(loaded: &Loaded) -> Result<toml::Value> {
         ("bounces.imap", "password"),
         ("bounces.pop3", "password"),
         ("webhooks", "postmark_password"),
+        ("web", "metrics_token"),
     ] {
         let table = section
             .split('.')

@@ -327,7 +327,7 @@ mod tests {
         .unwrap()
         .unwrap();
         let r = &plain.findings[0].result;
-        assert_eq!((r.kind, r.reason), (Kind::Hard, Reason::Other));
+        assert_eq!((r.kind, r.reason), (Kind::Soft, Reason::Other));
         assert!(r.diagnostic.as_deref().unwrap().starts_with("The server"));
     }
 
