@@ -26,6 +26,32 @@ fn sample_issue(cli: &Cli) {
     cli.ok(&["issues", "import", sample.to_str().unwrap()]);
 }
 
+/// Campaign 1: the sister cities (18 contacts in 12 zones) at 09:00 local
+/// time on 2030-12-02.
+fn local_time_campaign() -> Cli {
+    let cli = Cli::new();
+    seed(&cli);
+    sample_issue(&cli);
+    cli.ok(&[
+        "campaigns",
+        "create",
+        "--issue",
+        "214",
+        "--segment",
+        "tag = sister-cities",
+    ]);
+    cli.ok(&[
+        "campaigns",
+        "schedule",
+        "1",
+        "--local",
+        "09:00",
+        "--date",
+        "2030-12-02",
+    ]);
+    cli
+}
+
 const JAPANESE: &str = "email,name,title,organisation,kind,country,city,region,timezone,tags\n\
     yamada@ch.embassy.example.org,山田 太郎,参事官,スイス大使館,embassy,CH,Tokyo,Europe,Asia/Tokyo,embassies\n\
     jose.garcia@mx.embassy.example.org,José García,Consejero,Embajada de México,embassy,MX,Tokyo,Americas,Asia/Tokyo,embassies\n\
@@ -270,26 +296,7 @@ fn campaigns_list_counts_the_contacts_a_draft_matches_now() {
 
 #[test]
 fn send_says_what_it_waits_for_and_until_when_then_exits_with_no_wait() {
-    let cli = Cli::new();
-    seed(&cli);
-    sample_issue(&cli);
-    cli.ok(&[
-        "campaigns",
-        "create",
-        "--issue",
-        "214",
-        "--segment",
-        "tag = sister-cities",
-    ]);
-    cli.ok(&[
-        "campaigns",
-        "schedule",
-        "1",
-        "--local",
-        "09:00",
-        "--date",
-        "2030-12-02",
-    ]);
+    let cli = local_time_campaign();
     let out = cli.run_env(
         &["send", "1", "--no-wait"],
         &[("WHATSUP_SECURITY_TOKEN_SECRET", TOKEN_SECRET)],
@@ -322,26 +329,7 @@ fn send_says_what_it_waits_for_and_until_when_then_exits_with_no_wait() {
 
 #[test]
 fn send_waits_for_the_next_slot_until_interrupted() {
-    let cli = Cli::new();
-    seed(&cli);
-    sample_issue(&cli);
-    cli.ok(&[
-        "campaigns",
-        "create",
-        "--issue",
-        "214",
-        "--segment",
-        "tag = sister-cities",
-    ]);
-    cli.ok(&[
-        "campaigns",
-        "schedule",
-        "1",
-        "--local",
-        "09:00",
-        "--date",
-        "2030-12-02",
-    ]);
+    let cli = local_time_campaign();
     let mut send = cli.spawn(
         &["send", "1", "--wait"],
         &[("WHATSUP_SECURITY_TOKEN_SECRET", TOKEN_SECRET)],

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::common;
-use crate::common::cli::{repo, TOKEN_SECRET};
+use crate::common::cli::{repo, with_env, TOKEN_SECRET};
 
 /// A hang guard per command (not a timing assertion).
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -197,14 +197,7 @@ impl Scratch {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("WHATSUP_") && k != "WHATSUP_TEST_POSTGRES_URL" {
-                cmd.env_remove(k);
-            }
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        with_env(&mut cmd, &self.env);
         cmd
     }
 }

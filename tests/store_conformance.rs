@@ -818,6 +818,14 @@ async fn the_seed_data_imports_without_a_single_rejected_row(db: TestDb) {
     }
 }
 
+/// Open deliveries as (due, zone, status, recipients).
+fn open(groups: &[whatsup::store::campaigns::DueGroup]) -> Vec<(i64, &str, &str, i64)> {
+    groups
+        .iter()
+        .map(|g| (g.due_ms, g.zone.as_str(), g.status.as_str(), g.recipients))
+        .collect()
+}
+
 /// What `campaigns schedule` and `show` count: the active contacts a
 /// segment matches by zone before the start, the open deliveries by due
 /// time and zone after it.
@@ -878,12 +886,8 @@ async fn timelines_count_matching_contacts_and_open_deliveries_by_zone(db: TestD
         .unwrap();
     assert_eq!(n, Some(4));
     let groups = db.store.open_by_due(id).await.unwrap();
-    let got: Vec<(i64, &str, &str, i64)> = groups
-        .iter()
-        .map(|g| (g.due_ms, g.zone.as_str(), g.status.as_str(), g.recipients))
-        .collect();
     assert_eq!(
-        got,
+        open(&groups),
         [
             (1_000, "Australia/Sydney", "pending", 2),
             (3_000, "Europe/Paris", "pending", 1),
@@ -894,12 +898,8 @@ async fn timelines_count_matching_contacts_and_open_deliveries_by_zone(db: TestD
     let claimed = db.store.claim(id, "w1", 2_000, 60_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     let groups = db.store.open_by_due(id).await.unwrap();
-    let got: Vec<(i64, &str, &str, i64)> = groups
-        .iter()
-        .map(|g| (g.due_ms, g.zone.as_str(), g.status.as_str(), g.recipients))
-        .collect();
     assert_eq!(
-        got,
+        open(&groups),
         [
             (3_000, "Europe/Paris", "pending", 1),
             (4_000, "America/New_York", "pending", 1),

@@ -1,5 +1,6 @@
 //! `whatsup campaigns …`, `whatsup send CAMPAIGN` and `whatsup worker`.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -545,7 +546,9 @@ struct SendSummary {
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
     if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
-        if let Some(n) = engine::start(store, config, args.id, &super::cli_actor()).await? {
+        let started = engine::start(store, config, args.id, &super::cli_actor()).await?;
+        // Without a terminal the log line `campaign.started` says it.
+        if let Some(n) = started.filter(|_| std::io::stderr().is_terminal()) {
             eprintln!("campaign {} started: {n} recipients frozen", args.id);
         }
     }

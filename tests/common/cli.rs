@@ -39,14 +39,7 @@ impl Cli {
             .args(args)
             .current_dir(self.dir.path())
             .env("USER", "tester");
-        for (k, _) in std::env::vars() {
-            if k.starts_with("WHATSUP_") && k != "WHATSUP_TEST_POSTGRES_URL" {
-                cmd.env_remove(k);
-            }
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        with_env(&mut cmd, &self.env);
         cmd
     }
 
@@ -167,6 +160,19 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Removes every inherited `WHATSUP_*` variable but the test server's
+/// from `cmd`, then sets `env`.
+pub fn with_env(cmd: &mut Command, env: &[(String, String)]) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WHATSUP_") && k != "WHATSUP_TEST_POSTGRES_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
 }
 
