@@ -26,9 +26,8 @@ fn sample_issue(cli: &Cli) {
     cli.ok(&["issues", "import", sample.to_str().unwrap()]);
 }
 
-/// Campaign 1: the sister cities (18 contacts in 12 zones) at 09:00 local
-/// time on 2030-12-02.
-fn local_time_campaign() -> Cli {
+/// Campaign 1, a draft to the sister cities (18 contacts in 12 zones).
+fn sister_cities_draft() -> Cli {
     let cli = Cli::new();
     seed(&cli);
     sample_issue(&cli);
@@ -40,6 +39,12 @@ fn local_time_campaign() -> Cli {
         "--segment",
         "tag = sister-cities",
     ]);
+    cli
+}
+
+/// Campaign 1, to the sister cities at 09:00 local time on 2030-12-02.
+fn local_time_campaign() -> Cli {
+    let cli = sister_cities_draft();
     cli.ok(&[
         "campaigns",
         "schedule",
@@ -192,17 +197,7 @@ fn has_time_in(text: &str, abbr: &str) -> bool {
 
 #[test]
 fn a_local_time_schedule_echoes_each_zones_slot_with_its_recipients() {
-    let cli = Cli::new();
-    seed(&cli);
-    sample_issue(&cli);
-    cli.ok(&[
-        "campaigns",
-        "create",
-        "--issue",
-        "214",
-        "--segment",
-        "tag = sister-cities",
-    ]);
+    let cli = sister_cities_draft();
     let out = cli.ok(&[
         "campaigns",
         "schedule",
@@ -362,17 +357,7 @@ fn events(lines: &[String]) -> Vec<serde_json::Value> {
 
 #[test]
 fn the_worker_logs_what_it_does_as_json_lines() {
-    let cli = Cli::new();
-    seed(&cli);
-    sample_issue(&cli);
-    cli.ok(&[
-        "campaigns",
-        "create",
-        "--issue",
-        "214",
-        "--segment",
-        "tag = sister-cities",
-    ]);
+    let cli = sister_cities_draft();
     // A time already past: the worker starts it at once.
     cli.ok(&["campaigns", "schedule", "1", "--at", "2020-01-01 09:00"]);
     let mut worker = cli.spawn(
