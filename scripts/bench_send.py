@@ -25,30 +25,13 @@ Not a test: nothing here asserts a time.
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-from benchlib import drop_database, free_port, run, whatsup_env
+from benchlib import drop_database, free_port, run, start_sink, whatsup_env
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-
-
-def start_sink(port):
-    cmd = ["smtp-sink"]
-    if os.geteuid() == 0:
-        cmd += ["-u", "nobody"]
-    cmd += [f"127.0.0.1:{port}", "1024"]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return p
-        except OSError:
-            time.sleep(0.02)
-    sys.exit("smtp-sink did not start")
 
 
 BENCH_ISSUE = """+++

@@ -1,5 +1,6 @@
 """Helpers the benchmark scripts share: a free loopback port, running a
-command with its wall time and peak RSS, and a scratch database per run."""
+command with its wall time and peak RSS, a scratch database per run, and
+smtp-sink on loopback."""
 
 import os
 import socket
@@ -52,3 +53,24 @@ def drop_database(pg_url, dbname):
     if dbname:
         subprocess.run(["psql", pg_url, "-qc", f"DROP DATABASE IF EXISTS {dbname}"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_sink(port, dump_dir=None):
+    """Starts smtp-sink on 127.0.0.1:port (as `nobody` when root), dumping
+    each message into dump_dir when given; returns once it listens."""
+    cmd = ["smtp-sink"]
+    if os.geteuid() == 0:
+        cmd += ["-u", "nobody"]
+        if dump_dir:
+            os.chmod(dump_dir, 0o777)
+    if dump_dir:
+        cmd += ["-d", f"{dump_dir}/%Y%m%d%H%M%S."]
+    cmd += [f"127.0.0.1:{port}", "1024"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return p
+        except OSError:
+            time.sleep(0.02)
+    sys.exit("smtp-sink did not start")

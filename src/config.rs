@@ -61,6 +61,7 @@ pub struct Config {
     pub webhooks: Webhooks,
     pub branding: Branding,
     pub media: Media,
+    pub doctor: Doctor,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -76,6 +77,9 @@ pub struct General {
     /// or `json` (one object a line, for journald and Loki); `--log-format`
     /// wins.
     pub log_format: String,
+    /// Seconds `serve` and `worker` wait, after SIGTERM, for requests and
+    /// messages in flight to finish and be recorded before they exit.
+    pub stop_timeout_secs: u64,
 }
 
 impl Default for General {
@@ -85,6 +89,7 @@ impl Default for General {
             timezone: "Asia/Tokyo".into(),
             log: "info".into(),
             log_format: "text".into(),
+            stop_timeout_secs: 30,
         }
     }
 }
@@ -106,6 +111,10 @@ pub struct Database {
     /// SQLite page size in bytes for a database file whatsup creates
     /// (a power of two from 512 to 65536); an existing file keeps its own.
     pub sqlite_page_size: u32,
+    /// Seconds the sender keeps retrying when the database is away (a
+    /// PostgreSQL restart, lost connections, SQLite locked beyond
+    /// `busy_timeout_secs`) before it pauses the campaign or gives up.
+    pub retry_secs: u64,
 }
 
 impl Default for Database {
@@ -117,6 +126,7 @@ impl Default for Database {
             sqlite_synchronous: "full".into(),
             busy_timeout_secs: 30,
             sqlite_page_size: 16384,
+            retry_secs: 300,
         }
     }
 }
@@ -155,9 +165,11 @@ macro_rules! smtp_server_struct {
             pub password: Secret,
             /// Share of messages relative to the other servers' weights.
             pub weight: u32,
-            /// Most connections open at once to this server.
+            /// Most connections open at once to this server, per worker
+            /// process.
             pub max_connections: u32,
-            /// Token bucket: messages per second (0: unlimited).
+            /// Messages per second for all workers together (0: unlimited):
+            /// counted in one-second windows in the database.
             pub per_second: u32,
             /// Ceilings per UTC hour and day for all workers together (0: none).
             pub per_hour: i64,
@@ -264,7 +276,9 @@ pub struct Sending {
     /// Deliveries claimed per batch; also the most messages sent or in
     /// flight without a recorded outcome (the duplicate bound after a crash).
     pub batch_size: u32,
-    /// Seconds a claim is held; after that another worker may take it over.
+    /// Seconds a claim is held without renewal; a live worker renews its
+    /// claims every third of it, so only a dead worker's claims expire and
+    /// are taken over.
     pub lease_secs: u64,
     /// Attempts before a temporary failure becomes permanent.
     pub max_attempts: u32,
@@ -275,6 +289,11 @@ pub struct Sending {
     /// (the last `pause_error_window`) are permanent failures; 0: never.
     pub pause_error_rate: f64,
     pub pause_error_window: u32,
+    /// Seconds a campaign waits for an unreachable relay (no message is
+    /// attempted, none uses up an attempt) before it pauses with the
+    /// reason; 0: as long as the retry schedule (`retry_base_secs`
+    /// doubling up to `retry_max_secs`, `max_attempts` − 1 times).
+    pub relay_outage_secs: u64,
     /// VERP base address: the envelope sender becomes
     /// `local+TOKEN@domain`; empty: the From address, without VERP.
     pub bounce_address: String,
@@ -296,6 +315,7 @@ impl Default for Sending {
             retry_max_secs: 3600,
             pause_error_rate: 0.5,
             pause_error_window: 200,
+            relay_outage_secs: 0,
             bounce_address: "bounces@tokyo.example.org".into(),
             feedback_id: String::new(),
             poll_secs: 5,
@@ -522,6 +542,32 @@ impl Default for Webhooks {
             sendgrid_max_age_secs: 300,
             postmark_username: String::new(),
             postmark_password: Secret::default(),
+        }
+    }
+}
+
+/// `whatsup doctor`: where it looks things up.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Doctor {
+    /// The DNS server to ask (`IP` or `IP:PORT`); empty: the system's
+    /// resolver (/etc/resolv.conf).
+    pub resolver: String,
+    /// The public addresses mail leaves from when the relay delivers
+    /// straight to recipients' servers (a Postfix on this host): SPF, PTR
+    /// and forward-confirmed reverse DNS are checked for them. Empty: the
+    /// relay is a smarthost, and SPF is checked for its own addresses.
+    pub sending_ips: Vec<String>,
+    /// Seconds to wait for each DNS answer, connection or reply.
+    pub timeout_secs: u64,
+}
+
+impl Default for Doctor {
+    fn default() -> Self {
+        Doctor {
+            resolver: String::new(),
+            sending_ips: Vec::new(),
+            timeout_secs: 5,
         }
     }
 }
@@ -962,6 +1008,16 @@ impl Config {
         if self.sending.batch_size == 0 || self.sending.max_attempts == 0 {
             bail!("sending.batch_size and sending.max_attempts must be at least 1");
         }
+        // A live worker renews its claims every third of the lease, so a
+        // batch need not drain within one lease; the lease only has to
+        // leave room for that heartbeat.
+        if self.sending.lease_secs == 0 || self.sending.lease_secs > 86_400 {
+            bail!(
+                "sending.lease_secs: must be between 1 and 86400, got {} (claims are renewed \
+                 every third of it while their worker lives)",
+                self.sending.lease_secs
+            );
+        }
         if !(0.0..=1.0).contains(&self.sending.pause_error_rate) {
             bail!("sending.pause_error_rate must be between 0 and 1");
         }
@@ -1061,6 +1117,7 @@ impl Config {
         }
         self.branding.validate()?;
         self.media.validate()?;
+        self.validate_doctor()?;
         if !self.security.token_secret.is_empty() && self.security.token_secret.expose().len() < 32
         {
             bail!("security.token_secret: must be at least 32 bytes long");
@@ -1070,6 +1127,28 @@ impl Config {
 }
 
 impl Config {
+    fn validate_doctor(&self) -> Result<()> {
+        let d = &self.doctor;
+        if !d.resolver.is_empty()
+            && d.resolver.parse::<std::net::IpAddr>().is_err()
+            && d.resolver.parse::<std::net::SocketAddr>().is_err()
+        {
+            bail!(
+                "doctor.resolver: {:?} is not an address such as 192.0.2.53 or 127.0.0.1:5353",
+                d.resolver
+            );
+        }
+        for ip in &d.sending_ips {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                bail!("doctor.sending_ips: {ip:?} is not an IP address");
+            }
+        }
+        if d.timeout_secs == 0 {
+            bail!("doctor.timeout_secs must be at least 1");
+        }
+        Ok(())
+    }
+
     fn validate_mailboxes(&self) -> Result<()> {
         let imap = &self.bounces.imap;
         let pop3 = &self.bounces.pop3;

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod export;
 pub mod import;
 pub mod media;
+pub mod ops;
 pub mod send;
 pub mod store;
 pub mod web;

@@ -10,7 +10,7 @@ use clap::CommandFactory as _;
 use unicode_width::UnicodeWidthStr;
 
 use crate::common;
-use crate::common::cli::{repo, Cli, TOKEN_SECRET};
+use crate::common::cli::{repo, Cli, Running, TOKEN_SECRET};
 
 /// A hang guard for reading a running command's output (not a timing
 /// assertion: a loaded machine only makes the test slower).
@@ -414,11 +414,9 @@ fn worker_logs_written_to_a_file_have_no_colour_and_show_the_office_zone() {
     assert!(line.contains(" JST  INFO "), "{line}");
 }
 
-#[test]
-fn the_worker_reports_a_relay_going_down_retries_and_the_relay_coming_back() {
-    if !common::sink::available() {
-        return;
-    }
+/// Campaign 1 over SMTP to the contacts in France and Britain (3), due at
+/// once, and a worker logging JSON with quick retries, against `port`.
+fn smtp_campaign_and_worker(port: u16, max_attempts: &str) -> (Cli, Running) {
     let cli = Cli::new();
     seed(&cli);
     sample_issue(&cli);
@@ -433,24 +431,33 @@ fn the_worker_reports_a_relay_going_down_retries_and_the_relay_coming_back() {
         "smtp",
     ]);
     cli.ok(&["campaigns", "schedule", "1", "--at", "2020-01-01 09:00"]);
-    // Nothing listens on the port yet.
-    let port = common::sink::free_port();
-    let port_text = port.to_string();
-    let mut worker = cli.spawn(
+    let port = port.to_string();
+    let worker = cli.spawn(
         &["--log-format", "json", "worker"],
         &[
             ("WHATSUP_SECURITY_TOKEN_SECRET", TOKEN_SECRET),
             ("WHATSUP_SMTP_HOST", "127.0.0.1"),
-            ("WHATSUP_SMTP_PORT", &port_text),
+            ("WHATSUP_SMTP_PORT", &port),
             ("WHATSUP_SENDING_POLL_SECS", "1"),
             ("WHATSUP_SENDING_RETRY_BASE_SECS", "1"),
             ("WHATSUP_SENDING_RETRY_MAX_SECS", "1"),
-            ("WHATSUP_SENDING_MAX_ATTEMPTS", "1000"),
+            ("WHATSUP_SENDING_MAX_ATTEMPTS", max_attempts),
         ],
     );
+    (cli, worker)
+}
+
+#[test]
+fn the_worker_reports_the_relay_going_down_and_coming_back_up() {
+    if !common::sink::available() {
+        return;
+    }
+    // Nothing listens on the port yet.
+    let port = common::sink::free_port();
+    let (_cli, mut worker) = smtp_campaign_and_worker(port, "6");
     worker.wait_for("relay.down", PATIENCE, |l| l.contains("\"relay.down\""));
-    worker.wait_for("campaign.retries", PATIENCE, |l| {
-        l.contains("\"campaign.retries\"")
+    worker.wait_for("campaign.waiting_for_relay", PATIENCE, |l| {
+        l.contains("\"campaign.waiting_for_relay\"")
     });
     let dumps = tempfile::tempdir().unwrap();
     let _sink = common::sink::Sink::start_on(port, dumps.path(), &[]);
@@ -466,17 +473,46 @@ fn the_worker_reports_a_relay_going_down_retries_and_the_relay_coming_back() {
     assert_eq!(down["level"], "WARN");
     let downs = events.iter().filter(|e| e["event"] == "relay.down").count();
     assert_eq!(downs, 1, "one outage, one report: {events:#?}");
-    let retries = events
-        .iter()
-        .find(|e| e["event"] == "campaign.retries")
-        .unwrap();
-    assert!(retries["retries"].as_i64().unwrap() >= 1, "{retries}");
-    assert!(retries["next_due"].as_str().unwrap().ends_with("+09:00"));
+    assert!(events.iter().any(|e| e["event"] == "campaign.relay_back"));
     let finished = events
         .iter()
         .find(|e| e["event"] == "campaign.finished")
         .unwrap();
+    // The outage used up nobody's attempts.
+    assert_eq!(finished["sent"], 3, "{finished}");
     assert_eq!(finished["failed"], 0, "{finished}");
+}
+
+#[test]
+fn the_worker_reports_retries_of_temporary_failures() {
+    if !common::sink::available() {
+        return;
+    }
+    // A relay that answers every RCPT with a 4xx.
+    let sink = common::sink::Sink::start(&["-r", "rcpt"]);
+    let (_cli, mut worker) = smtp_campaign_and_worker(sink.port, "2");
+    worker.wait_for("campaign.finished", PATIENCE, |l| {
+        l.contains("\"campaign.finished\"")
+    });
+    let (code, _, lines) = worker.stop(libc::SIGTERM);
+    assert_eq!(code, Some(0));
+    let events = events(&lines);
+    let retries = events
+        .iter()
+        .find(|e| e["event"] == "campaign.retries")
+        .unwrap_or_else(|| panic!("no campaign.retries in {events:#?}"));
+    assert!(retries["retries"].as_i64().unwrap() >= 1, "{retries}");
+    assert!(retries["next_due"].as_str().unwrap().ends_with("+09:00"));
+    assert!(retries["message"]
+        .as_str()
+        .unwrap()
+        .contains("will be retried, the first at"));
+    let finished = events
+        .iter()
+        .find(|e| e["event"] == "campaign.finished")
+        .unwrap();
+    // Two attempts each, then they fail for good.
+    assert_eq!(finished["failed"], 3, "{finished}");
 }
 
 #[test]

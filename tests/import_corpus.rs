@@ -272,3 +272,90 @@ async fn ten_thousand_rows_with_three_bad_ones_import_the_rest_and_report_the_th
     assert_eq!(db.store.count_contacts(None).await.unwrap(), 9_997);
     assert_eq!(db.store.list_orgs(None).await.unwrap().len(), 50);
 }
+
+/// A NUL byte in one field of a 2,000-row file: that row is reported with
+/// its line, column and field on both backends (PostgreSQL cannot store a
+/// NUL, so neither backend does); every other row goes in.
+async fn a_nul_byte_is_a_row_error_with_its_position_and_the_rest_imports(db: common::TestDb) {
+    let mut csv = b"email,name,title\n".to_vec();
+    for i in 0..2000 {
+        if i == 1234 {
+            csv.extend_from_slice(format!("nul{i}@example.org,Ab\0cd,Officer\n").as_bytes());
+        } else {
+            csv.extend_from_slice(format!("ok{i}@example.org,Name {i},Officer\n").as_bytes());
+        }
+    }
+    let (_dir, path) = temp_csv(&csv);
+    let r = import(&db.store, &path, &ImportOptions::default()).await;
+    // Line 1236 (header + 1234 rows before it); the NUL is the 3rd
+    // character of the name, which starts in column 21.
+    check(&r.errors, &[(1236, 23, Some("name"), "NUL byte")]);
+    assert_eq!((r.rows, r.created, r.rejected), (2000, 1999, 1));
+    assert!(db
+        .store
+        .contact("nul1234@example.org")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db
+        .store
+        .contact("ok1999@example.org")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+/// A field over 64 KiB and a record over 1 MiB are row errors on both
+/// backends; the long values are never quoted whole, and the reader does
+/// not keep the oversized record (it reads on past it).
+async fn an_oversized_field_or_record_is_a_row_error_and_the_rest_imports(db: common::TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = dir.path().join("rejects.csv");
+    let mut csv = b"email,name,title\nfirst@example.org,First,Officer\n".to_vec();
+    // Line 3: a 100 KiB name.
+    csv.extend_from_slice(b"big@example.org,");
+    csv.extend_from_slice(&vec![b'n'; 100 << 10]);
+    csv.extend_from_slice(b",Officer\n");
+    // Line 4: a 3 MiB record (a title of 3 MiB).
+    csv.extend_from_slice(b"huge@example.org,Huge,");
+    csv.extend_from_slice(&vec![b't'; 3 << 20]);
+    csv.extend_from_slice(b"\n");
+    // Line 5: a 300-character invalid address, quoted to 200 characters.
+    csv.extend_from_slice(format!("{}@,Bad,Officer\n", "x".repeat(300)).as_bytes());
+    csv.extend_from_slice(b"last@example.org,Last,Officer\n");
+    let (_tmp, path) = temp_csv(&csv);
+    let opts = ImportOptions {
+        reject_file: Some(rejects.clone()),
+        ..Default::default()
+    };
+    let r = import(&db.store, &path, &opts).await;
+    check(
+        &r.errors,
+        &[
+            (3, 17, Some("name"), "at most 64 KiB"),
+            (4, 1, None, "longer than 1 MiB"),
+            (5, 1, Some("email"), "invalid email"),
+        ],
+    );
+    assert!(r.errors[0].message.contains(&(100 << 10).to_string()));
+    let shown = &r.errors[2].message;
+    assert!(shown.len() < 400, "quoted whole: {} bytes", shown.len());
+    assert!(shown.contains("(301 characters)"), "{shown}");
+    assert_eq!((r.rows, r.created, r.rejected), (5, 2, 3));
+    assert!(db
+        .store
+        .contact("last@example.org")
+        .await
+        .unwrap()
+        .is_some());
+    // The oversized field's row is in the reject file; the oversized
+    // record is not (it was never kept in memory), the invalid one is.
+    let rejected = std::fs::read(&rejects).unwrap();
+    assert!(rejected.len() > 100 << 10 && rejected.len() < 200 << 10);
+    assert!(rejected.ends_with(format!("{}@,Bad,Officer\n", "x".repeat(300)).as_bytes()));
+}
+
+on_both_backends!(
+    a_nul_byte_is_a_row_error_with_its_position_and_the_rest_imports,
+    an_oversized_field_or_record_is_a_row_error_and_the_rest_imports,
+);

@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
-use crate::common::sink::{self, Sink};
+use crate::common::sink::{self, per_recipient, Sink};
 use crate::common::TestDb;
 use whatsup::config::{Config, Secret};
 use whatsup::domain::CampaignState;
@@ -72,15 +72,6 @@ async fn send(store: &Store, config: &Config, id: i64) -> RunEnd {
         .unwrap()
 }
 
-/// How many messages each recipient got.
-fn per_recipient(msgs: &[sink::Dumped]) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for d in msgs {
-        *m.entry(d.rcpt_to.clone()).or_insert(0) += 1;
-    }
-    m
-}
-
 async fn every_recipient_gets_exactly_one_personalised_message_with_the_bulk_sender_headers(
     db: TestDb,
 ) {
@@ -122,15 +113,34 @@ async fn every_recipient_gets_exactly_one_personalised_message_with_the_bulk_sen
     assert_ne!(other.header("List-Unsubscribe"), Some(unsub));
 }
 
-/// Sends until every recipient has been tried and waits for a retry, then
-/// checks that none was sent and none failed.
-async fn every_recipient_waits_for_a_retry(db: &TestDb, config: &Config, id: i64) {
+/// Sends until every recipient waits for the relay, which cannot be
+/// reached, then checks that none was sent, none failed, none used up an
+/// attempt, and the campaign says it waits for its relay.
+async fn every_recipient_waits_for_the_relay(db: &TestDb, config: &Config, id: i64) {
     run_until(db, config, id, |rows| {
-        !rows.is_empty() && rows.iter().all(|r| r.attempts >= 1 && r.status == "retry")
+        !rows.is_empty()
+            && rows.iter().all(|r| {
+                r.status == "retry"
+                    && r.last_reply
+                        .as_deref()
+                        .is_some_and(|t| t.starts_with("waiting for relay"))
+            })
     })
     .await;
     let counts = db.store.delivery_counts(id).await.unwrap();
     assert_eq!((counts.sent, counts.failed), (0, 0));
+    let rows = db.store.deliveries(id, None, 1000).await.unwrap();
+    assert!(
+        rows.iter().all(|r| r.attempts == 0),
+        "no attempt is used up"
+    );
+    let c = db.store.campaign_or_err(id).await.unwrap();
+    assert_eq!(c.state, "running");
+    assert!(
+        c.waiting_since_ms.is_some(),
+        "the campaign waits for its relay"
+    );
+    assert!(!c.waiting_reason.is_empty());
 }
 
 /// Runs one worker on the campaign in the background until `done` holds
@@ -519,8 +529,8 @@ async fn a_relay_that_is_down_stalls_the_campaign_which_recovers_when_it_returns
     let config = smtp_config(&db, port);
     let id = campaign(&db.store, &config).await;
     // Nothing listens on the port: connections are refused. Every recipient
-    // is tried and waits for a retry; nobody fails.
-    every_recipient_waits_for_a_retry(&db, &config, id).await;
+    // waits for the relay without using up an attempt; nobody fails.
+    every_recipient_waits_for_the_relay(&db, &config, id).await;
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::start_on(port, dir.path(), &[]);
     assert_eq!(send(&db.store, &config, id).await, RunEnd::Finished);
@@ -528,7 +538,12 @@ async fn a_relay_that_is_down_stalls_the_campaign_which_recovers_when_it_returns
     assert_eq!(per.len(), 12);
     assert!(per.values().all(|n| *n == 1));
     let rows = db.store.deliveries(id, None, 100).await.unwrap();
-    assert!(rows.iter().all(|r| r.status == "sent"));
+    assert!(rows.iter().all(|r| r.status == "sent" && r.attempts == 1));
+    let c = db.store.campaign_or_err(id).await.unwrap();
+    assert_eq!(
+        c.waiting_since_ms, None,
+        "no longer waiting once it is done"
+    );
 }
 
 fn fallback(port: u16, name: &str, weight: u32) -> whatsup::config::SmtpServer {
@@ -702,13 +717,13 @@ async fn starttls_and_implicit_tls_with_auth_deliver_through_a_real_submission_s
     assert_eq!(per_recipient(&sink.messages()).values().sum::<usize>(), 12);
 
     // Without the private CA the server's certificate is not trusted:
-    // nothing is sent, and every recipient waits for a retry.
+    // nothing is sent, and every recipient waits for the relay.
     let mut config = smtp_config(&db, server.submission_port);
     config.smtp.tls = "starttls".into();
     config.smtp.username = dovecot::USER.into();
     config.smtp.password = Secret::new(dovecot::PASSWORD);
     let id = campaign(&db.store, &config).await;
-    every_recipient_waits_for_a_retry(&db, &config, id).await;
+    every_recipient_waits_for_the_relay(&db, &config, id).await;
     assert_eq!(per_recipient(&sink.messages()).values().sum::<usize>(), 12);
     // Dovecot's own log: every login authenticated, and over TLS.
     let log = server.log();

@@ -53,7 +53,7 @@
 //! (the ones before it are still moved), and the pass reports how many were
 //! left for the next one.
 
-mod net;
+pub(crate) mod net;
 mod pop3;
 
 use std::collections::HashMap;

@@ -211,22 +211,15 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
                 print_json(&serde_json::json!({
                     "id": id, "state": c.state, "reason": c.state_reason,
                     "recipients": c.recipients, "counts": counts,
+                    "waiting_for_relay_since": waiting_since(&c),
+                    "waiting_reason": c.waiting_reason,
                 }))?;
             } else {
-                println!("campaign {id}: {}{}", c.state, reason(&c));
+                println!("campaign {id}: {}", state_line(&c));
                 print_counts(&counts);
             }
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// ` (why)`, or nothing when the state has no reason.
-fn reason(c: &Campaign) -> String {
-    if c.state_reason.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", c.state_reason)
     }
 }
 
@@ -385,7 +378,7 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     );
     println!("  from       {} <{}>", c.from_name, c.from_address);
     println!("  transport  {}", c.transport);
-    println!("  state      {}{}", c.state, reason(&c));
+    println!("  state      {}", state_line(&c));
     println!("  schedule   {}", when(&c));
     if let Some(plan) = plan.as_ref().filter(|p| !p.frozen) {
         println!("  matching   {} active contacts now", plan.recipients);
@@ -461,6 +454,13 @@ async fn schedule_campaign(
         }
         _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
     };
+    let start_ms = match &s {
+        Schedule::At(ms) => *ms,
+        Schedule::Local { earliest_ms, .. } => *earliest_ms,
+    };
+    if let Some(w) = schedule::far_off_warning(start_ms, Utc::now().timestamp_millis()) {
+        eprintln!("warning: {w}");
+    }
     let moved = store.schedule_campaign(a.id, &s, actor).await?;
     if !moved {
         return transition(false, store, a.id, "scheduled").await;
@@ -511,6 +511,27 @@ fn when(c: &Campaign) -> String {
     }
 }
 
+/// When a campaign started waiting for its relay, for JSON (RFC 3339).
+fn waiting_since(c: &Campaign) -> Option<String> {
+    c.waiting_since_ms.map(output::rfc3339_ms)
+}
+
+/// A campaign's state with its reason, and whether it waits for its relay.
+fn state_line(c: &Campaign) -> String {
+    let mut line = c.state.clone();
+    if !c.state_reason.is_empty() {
+        line.push_str(&format!(" ({})", c.state_reason));
+    }
+    if let Some(since) = c.waiting_since_ms {
+        line.push_str(&format!(
+            ", waiting for relay since {}: {}",
+            output::when_ms(since),
+            c.waiting_reason
+        ));
+    }
+    line
+}
+
 fn print_counts(c: &Counts) {
     println!(
         "  deliveries {} total: {} sent, {} failed, {} skipped, {} pending, {} retry, {} sending",
@@ -536,13 +557,18 @@ struct SendSummary {
     outbox: Option<String>,
     /// With `--no-wait`: when the next message is due (RFC 3339).
     waiting_until: Option<String>,
+    /// Stopped by SIGINT or SIGTERM before the campaign was done.
+    interrupted: bool,
+    /// Since when the campaign waits for an unreachable relay, if it does.
+    waiting_for_relay_since: Option<String>,
 }
 
 /// `whatsup send CAMPAIGN`: starts it if needed and delivers in the
 /// foreground with a progress bar; when nothing is due yet (local-time
 /// slots, retries) it says what it waits for and until when, then waits
-/// (`--wait`, the default) or exits (`--no-wait`). Ctrl-C stops after the
-/// current batch.
+/// (`--wait`, the default) or exits (`--no-wait`). SIGINT (Ctrl-C) or
+/// SIGTERM stop it cleanly: messages in flight finish and are recorded,
+/// the rest of the claims are given back, and the summary says so.
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
     if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
@@ -552,13 +578,19 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
             eprintln!("campaign {} started: {n} recipients frozen", args.id);
         }
     }
+    // SIGTERM (a supervisor, `kill`) and SIGINT (Ctrl-C) alike: messages
+    // in flight finish and are recorded, claimed ones are given back.
     let stop = Arc::new(AtomicBool::new(false));
     {
+        let mut signals = super::signals::StopSignals::install()?;
         let stop = stop.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-            }
+            signals.recv().await;
+            eprintln!(
+                "stopping: waiting for the messages in flight and recording their outcomes \
+                 (claimed messages not yet sent are given back)"
+            );
+            stop.store(true, Ordering::SeqCst);
         });
     }
     let start_counts = store.delivery_counts(args.id).await?;
@@ -587,8 +619,11 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
         let RunEnd::Idle(until) = end else {
             break end;
         };
-        if said != Some(until) {
-            let text = timeline::waiting(store, config, args.id, until).await?;
+        // The engine looks again at least every poll interval; what it
+        // waits for may be further off.
+        let next = store.next_due(args.id).await?.unwrap_or(until).max(until);
+        if said != Some(next) {
+            let text = timeline::waiting(store, config, args.id, next).await?;
             let line = if args.no_wait {
                 format!(
                     "campaign {}: nothing due {text}; not waiting (--no-wait)",
@@ -601,10 +636,10 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
                 Some(b) => b.suspend(|| eprintln!("{line}")),
                 None => eprintln!("{line}"),
             }
-            said = Some(until);
+            said = Some(next);
         }
         if args.no_wait {
-            break end;
+            break RunEnd::Idle(next);
         }
         engine::sleep_until(until, &stop).await;
     };
@@ -637,15 +672,16 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
                 .to_string()
         }),
         waiting_until: waiting_until.map(output::rfc3339_ms),
+        interrupted: end == RunEnd::Stopped,
+        waiting_for_relay_since: waiting_since(&c),
     };
     if args.json {
         print_json(&summary)?;
     } else {
         println!(
-            "campaign {}: {}{} after {:.1} s ({})",
+            "campaign {}: {} after {:.1} s ({})",
             args.id,
-            summary.state,
-            reason(&c),
+            state_line(&c),
             secs,
             output::rate(summary.messages_per_second).replace("/s", " messages/s")
         );
@@ -659,6 +695,13 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
         }
         if let Some(dir) = &summary.outbox {
             println!("  messages written to {dir}");
+        }
+        if summary.interrupted {
+            println!(
+                "  stopped by a signal: the messages in flight were recorded and the unsent \
+                 claims given back; `whatsup send {}` or `whatsup worker` goes on",
+                args.id
+            );
         }
     }
     // 0 when the campaign is finished (by this run or an earlier one), or
@@ -677,16 +720,20 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
 
 /// `whatsup worker`: runs until Ctrl-C or SIGTERM.
 pub async fn worker(store: &Store, config: &Config) -> Result<ExitCode> {
+    use super::service::{self, StopReason};
+    const NAME: &str = "whatsup worker";
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let mut signals = super::signals::StopSignals::install()?;
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            signals.recv().await;
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let mut signals = super::signals::StopSignals::install()?;
     let mut w = Worker::new(store.clone(), config.clone())?;
-    w.run(&stop).await?;
-    Ok(ExitCode::SUCCESS)
+    let flag = stop.clone();
+    let work = async move { w.run(&flag).await };
+    tokio::pin!(work);
+    let reason = service::wait_for_stop(&mut signals, store, config, &mut work).await;
+    if let StopReason::Ended(result) = reason {
+        return result.map(|()| ExitCode::SUCCESS);
+    }
+    service::announce(NAME, config, &reason);
+    stop.store(true, Ordering::SeqCst);
+    let drained = service::drain(NAME, config, &mut signals, work).await?;
+    Ok(service::exit_code(&reason, drained))
 }

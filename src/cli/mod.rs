@@ -7,11 +7,14 @@
 mod bounces;
 mod campaigns;
 mod demo;
+mod doctor;
 mod issues;
 mod media;
+mod ops;
 mod orgs;
 mod output;
 mod serve;
+mod service;
 mod shell;
 mod signals;
 mod subscribers;
@@ -96,6 +99,17 @@ pub enum Command {
     /// Serve the recipients' pages (unsubscribe, preferences, view in
     /// browser, archive, metrics) and run the worker unless --no-worker
     Serve(serve::ServeArgs),
+    /// Check the installation: DNS (SPF, DKIM, DMARC, MX, PTR), the relay,
+    /// secrets, clock, templates, migrations, disk and bulk-sender rules
+    Doctor(doctor::DoctorArgs),
+    /// Copy the database while whatsup runs (SQLite), or print or run
+    /// pg_dump (PostgreSQL)
+    Backup(ops::BackupArgs),
+    /// Check a backup and put it in place of the database
+    Restore(ops::RestoreArgs),
+    /// Move the store: copy SQLite into PostgreSQL
+    #[command(subcommand)]
+    Store(ops::StoreCmd),
     /// Show the effective configuration (secrets redacted)
     Config {
         /// Print it as JSON
@@ -146,10 +160,22 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let url = cli
+        .database
+        .clone()
+        .unwrap_or_else(|| loaded.config.database_url());
     match runtime.block_on(run(cli, loaded)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = crate::store::failure_hint(&e, &url) {
+                eprintln!("hint: {hint}");
+            }
+            if e.downcast_ref::<crate::store::schema::SchemaRefused>()
+                .is_some()
+            {
+                return ExitCode::from(service::EXIT_SCHEMA);
+            }
             ExitCode::from(1)
         }
     }
@@ -189,10 +215,14 @@ fn init_tracing(config: &Config, cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let filter = match cli.verbose {
         0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            let level = if config.general.log == "info" && !reports_at_info(&cli.command) {
-                "warn"
-            } else {
+            // sqlx warns of every statement over a second; a long scan
+            // (store copy, export) is not a problem to report.
+            let level = if config.general.log != "info" {
                 config.general.log.as_str()
+            } else if reports_at_info(&cli.command) {
+                "info,sqlx::query=error"
+            } else {
+                "warn,sqlx::query=error"
             };
             EnvFilter::new(level)
         }),
@@ -243,6 +273,10 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&config, args).await,
+        Command::Doctor(args) => doctor::run(&config, args).await,
+        Command::Backup(args) => ops::backup(&config, args).await,
+        Command::Restore(args) => ops::restore(&config, args).await,
+        Command::Store(cmd) => ops::store(&config, cmd).await,
         Command::Bounces(cmd) => bounces::run(&config, cmd).await,
         Command::Subscribers(cmd) => {
             let store = Store::open(&config).await?;

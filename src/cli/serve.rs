@@ -1,7 +1,8 @@
 //! `whatsup serve`: the recipients' web pages, and (unless `--no-worker`)
 //! the worker loop that starts scheduled campaigns and sends running ones,
 //! in one process. SIGINT or SIGTERM stops both: the server finishes the
-//! requests in flight, the worker its current batch.
+//! requests in flight, the worker the messages in flight, within
+//! `general.stop_timeout_secs` (see `cli::service`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use super::service::{self, StopReason};
 use crate::config::Config;
 use crate::send::worker::Worker;
 use crate::store::Store;
@@ -27,6 +29,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<ExitCode> {
+    const NAME: &str = "whatsup serve";
     let bind = match args.bind {
         Some(b) => b,
         None => config
@@ -65,15 +68,35 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
         println!("whatsup serve: webhooks at {}", hooks.join(", "));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let has_worker = worker.is_some();
     let worker_task = worker.map(|mut w| {
         let stop = stop.clone();
         tokio::spawn(async move { w.run(&stop).await })
     });
-    signals.recv().await;
+    // The worker loop ends by itself only on an error; without a worker
+    // only a signal or a newer schema stops the server.
+    let work = async move {
+        match worker_task {
+            Some(t) => t.await.context("worker task")?,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(work);
+    let reason = service::wait_for_stop(&mut signals, store, config, &mut work).await;
+    service::announce(NAME, config, &reason);
     stop.store(true, Ordering::SeqCst);
-    server.stop().await?;
-    if let Some(t) = worker_task {
-        t.await.context("worker task")??;
+    let wait_worker = has_worker && !matches!(reason, StopReason::Ended(_));
+    let finishing = async move {
+        server.stop().await?;
+        if wait_worker {
+            work.await?;
+        }
+        Ok(())
+    };
+    let drained = service::drain(NAME, config, &mut signals, finishing).await?;
+    let code = service::exit_code(&reason, drained);
+    if let StopReason::Ended(result) = reason {
+        result?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -427,7 +427,7 @@ pub fn parse_segment(expr: Option<&str>) -> Result<Option<Segment>> {
 }
 
 fn parse_email(s: &str) -> Result<EmailAddress> {
-    EmailAddress::parse(s).map_err(|e| anyhow!("invalid email {s:?}: {e}"))
+    EmailAddress::parse(s).map_err(|e| anyhow!("invalid email {}: {e}", crate::domain::quote(s)))
 }
 
 fn parse_attrs(attrs: &[String]) -> Result<serde_json::Map<String, serde_json::Value>> {

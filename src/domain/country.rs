@@ -24,7 +24,7 @@ impl CountryCode {
                 let b = COUNTRIES[i].0.as_bytes();
                 Ok(CountryCode([b[0], b[1]]))
             }
-            Err(_) => Err(CountryError(input.trim().to_string())),
+            Err(_) => Err(CountryError(super::excerpt(input.trim()))),
         }
     }
 

@@ -27,7 +27,7 @@ macro_rules! word_enum {
                     $($word => Ok($name::$variant),)+
                     _ => Err(UnknownWord {
                         what: $what,
-                        given: input.trim().to_string(),
+                        given: super::excerpt(input.trim()),
                         allowed: &[$($word),+],
                     }),
                 }
@@ -124,7 +124,7 @@ impl TimeZone {
             .trim()
             .parse::<chrono_tz::Tz>()
             .map(TimeZone)
-            .map_err(|_| TimeZoneError(input.trim().to_string()))
+            .map_err(|_| TimeZoneError(super::excerpt(input.trim())))
     }
 
     pub fn name(&self) -> &'static str {
@@ -151,7 +151,7 @@ pub struct LanguageError(pub String);
 impl Language {
     pub fn parse(input: &str) -> Result<Self, LanguageError> {
         let s = input.trim().replace('_', "-");
-        let err = || LanguageError(input.trim().to_string());
+        let err = || LanguageError(super::excerpt(input.trim()));
         let mut out = String::with_capacity(s.len());
         for (i, sub) in s.split('-').enumerate() {
             let ok_chars = sub.chars().all(|c| c.is_ascii_alphanumeric());

@@ -13,3 +13,41 @@ pub use kinds::{
     CampaignState, ContactStatus, DeliveryStatus, Language, LanguageError, OrgKind, Relationship,
     TimeZone, TimeZoneError, UnknownWord,
 };
+
+/// The most characters of a bad value quoted back in an error message.
+pub const QUOTE_CHARS: usize = 200;
+
+/// `s` cut to [`QUOTE_CHARS`] characters, with `…` where it was cut: what
+/// an error message may repeat of a value, however long the value.
+pub fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_CHARS) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}…", &s[..at]),
+    }
+}
+
+/// `s` quoted for an error message: at most [`QUOTE_CHARS`] characters,
+/// and the full length when it was cut.
+pub fn quote(s: &str) -> String {
+    let cut = excerpt(s);
+    if cut.len() == s.len() {
+        format!("{s:?}")
+    } else {
+        format!("{cut:?} ({} characters)", s.chars().count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_value_is_quoted_to_two_hundred_characters_with_its_length() {
+        assert_eq!(quote("short"), "\"short\"");
+        let long = "x".repeat(10_000_000);
+        let q = quote(&long);
+        assert!(q.len() < 260, "{}", q.len());
+        assert!(q.ends_with("…\" (10000000 characters)"), "{q}");
+        assert_eq!(excerpt(&"é".repeat(201)).chars().count(), 201);
+    }
+}

@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::domain::ContactStatus;
+use crate::domain::{quote, ContactStatus};
 use crate::store::import::{ExistingContact, ImportSession, NewRow, OrgRecord};
 use crate::store::{normalise_tag, StatusChange, Store};
 use created::CreatedLines;
@@ -329,7 +329,7 @@ pub async fn import_file(
         }
         rejects.sort_by_key(|r| r.0.first().map(|e| e.line));
         for (errs, raw) in rejects {
-            if let Some(out) = reject_out.as_mut() {
+            if let Some(out) = reject_out.as_mut().filter(|_| !raw.is_empty()) {
                 out.write_all(&raw)?;
                 if !raw.ends_with(b"\n") {
                     out.write_all(b"\n")?;
@@ -516,7 +516,7 @@ async fn process_chunk(
         for (mut rec, line) in fresh {
             rec.id = *ids
                 .get(&rec.name_key)
-                .ok_or_else(|| anyhow!("organisation {:?} was not created", rec.name))?;
+                .ok_or_else(|| anyhow!("organisation {} was not created", quote(&rec.name)))?;
             report.orgs_created += 1;
             state.orgs.insert(rec.name_key.clone(), (rec, Some(line)));
         }
@@ -531,9 +531,9 @@ async fn process_chunk(
         };
         match state.orgs.get_mut(&input.key) {
             None => bail!(
-                "line {}: organisation {:?} was neither found nor created",
+                "line {}: organisation {} was neither found nor created",
                 r.line,
-                input.name
+                quote(&input.name)
             ),
             Some((rec, defined_at)) => {
                 let diffs = input.differences(rec);
@@ -549,8 +549,10 @@ async fn process_chunk(
                         let err = r.field_error(
                             field,
                             format!(
-                                "organisation {:?} has {field} {mine:?} here but {theirs:?} on line {first}",
-                                input.name
+                                "organisation {} has {field} {} here but {} on line {first}",
+                                quote(&input.name),
+                                quote(mine),
+                                quote(theirs)
                             ),
                         );
                         rejects.push((vec![err], r.raw.clone()));
@@ -570,9 +572,9 @@ async fn process_chunk(
                         if report.warnings.len() < 100 {
                             let fields: Vec<&str> = diffs.iter().map(|d| d.0).collect();
                             report.warnings.push(format!(
-                                "line {}: organisation {:?} differs from the stored one ({}); kept as stored (use --update to change it)",
+                                "line {}: organisation {} differs from the stored one ({}); kept as stored (use --update to change it)",
                                 r.line,
-                                input.name,
+                                quote(&input.name),
                                 fields.join(", ")
                             ));
                         }

@@ -14,6 +14,11 @@
 //!   at most [`MAX_RECORD_BYTES`] bytes. Past that (or at end of file) the
 //!   quote is reported as unterminated, and reading resumes on the line after
 //!   the one where the quote opened, so one bad quote loses one record.
+//! - A line is never buffered past [`MAX_RECORD_BYTES`]: the rest of a
+//!   longer one is skipped as it is read, and the record is reported as too
+//!   long. A field longer than [`MAX_FIELD_BYTES`] is kept only up to that
+//!   length and marked ([`Record::oversized`]), so the row is reported with
+//!   the field's name, line and column.
 //!
 //! Fields are returned as bytes: the caller checks UTF-8 per field, so a
 //! Latin-1 byte is reported at its own line and column.
@@ -23,6 +28,7 @@ use std::io::BufRead;
 
 pub const MAX_RECORD_LINES: usize = 100;
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
+pub const MAX_FIELD_BYTES: usize = 64 << 10;
 
 /// Where a field starts: 1-based line, and 1-based byte offset in that line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +53,9 @@ pub struct Record {
     /// Start offsets of each physical line of the record within `raw`, so a
     /// field's column can be turned into characters.
     line_starts: Vec<usize>,
+    /// Fields longer than [`MAX_FIELD_BYTES`] (cut to that length), with
+    /// their full length in bytes.
+    oversized: Vec<(usize, usize)>,
 }
 
 impl Record {
@@ -56,6 +65,26 @@ impl Record {
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+
+    /// The full length of field `i` if it is longer than
+    /// [`MAX_FIELD_BYTES`] (its value is cut to that length).
+    pub fn oversized(&self, i: usize) -> Option<usize> {
+        self.oversized
+            .iter()
+            .find(|(f, _)| *f == i)
+            .map(|(_, len)| *len)
+    }
+
+    /// Ends the field being read; a field over the limit is cut to it.
+    fn end_field(&mut self) {
+        let start = self.ends.last().copied().unwrap_or(0);
+        let len = self.data.len() - start;
+        if len > MAX_FIELD_BYTES {
+            self.oversized.push((self.ends.len(), len));
+            self.data.truncate(start + MAX_FIELD_BYTES);
+        }
+        self.ends.push(self.data.len());
     }
 
     pub fn field(&self, i: usize) -> &[u8] {
@@ -128,6 +157,7 @@ impl Record {
         self.starts.clear();
         self.raw.clear();
         self.line_starts.clear();
+        self.oversized.clear();
     }
 }
 
@@ -173,8 +203,11 @@ enum State {
 /// The strict reader.
 pub struct Reader<R> {
     input: R,
-    /// Lines pushed back after an unterminated quote, with their numbers.
-    pending: VecDeque<(u64, Vec<u8>)>,
+    /// Lines pushed back after an unterminated quote, with their numbers
+    /// and whether they were cut at the record limit.
+    pending: VecDeque<(u64, Vec<u8>, bool)>,
+    /// Whether the line in `scratch` was cut at the record limit.
+    cut: bool,
     /// Number of the last physical line taken from `input`.
     line_no: u64,
     bytes_read: u64,
@@ -191,6 +224,7 @@ impl<R: BufRead> Reader<R> {
             bytes_read: 0,
             first: true,
             scratch: Vec::new(),
+            cut: false,
         }
     }
 
@@ -200,13 +234,41 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// Takes the next physical line into `self.scratch`; returns its number.
+    /// A line longer than [`MAX_RECORD_BYTES`] is cut there (`self.cut`)
+    /// and the rest of it skipped as it is read, never buffered.
     fn next_line(&mut self) -> std::io::Result<Option<u64>> {
-        if let Some((n, line)) = self.pending.pop_front() {
+        if let Some((n, line, cut)) = self.pending.pop_front() {
             self.scratch = line;
+            self.cut = cut;
             return Ok(Some(n));
         }
         self.scratch.clear();
-        let n = self.input.read_until(b'\n', &mut self.scratch)?;
+        self.cut = false;
+        let mut n = 0usize;
+        loop {
+            let buf = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                break;
+            }
+            let (take, done) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            let room = (MAX_RECORD_BYTES + 1).saturating_sub(self.scratch.len());
+            if take > room {
+                self.cut = true;
+            }
+            self.scratch.extend_from_slice(&buf[..take.min(room)]);
+            self.input.consume(take);
+            n += take;
+            if done {
+                break;
+            }
+        }
         if n == 0 {
             return Ok(None);
         }
@@ -221,6 +283,21 @@ impl<R: BufRead> Reader<R> {
         Ok(Some(self.line_no))
     }
 
+    /// A line too long to be a record: reported, not kept (only its first
+    /// [`MAX_RECORD_BYTES`] were read into memory).
+    fn too_long(&mut self, line: u64) -> Read {
+        Read::Bad(SyntaxError {
+            line,
+            column: 1,
+            message: format!(
+                "the record is longer than {} MiB, the most a record may be; it is not copied to \
+                 the reject file",
+                MAX_RECORD_BYTES >> 20
+            ),
+            raw: Vec::new(),
+        })
+    }
+
     /// Reads the next record into `rec`.
     pub fn read(&mut self, rec: &mut Record) -> std::io::Result<Read> {
         'record: loop {
@@ -228,13 +305,16 @@ impl<R: BufRead> Reader<R> {
             let Some(first_line) = self.next_line()? else {
                 return Ok(Read::Eof);
             };
+            if self.cut {
+                return Ok(self.too_long(first_line));
+            }
             if self.scratch.iter().all(|&b| b == b'\n' || b == b'\r') {
                 continue 'record; // blank line
             }
             rec.line = first_line;
             let mut state = State::FieldStart;
             let mut line = first_line;
-            let mut lines: Vec<(u64, Vec<u8>)> = Vec::new();
+            let mut lines: Vec<(u64, Vec<u8>, bool)> = Vec::new();
             let mut quote_open = Pos { line, byte_col: 1 };
             // The quote that was open when the record first crossed a line end.
             let mut first_open = quote_open;
@@ -267,10 +347,10 @@ impl<R: BufRead> Reader<R> {
                                     state = State::Quoted;
                                 }
                                 b',' => {
-                                    rec.ends.push(rec.data.len());
+                                    rec.end_field();
                                 }
                                 b'\n' => {
-                                    rec.ends.push(rec.data.len());
+                                    rec.end_field();
                                     self.scratch = bytes;
                                     return Ok(Read::Record);
                                 }
@@ -282,11 +362,11 @@ impl<R: BufRead> Reader<R> {
                         }
                         State::Unquoted => match b {
                             b',' => {
-                                rec.ends.push(rec.data.len());
+                                rec.end_field();
                                 state = State::FieldStart;
                             }
                             b'\n' => {
-                                rec.ends.push(rec.data.len());
+                                rec.end_field();
                                 self.scratch = bytes;
                                 return Ok(Read::Record);
                             }
@@ -314,11 +394,11 @@ impl<R: BufRead> Reader<R> {
                                 state = State::Quoted;
                             }
                             b',' => {
-                                rec.ends.push(rec.data.len());
+                                rec.end_field();
                                 state = State::FieldStart;
                             }
                             b'\n' => {
-                                rec.ends.push(rec.data.len());
+                                rec.end_field();
                                 self.scratch = bytes;
                                 return Ok(Read::Record);
                             }
@@ -345,20 +425,21 @@ impl<R: BufRead> Reader<R> {
                             byte_col: n + 1,
                         });
                     }
-                    rec.ends.push(rec.data.len());
+                    rec.end_field();
                     return Ok(Read::Record);
                 }
                 // Inside a quoted field: the record continues on the next line,
                 // unless it has grown too long or the file ends.
-                let too_long =
-                    lines.len() + 1 >= MAX_RECORD_LINES || rec.raw.len() > MAX_RECORD_BYTES;
+                let too_long = lines.len() + 1 >= MAX_RECORD_LINES
+                    || rec.raw.len() > MAX_RECORD_BYTES
+                    || self.cut;
                 let next = if too_long { None } else { self.next_line()? };
                 if lines.is_empty() {
                     first_open = quote_open;
                 }
                 match next {
                     Some(n) => {
-                        lines.push((n, self.scratch.clone()));
+                        lines.push((n, self.scratch.clone(), self.cut));
                         line = n;
                     }
                     None => return Ok(self.unterminated(rec, first_open, lines, too_long)),
@@ -373,7 +454,7 @@ impl<R: BufRead> Reader<R> {
         &mut self,
         rec: &mut Record,
         first_open: Pos,
-        lines: Vec<(u64, Vec<u8>)>,
+        lines: Vec<(u64, Vec<u8>, bool)>,
         at: Pos,
         message: &str,
     ) -> Read {
@@ -397,17 +478,21 @@ impl<R: BufRead> Reader<R> {
         &mut self,
         rec: &mut Record,
         open: Pos,
-        lines: Vec<(u64, Vec<u8>)>,
+        lines: Vec<(u64, Vec<u8>, bool)>,
         too_long: bool,
     ) -> Read {
         let column = rec.char_col(&open);
         let first_len = rec.line_starts.get(1).copied().unwrap_or(rec.raw.len());
         let raw = rec.raw[..first_len].to_vec();
-        for (n, l) in lines.into_iter().rev() {
-            self.pending.push_front((n, l));
+        for (n, l, cut) in lines.into_iter().rev() {
+            self.pending.push_front((n, l, cut));
         }
         let message = if too_long {
-            format!("unterminated quoted field (no closing quote within {MAX_RECORD_LINES} lines)")
+            format!(
+                "unterminated quoted field (no closing quote within {MAX_RECORD_LINES} lines \
+                 or {} MiB)",
+                MAX_RECORD_BYTES >> 20
+            )
         } else {
             "unterminated quoted field: the quote opened here is never closed on this line, \
              and the lines after it do not read as its continuation"
@@ -521,6 +606,42 @@ mod tests {
         assert_eq!(rec.position(0), (1, 1));
         assert_eq!(rec.position(1), (1, 3));
         assert_eq!(rec.position(2), (1, 7));
+    }
+
+    #[test]
+    fn a_line_over_the_record_limit_is_reported_not_kept_and_reading_goes_on() {
+        let mut input = b"a,b\n".to_vec();
+        input.extend(std::iter::repeat(b'x').take(MAX_RECORD_BYTES * 3));
+        input.extend_from_slice(b",y\nc,d\n");
+        let mut r = Reader::new(std::io::BufReader::with_capacity(8192, &input[..]));
+        let mut rec = Record::default();
+        assert!(matches!(r.read(&mut rec).unwrap(), Read::Record));
+        match r.read(&mut rec).unwrap() {
+            Read::Bad(e) => {
+                assert_eq!((e.line, e.column), (2, 1));
+                assert!(e.message.contains("longer than 1 MiB"), "{}", e.message);
+                assert!(e.raw.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Never more than the limit in memory.
+        assert!(r.scratch.capacity() <= 2 * MAX_RECORD_BYTES + 8192);
+        assert!(matches!(r.read(&mut rec).unwrap(), Read::Record));
+        assert_eq!((rec.line, rec.field(0)), (3, &b"c"[..]));
+        assert_eq!(r.bytes_read(), input.len() as u64);
+    }
+
+    #[test]
+    fn a_field_over_the_field_limit_is_cut_and_marked() {
+        let mut input = b"a,".to_vec();
+        input.extend(std::iter::repeat(b'x').take(MAX_FIELD_BYTES + 10));
+        input.extend_from_slice(b",z\n");
+        let mut r = Reader::new(&input[..]);
+        let mut rec = Record::default();
+        assert!(matches!(r.read(&mut rec).unwrap(), Read::Record));
+        assert_eq!(rec.oversized(1), Some(MAX_FIELD_BYTES + 10));
+        assert_eq!(rec.field(1).len(), MAX_FIELD_BYTES);
+        assert_eq!((rec.oversized(0), rec.field(2)), (None, &b"z"[..]));
     }
 
     #[test]

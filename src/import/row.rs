@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::reader::Record;
-use crate::domain::{CountryCode, EmailAddress, Language, OrgKind, Relationship, TimeZone};
+use super::reader::{Record, MAX_FIELD_BYTES};
+use crate::domain::{quote, CountryCode, EmailAddress, Language, OrgKind, Relationship, TimeZone};
 use crate::store::import::{NewRow, OrgRecord};
 use crate::store::{normalise_tag, org_key};
 
@@ -120,6 +120,13 @@ impl Columns {
         let mut names = std::collections::HashSet::new();
         for i in 0..rec.len() {
             let (line, col) = rec.position(i);
+            if rec.oversized(i).is_some() || rec.field(i).contains(&0) {
+                return Err(format!(
+                    "{line}:{col}: header: column {} is longer than {} KiB or has a NUL byte",
+                    i + 1,
+                    MAX_FIELD_BYTES >> 10
+                ));
+            }
             let name = std::str::from_utf8(rec.field(i))
                 .map_err(|_| format!("{line}:{col}: header: column {} is not valid UTF-8", i + 1))?
                 .trim()
@@ -133,7 +140,8 @@ impl Columns {
             let lower = name.to_lowercase();
             if !names.insert(lower.clone()) {
                 return Err(format!(
-                    "{line}:{col}: header: column {name:?} appears twice"
+                    "{line}:{col}: header: column {} appears twice",
+                    quote(&name)
                 ));
             }
             match COLUMNS.iter().position(|c| *c == lower) {
@@ -220,7 +228,10 @@ impl Columns {
             raw => match EmailAddress::parse(raw) {
                 Ok(e) => e.into_string(),
                 Err(e) => {
-                    errors.push(err(Col::Email, format!("invalid email {raw:?}: {e}")));
+                    errors.push(err(
+                        Col::Email,
+                        format!("invalid email {}: {e}", quote(raw)),
+                    ));
                     String::new()
                 }
             },
@@ -244,7 +255,10 @@ impl Columns {
             if t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == ',') {
                 errors.push(err(
                     Col::Tags,
-                    format!("tag {t:?} is longer than 64 characters or has a control character"),
+                    format!(
+                        "tag {} is longer than 64 characters or has a control character",
+                        quote(&t)
+                    ),
                 ));
             } else if !tags.contains(&t) {
                 tags.push(t);
@@ -346,7 +360,7 @@ impl Columns {
                 _ => {
                     errors.push(err(
                         Col::Since,
-                        format!("{raw:?} is not a year (e.g. 1960)"),
+                        format!("{} is not a year (e.g. 1960)", quote(raw)),
                     ));
                     None
                 }
@@ -367,23 +381,48 @@ impl Columns {
     }
 }
 
-/// A field's text, trimmed; a UTF-8 error points at the offending byte.
+/// A field's text, trimmed. A field longer than 64 KiB, a NUL byte (which
+/// PostgreSQL cannot store, so neither backend accepts it) and invalid
+/// UTF-8 are errors that point at the field or the offending byte.
 fn field_text(rec: &Record, i: usize, name: &str) -> Result<String, RowError> {
     let bytes = rec.field(i);
+    let at = |offset: usize, message: String| {
+        let (line, column) = rec.byte_position_in_field(i, offset);
+        RowError {
+            line,
+            column: Some(column as u64),
+            field: Some(name.to_string()),
+            message,
+        }
+    };
+    if let Some(len) = rec.oversized(i) {
+        return Err(at(
+            0,
+            format!(
+                "the field is {len} bytes long; a field may be at most {} KiB",
+                MAX_FIELD_BYTES >> 10
+            ),
+        ));
+    }
+    if let Some(nul) = memchr::memchr(0, bytes) {
+        return Err(at(
+            nul,
+            "a NUL byte (0x00); text fields cannot contain it (was the file saved as \
+             UTF-16? convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8)"
+                .into(),
+        ));
+    }
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(s.trim().to_string()),
         Err(e) => {
-            let (line, column) = rec.byte_position_in_field(i, e.valid_up_to());
             let bad = bytes[e.valid_up_to()];
-            Err(RowError {
-                line,
-                column: Some(column as u64),
-                field: Some(name.to_string()),
-                message: format!(
+            Err(at(
+                e.valid_up_to(),
+                format!(
                     "invalid UTF-8 (byte 0x{bad:02X}); the file must be UTF-8 — if it is Latin-1 or \
                      Windows-1252, convert it first (e.g. iconv -f WINDOWS-1252 -t UTF-8)"
                 ),
-            })
+            ))
         }
     }
 }

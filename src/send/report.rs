@@ -12,8 +12,10 @@
 //! | `campaign.paused` | paused by an operator or by the error rate | `campaign`, `reason`, `by` |
 //! | `campaign.stopped` | cancelled, or another state that is not running | `campaign`, `state`, `reason`, `by` |
 //! | `campaign.finished` | every recipient done | `campaign`, `sent`, `failed`, `skipped`, `total` |
-//! | `relay.down` | an SMTP relay failed and is passed over for a while | `server`, `error`, `retry_in_secs` |
-//! | `relay.up` | a relay that was down accepted a message again | `server` |
+//! | `campaign.waiting_for_relay` | no relay can be reached: messages wait, attempts are not used up | `campaign`, `reason` |
+//! | `campaign.relay_back` | the relay answers again | `campaign` |
+//! | `relay.down` | an SMTP relay cannot be reached and is passed over for a while | `server`, `error`, `retry_in_secs` |
+//! | `relay.up` | a relay that was down accepted a connection again | `server` |
 //!
 //! Times in the sentences are in `general.timezone` (set by [`set_zone`]);
 //! the fields carry RFC 3339 with the offset.
@@ -126,6 +128,29 @@ pub fn paused_by_worker(campaign: i64, reason: &str) {
     );
 }
 
+/// The reply recorded on a message a sending ceiling held back.
+pub const CEILING_REPLY: &str = "waiting: the hourly or daily sending ceiling is reached";
+
+/// The campaign waits for its relay (the first failed connection of an
+/// outage): a warning, since a person may have to look.
+pub fn waiting_for_relay(campaign: i64, reason: &str) {
+    tracing::warn!(
+        event = "campaign.waiting_for_relay",
+        campaign,
+        reason,
+        "campaign {campaign} waits for its relay: {reason}"
+    );
+}
+
+/// The relay answers again and the campaign goes on.
+pub fn relay_back(campaign: i64) {
+    tracing::info!(
+        event = "campaign.relay_back",
+        campaign,
+        "campaign {campaign}: the relay answers again; sending goes on"
+    );
+}
+
 /// What a recorded batch tells: temporary failures queued again, and
 /// messages held back by a sending ceiling.
 pub fn recorded(campaign: i64, outcomes: &[Outcome]) {
@@ -143,14 +168,15 @@ pub fn recorded(campaign: i64, outcomes: &[Outcome]) {
             campaign,
             retries = retries.len(),
             next_due = rfc.as_str(),
-            "campaign {campaign}: {} temporary failures will be retried, the first at {shown}",
-            retries.len()
+            "campaign {campaign}: {} temporary failure{} will be retried, the first at {shown}",
+            retries.len(),
+            if retries.len() == 1 { "" } else { "s" }
         );
     }
     let held: Vec<i64> = outcomes
         .iter()
         .filter(retry)
-        .filter(|o| o.uncounted > 0)
+        .filter(|o| o.uncounted > 0 && o.reply == CEILING_REPLY)
         .filter_map(|o| o.due_ms)
         .collect();
     if let Some(&until) = held.iter().min() {

@@ -146,6 +146,27 @@ pub fn local_timeline(
     )
 }
 
+/// A warning for a start time (Unix ms) far from `now_ms`: more than a day
+/// in the past (the campaign would start at once, which a typo such as
+/// 1926 for 2026 makes likely unintended) or more than a year ahead.
+pub fn far_off_warning(start_ms: i64, now_ms: i64) -> Option<String> {
+    const DAY_MS: i64 = 86_400_000;
+    if start_ms < now_ms - DAY_MS {
+        let days = (now_ms - start_ms) / DAY_MS;
+        Some(format!(
+            "the start time is {days} days in the past: the campaign starts as soon as a worker \
+             runs; check the year"
+        ))
+    } else if start_ms > now_ms + 365 * DAY_MS {
+        let days = (start_ms - now_ms) / DAY_MS;
+        Some(format!(
+            "the start time is {days} days ahead, more than a year away; check the year"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Checks an `HH:MM` and a date for a local-time schedule.
 pub fn check_local(date: &str, time: &str) -> Result<(NaiveDate, NaiveTime)> {
     Ok((parse_date(date)?, parse_time(time)?))
@@ -154,6 +175,26 @@ pub fn check_local(date: &str, time: &str) -> Result<(NaiveDate, NaiveTime)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_times_a_day_in_the_past_or_a_year_ahead_are_warned_about() {
+        let now = parse_local("2026-12-01 09:00", chrono_tz::Asia::Tokyo)
+            .unwrap()
+            .timestamp_millis();
+        let at = |s: &str| {
+            parse_local(s, chrono_tz::Asia::Tokyo)
+                .unwrap()
+                .timestamp_millis()
+        };
+        assert_eq!(far_off_warning(at("2026-12-01 10:00"), now), None);
+        assert_eq!(far_off_warning(at("2026-11-30 10:00"), now), None);
+        assert!(far_off_warning(at("1900-01-01 09:00"), now)
+            .unwrap()
+            .contains("days in the past"));
+        assert!(far_off_warning(at("2099-01-01 09:00"), now)
+            .unwrap()
+            .contains("more than a year away"));
+    }
 
     #[test]
     fn a_tokyo_time_is_nine_hours_ahead_of_utc() {

@@ -11,10 +11,23 @@
 //! offers it, and the connection kept after a refusal. Each
 //! server has an explicit bound on concurrent connections (a semaphore;
 //! every message in flight holds one connection), a timeout on every SMTP
-//! conversation, a token bucket for messages per second (governor), and hourly and
+//! conversation, a per-second limit (each worker spaces its messages with a
+//! governor token bucket, and every one-second window is counted in the
+//! database so the limit holds for all workers together), and hourly and
 //! daily ceilings reserved in the database, so they hold for every worker
-//! together. Servers are chosen by weight; one that cannot be reached, or
-//! whose ceiling is used up, is passed over until it recovers.
+//! together. Servers are chosen by weight; one whose ceiling is used up is
+//! passed over until it recovers.
+//!
+//! **Unreachable servers.** A connection that cannot be opened (refused,
+//! timed out, greeting, EHLO, STARTTLS or AUTH failing) means the message
+//! was never handed to the server: it is not an attempt. The server then
+//! backs off (0.1 s doubling up to 30 s after consecutive failures); while
+//! it does, only one connection at a time probes it, the other messages use
+//! its open connections or another server, or wait. A message that finds
+//! every server backing off for longer than [`WAIT_IN_PROCESS`] comes back
+//! as [`Failure::Unreachable`], to be queued again without using up an
+//! attempt. A single failed connection therefore never fails the messages
+//! of everyone else.
 //!
 //! **Outbox.** Writes `<dir>/campaign-<id>/<delivery>.eml` (to a temporary
 //! name, then renamed), with the envelope in `Return-Path` and
@@ -22,9 +35,11 @@
 //! its own file, so the outbox never holds duplicates.
 //!
 //! Every failure is classified: [`Failure::Permanent`] (5xx),
-//! [`Failure::Transient`] (4xx, including 421), or [`Failure::Network`]
-//! (refused or lost connections, timeouts, TLS): the caller decides what
-//! each means for the delivery.
+//! [`Failure::Transient`] (4xx, including 421), [`Failure::Network`] (a
+//! conversation about this message that was lost or timed out): these are
+//! attempts. [`Failure::Unreachable`], [`Failure::Ceiling`],
+//! [`Failure::Deferred`] and [`Failure::NotHeld`] are not: the message
+//! was not handed to any server.
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -44,8 +59,15 @@ use super::smtp::{Connection, Refused};
 use crate::config::SmtpServer;
 use crate::store::Store;
 
-/// How long a server that could not be reached is passed over.
-const DOWN_FOR: Duration = Duration::from_secs(10);
+/// The first and the longest pause before a server that could not be
+/// reached is tried again (doubling after each consecutive failure).
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_LONGEST: Duration = Duration::from_secs(30);
+/// A message waits in process for a server that backs off at most this
+/// long; beyond it, the message is queued again ([`Failure::Unreachable`]).
+pub const WAIT_IN_PROCESS: Duration = Duration::from_secs(2);
+/// How often a message waiting for a probe connection looks again.
+const PROBE_POLL: Duration = Duration::from_millis(50);
 /// An idle connection older than this is closed instead of reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// An idle connection older than this is checked with NOOP before reuse.
@@ -75,11 +97,25 @@ pub enum Failure {
         code: String,
         text: String,
     },
-    /// No SMTP reply: connection refused or lost, timeout, TLS.
+    /// The conversation about this message was lost or timed out before
+    /// the server's final reply.
     Network { server: String, text: String },
+    /// No server could be reached (the last one's error is given) until
+    /// this time (Unix ms) at the earliest; the message was not attempted.
+    Unreachable {
+        server: String,
+        text: String,
+        until_ms: i64,
+    },
     /// Every server's hourly or daily ceiling is used up until this time
     /// (Unix ms); the message was not attempted.
     Ceiling { until_ms: i64 },
+    /// The message could not go now for another reason (the shared rate
+    /// window could not be reserved); not attempted, try after `until_ms`.
+    Deferred { text: String, until_ms: i64 },
+    /// The claim on the message is no longer safely this worker's: it was
+    /// not sent.
+    NotHeld,
 }
 
 /// The envelope and bytes of one message.
@@ -112,9 +148,25 @@ impl Transport {
     }
 
     pub async fn send(&self, m: Outgoing<'_>) -> Result<Accepted, Failure> {
+        self.send_held(m, &|| true).await
+    }
+
+    /// Sends `m` if `held()` still says the claim on it is this worker's
+    /// when everything else is ready (a connection, the rate limits): it
+    /// is asked right before the message goes out.
+    pub async fn send_held(
+        &self,
+        m: Outgoing<'_>,
+        held: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Accepted, Failure> {
         match self {
-            Transport::Smtp(p) => p.send(m).await,
-            Transport::Outbox(o) => o.write(m).await,
+            Transport::Smtp(p) => p.send(m, held).await,
+            Transport::Outbox(o) => {
+                if !held() {
+                    return Err(Failure::NotHeld);
+                }
+                o.write(m).await
+            }
         }
     }
 }
@@ -177,8 +229,11 @@ struct Server {
     idle: Mutex<Vec<(Connection, Instant)>>,
     connections: Semaphore,
     per_second: Option<DefaultDirectRateLimiter>,
-    /// Passed over until this instant (unreachable).
-    down_until: Mutex<Option<Instant>>,
+    /// Sends reserved in the shared per-second window: (window end in Unix
+    /// ms, remaining). Locked while a reservation is made.
+    rate: tokio::sync::Mutex<(i64, i64)>,
+    /// Whether new connections can be opened (backoff after failures).
+    health: Mutex<Health>,
     /// Sends reserved from the shared ceilings: (window key, remaining).
     /// Only touched under `reserving`, so concurrent sends neither
     /// over-reserve nor lose a reservation.
@@ -186,6 +241,36 @@ struct Server {
     reserving: tokio::sync::Mutex<()>,
     /// Ceiling used up until this Unix ms.
     full_until: Mutex<i64>,
+}
+
+/// Whether new connections to a server can be opened.
+#[derive(Debug, Default)]
+struct Health {
+    /// Connections that failed to open in a row.
+    failures: u32,
+    /// No new connection before this instant (backoff).
+    retry_at: Option<Instant>,
+    /// A connection is being opened to test a server that failed.
+    probing: bool,
+    /// The last failure, for the messages that wait.
+    error: String,
+}
+
+/// The one of two unreachable failures that ends sooner.
+fn earliest(a: Option<Failure>, b: Failure) -> Failure {
+    match (a, &b) {
+        (
+            Some(a @ Failure::Unreachable { until_ms: x, .. }),
+            Failure::Unreachable { until_ms: y, .. },
+        ) if x <= *y => a,
+        _ => b,
+    }
+}
+
+/// The Unix ms of an instant (now or later).
+fn unix_ms(at: Instant) -> i64 {
+    chrono::Utc::now().timestamp_millis()
+        + at.saturating_duration_since(Instant::now()).as_millis() as i64
 }
 
 /// The SMTP servers, chosen by weight with failover.
@@ -244,7 +329,8 @@ impl SmtpPool {
                 idle: Mutex::new(Vec::new()),
                 connections: Semaphore::new(cfg.max_connections as usize),
                 per_second,
-                down_until: Mutex::new(None),
+                rate: tokio::sync::Mutex::new((0, 0)),
+                health: Mutex::new(Health::default()),
                 allowance: Mutex::new((i64::MIN, 0)),
                 reserving: tokio::sync::Mutex::new(()),
                 full_until: Mutex::new(0),
@@ -278,12 +364,48 @@ impl SmtpPool {
         v
     }
 
-    async fn send(&self, m: Outgoing<'_>) -> Result<Accepted, Failure> {
-        let mut last: Option<Failure> = None;
+    async fn send(
+        &self,
+        m: Outgoing<'_>,
+        held: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Accepted, Failure> {
+        loop {
+            match self.try_servers(m, held).await {
+                Err(Failure::Unreachable {
+                    server,
+                    text,
+                    until_ms,
+                }) => {
+                    let wait = until_ms - chrono::Utc::now().timestamp_millis();
+                    if wait > WAIT_IN_PROCESS.as_millis() as i64 {
+                        return Err(Failure::Unreachable {
+                            server,
+                            text,
+                            until_ms,
+                        });
+                    }
+                    if !held() {
+                        return Err(Failure::NotHeld);
+                    }
+                    tokio::time::sleep(Duration::from_millis(wait.max(1) as u64)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One pass over the servers, preferred first: the first that takes
+    /// the message, or why none did.
+    async fn try_servers(
+        &self,
+        m: Outgoing<'_>,
+        held: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Accepted, Failure> {
+        let mut unreachable: Option<Failure> = None;
         let mut ceiling_until = i64::MAX;
         for server in self.order() {
-            let now = Instant::now();
-            if matches!(*server.down_until.lock().unwrap(), Some(t) if t > now) {
+            if let Some(f) = server.backing_off() {
+                unreachable = Some(earliest(unreachable, f));
                 continue;
             }
             match self.reserve(&server).await {
@@ -293,11 +415,10 @@ impl SmtpPool {
                     continue;
                 }
                 Err(e) => {
-                    last = Some(Failure::Network {
-                        server: server.cfg.name.clone(),
-                        text: format!("reserving a send: {e:#}"),
-                    });
-                    continue;
+                    return Err(Failure::Deferred {
+                        text: format!("reserving a send from the hourly and daily ceilings: {e:#}"),
+                        until_ms: chrono::Utc::now().timestamp_millis() + 1000,
+                    })
                 }
             }
             let _permit = server
@@ -305,44 +426,63 @@ impl SmtpPool {
                 .acquire()
                 .await
                 .expect("semaphore never closed");
-            if let Some(l) = &server.per_second {
-                l.until_ready().await;
+            self.pace(&server).await?;
+            if !held() {
+                return Err(Failure::NotHeld);
             }
             match send_raw(&server, m).await {
-                Ok(a) => {
-                    // A success clears the mark: the relay is up (again).
-                    if server.down_until.lock().unwrap().take().is_some() {
-                        super::report::relay_up(&server.cfg.name);
-                    }
-                    return Ok(a);
+                Err(f @ Failure::Unreachable { .. }) => {
+                    unreachable = Some(earliest(unreachable, f));
                 }
-                Err(f @ Failure::Network { .. }) => {
-                    // Pass this server over for a while and try the next.
-                    let was_up = server
-                        .down_until
-                        .lock()
-                        .unwrap()
-                        .replace(Instant::now() + DOWN_FOR)
-                        .is_none();
-                    if was_up {
-                        if let Failure::Network { text, .. } = &f {
-                            super::report::relay_down(&server.cfg.name, text, DOWN_FOR);
-                        }
-                    }
-                    last = Some(f);
-                }
-                Err(f) => return Err(f),
+                other => return other,
             }
         }
-        match last {
+        match unreachable {
             Some(f) => Err(f),
             None if ceiling_until != i64::MAX => Err(Failure::Ceiling {
                 until_ms: ceiling_until,
             }),
-            None => Err(Failure::Network {
-                server: "all".into(),
-                text: "every SMTP server is marked down after recent connection failures".into(),
+            None => Err(Failure::Deferred {
+                text: "no SMTP server is configured".into(),
+                until_ms: chrono::Utc::now().timestamp_millis() + 1000,
             }),
+        }
+    }
+
+    /// Waits for this server's per-second limit: the process's own token
+    /// bucket spaces the messages, then one send is taken from the shared
+    /// window counted in the database (for every worker together).
+    async fn pace(&self, s: &Server) -> Result<(), Failure> {
+        let Some(limiter) = &s.per_second else {
+            return Ok(());
+        };
+        limiter.until_ready().await;
+        let per_second = i64::from(s.cfg.per_second);
+        // A reservation takes a few sends at a time (fewer near the end of
+        // the window, so that few go unused).
+        let chunk = (per_second / 20).clamp(1, 50);
+        let mut rate = s.rate.lock().await;
+        loop {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            if rate.0 > now_ms && rate.1 > 0 {
+                rate.1 -= 1;
+                return Ok(());
+            }
+            let left_ms = 1000 - now_ms.rem_euclid(1000);
+            let want = chunk.min(((left_ms * per_second + 999) / 1000).max(1));
+            let (granted, end) = self
+                .store
+                .reserve_rate(&s.cfg.name, now_ms, per_second, want)
+                .await
+                .map_err(|e| Failure::Deferred {
+                    text: format!("reserving a send from the shared per-second limit: {e:#}"),
+                    until_ms: now_ms + 1000,
+                })?;
+            *rate = (end, granted);
+            if granted == 0 {
+                let wait = (end - chrono::Utc::now().timestamp_millis()).max(1);
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
         }
     }
 
@@ -415,11 +555,7 @@ async fn send_raw(s: &Server, m: Outgoing<'_>) -> Result<Accepted, Failure> {
     loop {
         let (mut conn, reused) = match s.take_idle().await {
             Some(c) => (c, true),
-            None => match tokio::time::timeout(whole, s.connect()).await {
-                Err(_) => return Err(timed_out()),
-                Ok(Err(f)) => return Err(f),
-                Ok(Ok(c)) => (c, false),
-            },
+            None => (s.open(whole).await?, false),
         };
         match tokio::time::timeout(whole, conn.send(&from, &to, m.bytes)).await {
             Err(_) => return Err(timed_out()),
@@ -451,6 +587,112 @@ async fn send_raw(s: &Server, m: Outgoing<'_>) -> Result<Accepted, Failure> {
 }
 
 impl Server {
+    /// Why no new connection can be opened to this server now, unless it
+    /// has an open one to spare: it backs off after failures, or another
+    /// message is probing it.
+    fn backing_off(&self) -> Option<Failure> {
+        if !self.idle.lock().unwrap().is_empty() {
+            return None;
+        }
+        let h = self.health.lock().unwrap();
+        if h.failures == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let until = match h.retry_at {
+            Some(t) if t > now => t,
+            _ if h.probing => now + PROBE_POLL,
+            _ => return None,
+        };
+        Some(Failure::Unreachable {
+            server: self.cfg.name.clone(),
+            text: h.error.clone(),
+            until_ms: unix_ms(until),
+        })
+    }
+
+    /// Opens a new connection within `whole`, keeping track of the
+    /// server's health: after failures, only one connection at a time
+    /// (the probe) tries it, once its backoff is over. Any failure here is
+    /// [`Failure::Unreachable`]: no message was handed to the server.
+    async fn open(&self, whole: Duration) -> Result<Connection, Failure> {
+        {
+            let mut h = self.health.lock().unwrap();
+            if h.failures > 0 {
+                let now = Instant::now();
+                let wait = match h.retry_at {
+                    Some(t) if t > now => Some(t),
+                    _ if h.probing => Some(now + PROBE_POLL),
+                    _ => None,
+                };
+                if let Some(until) = wait {
+                    return Err(Failure::Unreachable {
+                        server: self.cfg.name.clone(),
+                        text: h.error.clone(),
+                        until_ms: unix_ms(until),
+                    });
+                }
+                h.probing = true;
+            }
+        }
+        let result = match tokio::time::timeout(whole, self.connect()).await {
+            Err(_) => Err(format!(
+                "connecting to {}:{}: no answer within {} s",
+                self.cfg.host,
+                self.cfg.port,
+                whole.as_secs()
+            )),
+            Ok(Err(
+                Failure::Permanent { code, text, .. } | Failure::Transient { code, text, .. },
+            )) if !text.starts_with(&code) => Err(format!("{code} {text}")),
+            Ok(Err(
+                Failure::Permanent { text, .. }
+                | Failure::Transient { text, .. }
+                | Failure::Network { text, .. }
+                | Failure::Unreachable { text, .. }
+                | Failure::Deferred { text, .. },
+            )) => Err(text),
+            Ok(Err(Failure::Ceiling { .. } | Failure::NotHeld)) => {
+                Err("the connection could not be opened".into())
+            }
+            Ok(Ok(c)) => Ok(c),
+        };
+        let mut h = self.health.lock().unwrap();
+        h.probing = false;
+        match result {
+            Ok(c) => {
+                if h.failures > 0 {
+                    super::report::relay_up(&self.cfg.name);
+                }
+                *h = Health::default();
+                Ok(c)
+            }
+            Err(text) => {
+                h.failures += 1;
+                let backoff = BACKOFF_FIRST
+                    .saturating_mul(1 << (h.failures - 1).min(16))
+                    .min(BACKOFF_LONGEST);
+                let until = Instant::now() + backoff;
+                h.retry_at = Some(until);
+                if h.failures == 1 {
+                    super::report::relay_down(&self.cfg.name, &text, backoff);
+                } else if h.failures % 10 == 0 {
+                    tracing::warn!(
+                        server = %self.cfg.name,
+                        failures = h.failures,
+                        "cannot connect to the SMTP server: {text}"
+                    );
+                }
+                h.error = text.clone();
+                Err(Failure::Unreachable {
+                    server: self.cfg.name.clone(),
+                    text,
+                    until_ms: unix_ms(until),
+                })
+            }
+        }
+    }
+
     /// An idle connection that is still usable, if there is one; stale
     /// ones are dropped.
     async fn take_idle(&self) -> Option<Connection> {

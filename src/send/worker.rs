@@ -8,7 +8,7 @@
 //! hourly and daily ceilings are reserved in the database.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -22,6 +22,7 @@ use super::{build_transport, worker_id};
 use crate::config::Config;
 use crate::domain::CampaignState;
 use crate::store::campaigns::Counts;
+use crate::store::retry::DbRetry;
 use crate::store::Store;
 
 /// Shared pieces of a worker process.
@@ -151,60 +152,83 @@ impl Worker {
     }
 
     /// The worker loop: start due campaigns, send running ones, sleep
-    /// until the next due time or `poll_secs`.
+    /// until the next due time or `poll_secs`. The loop outlives the
+    /// database: while it is away, store calls are retried (for
+    /// `database.retry_secs`), and a pass that fails even so is logged and
+    /// tried again after the poll interval.
     pub async fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         let poll_ms = (self.config.sending.poll_secs.max(1) * 1000) as i64;
         tracing::info!(worker = %self.id, "worker started");
-        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            let now = Utc::now().timestamp_millis();
-            for id in self.store.due_campaigns(now).await? {
-                match engine::start(&self.store, &self.config, id, &self.id).await {
-                    Ok(_) => {}
-                    Err(e) => {
-                        let reason = format!("could not start: {e:#}");
-                        report::paused_by_worker(id, &reason);
-                        self.store
-                            .move_campaign(
-                                id,
-                                &[CampaignState::Scheduled],
-                                CampaignState::Paused,
-                                &self.id,
-                                &reason,
-                            )
-                            .await?;
-                    }
+        while !stop.load(Ordering::SeqCst) {
+            let wake = match self.pass(stop).await {
+                Ok(wake) => wake,
+                Err(e) => {
+                    tracing::error!(worker = %self.id, "{e:#}; trying again in {} s", poll_ms / 1000);
+                    Utc::now().timestamp_millis() + poll_ms
                 }
-            }
-            let mut wake = now + poll_ms;
-            for id in self.store.running_campaigns().await? {
-                if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                let result = self.run_engine(id, stop, |_| {}).await;
-                match result {
-                    Ok(RunEnd::Idle(t)) => wake = wake.min(t),
-                    Ok(_) => {
-                        self.engines.remove(&id);
-                    }
-                    Err(e) => {
-                        self.engines.remove(&id);
-                        let reason = format!("worker error: {e:#}");
-                        report::paused_by_worker(id, &reason);
-                        self.store
-                            .move_campaign(
-                                id,
-                                &[CampaignState::Running],
-                                CampaignState::Paused,
-                                &self.id,
-                                &reason,
-                            )
-                            .await?;
-                    }
-                }
-            }
+            };
             engine::sleep_until(wake, stop).await;
         }
         tracing::info!(worker = %self.id, "worker stopped");
         Ok(())
+    }
+
+    /// One pass of the loop; returns when to look again (Unix ms).
+    async fn pass(&mut self, stop: &AtomicBool) -> Result<i64> {
+        let poll_ms = (self.config.sending.poll_secs.max(1) * 1000) as i64;
+        let db = DbRetry::new(self.config.database.retry_secs);
+        let store = self.store.clone();
+        let now = Utc::now().timestamp_millis();
+        let due = db
+            .run("looking for scheduled campaigns", || {
+                store.due_campaigns(now)
+            })
+            .await?;
+        for id in due {
+            match engine::start(&self.store, &self.config, id, &self.id).await {
+                Ok(_) => {}
+                Err(e) => {
+                    let reason = format!("could not start: {e:#}");
+                    report::paused_by_worker(id, &reason);
+                    self.pause(id, CampaignState::Scheduled, &reason).await?;
+                }
+            }
+        }
+        let mut wake = now + poll_ms;
+        let running = db
+            .run("looking for running campaigns", || {
+                store.running_campaigns()
+            })
+            .await?;
+        for id in running {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let result = self.run_engine(id, stop, |_| {}).await;
+            match result {
+                Ok(RunEnd::Idle(t)) => wake = wake.min(t),
+                Ok(_) => {
+                    self.engines.remove(&id);
+                }
+                Err(e) => {
+                    self.engines.remove(&id);
+                    let reason = format!("worker error: {e:#}");
+                    report::paused_by_worker(id, &reason);
+                    self.pause(id, CampaignState::Running, &reason).await?;
+                }
+            }
+        }
+        Ok(wake)
+    }
+
+    /// Pauses campaign `id` if it is still in state `from`, with the reason.
+    async fn pause(&self, id: i64, from: CampaignState, reason: &str) -> Result<bool> {
+        let db = DbRetry::new(self.config.database.retry_secs);
+        let from = [from];
+        db.run("pausing the campaign", || {
+            self.store
+                .move_campaign(id, &from, CampaignState::Paused, &self.id, reason)
+        })
+        .await
     }
 }

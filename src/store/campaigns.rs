@@ -56,6 +56,11 @@ pub struct Campaign {
     pub recipients: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Unix ms since when the campaign waits for an unreachable relay;
+    /// `None` while the relay answers.
+    pub waiting_since_ms: Option<i64>,
+    /// The last connection error while waiting for the relay.
+    pub waiting_reason: String,
 }
 
 impl Campaign {
@@ -203,36 +208,53 @@ pub struct BounceEvent {
 
 const CAMPAIGN_SELECT: &str = "SELECT id, name, issue_number, issue_revision, segment, from_name, \
     from_address, reply_to, transport, state, state_reason, schedule_mode, start_ms, local_date, \
-    local_time, recipients, created_at, updated_at FROM campaigns";
+    local_time, recipients, created_at, updated_at, waiting_since_ms, waiting_reason FROM campaigns";
 
 /// Moves campaign `$id` from one of `$from` to `$to` with its event, inside
 /// the caller's transaction; evaluates to whether it moved.
+///
+/// The change itself is one conditional `UPDATE … WHERE state = $old
+/// RETURNING`, so of two transactions racing on one campaign only one
+/// moves it and writes an event: the other's update finds the state
+/// changed and returns no row (on PostgreSQL the read also locks the row,
+/// so the loser waits for the winner's commit instead of failing later).
 macro_rules! move_state {
-    ($tx:expr, $id:expr, $from:expr, $to:expr, $actor:expr, $reason:expr, $now:expr) => {{
+    ($tx:expr, $dialect:expr, $id:expr, $from:expr, $to:expr, $actor:expr, $reason:expr, $now:expr) => {{
         let from: &[CampaignState] = $from;
         let list = from
             .iter()
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
+        let lock = match $dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        };
         let old: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT state FROM campaigns WHERE id = $1 AND state IN ({list})"
+            "SELECT state FROM campaigns WHERE id = $1 AND state IN ({list}){lock}"
         ))
         .bind($id)
         .fetch_optional(&mut *$tx)
         .await?;
-        match old {
+        let moved = match old {
+            None => None,
+            Some(old) => sqlx::query_scalar::<_, i64>(
+                "UPDATE campaigns SET state = $1, state_reason = $2, updated_at = $3, \
+                 waiting_since_ms = NULL, waiting_reason = '' WHERE id = $4 AND state = $5 \
+                 RETURNING id",
+            )
+            .bind($to.as_str())
+            .bind($reason)
+            .bind($now)
+            .bind($id)
+            .bind(&old)
+            .fetch_optional(&mut *$tx)
+            .await?
+            .map(|_| old),
+        };
+        match moved {
             None => false,
             Some(old) => {
-                sqlx::query(
-                    "UPDATE campaigns SET state = $1, state_reason = $2, updated_at = $3 WHERE id = $4",
-                )
-                .bind($to.as_str())
-                .bind($reason)
-                .bind($now)
-                .bind($id)
-                .execute(&mut *$tx)
-                .await?;
                 sqlx::query(
                     "INSERT INTO campaign_events (campaign_id, old_state, new_state, actor, reason, \
                      created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -316,7 +338,7 @@ impl Store {
         let now = Utc::now();
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
-            let moved = move_state!(tx, id, from, to, actor, reason, now);
+            let moved = move_state!(tx, self.dialect(), id, from, to, actor, reason, now);
             tx.commit().await?;
             Ok(moved)
         })
@@ -340,8 +362,7 @@ impl Store {
         };
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
-            let moved = move_state!(
-                tx, id, &[CampaignState::Draft, CampaignState::Scheduled],
+            let moved = move_state!(tx, self.dialect(), id, &[CampaignState::Draft, CampaignState::Scheduled],
                 CampaignState::Scheduled, actor, "scheduled", now
             );
             if moved {
@@ -398,8 +419,7 @@ impl Store {
         let params = filter.map(|f| f.params).unwrap_or_default();
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(dialect)).await?;
-            let moved = move_state!(
-                tx, id, &[CampaignState::Draft, CampaignState::Scheduled],
+            let moved = move_state!(tx, self.dialect(), id, &[CampaignState::Draft, CampaignState::Scheduled],
                 CampaignState::Running, actor, "started", now
             );
             if !moved {
@@ -475,8 +495,8 @@ impl Store {
     }
 
     /// Claims up to `limit` due deliveries for `worker` under a lease until
-    /// `lease_until_ms`. Rows whose lease has expired go back to `retry`
-    /// first. Deliveries to contacts who are no longer active are marked
+    /// `lease_until_ms`. Other workers' rows whose lease has expired go
+    /// back to `retry` first. Deliveries to contacts who are no longer active are marked
     /// `skipped` and not returned.
     pub async fn claim(
         &self,
@@ -522,11 +542,16 @@ impl Store {
         );
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(dialect)).await?;
+            // Another worker's expired claims: that worker died (a live one
+            // renews its leases). This worker's own are left to it: it
+            // renews them once the database answers again, or puts them
+            // back at the start of its next run.
             sqlx::query(
                 "UPDATE deliveries SET status = 'retry', lease_ms = NULL, worker = NULL, \
-                 updated_at = $3 WHERE campaign_id = $1 AND status = 'sending' AND lease_ms < $2",
+                 updated_at = $3 WHERE campaign_id = $1 AND status = 'sending' AND lease_ms < $2 \
+                 AND worker <> $4",
             )
-            .bind(campaign).bind(now_ms).bind(now)
+            .bind(campaign).bind(now_ms).bind(now).bind(worker)
             .execute(&mut *tx).await?;
             let mut ids: Vec<i64> = Vec::new();
             for sql in &claim_sql {
@@ -688,6 +713,111 @@ impl Store {
         Ok(())
     }
 
+    /// Renews the lease of the rows `worker` holds among `ids` until
+    /// `lease_until_ms`; returns the ids it still holds (a row missing from
+    /// the answer was taken over after its lease expired, or finished).
+    pub async fn renew_claims(
+        &self,
+        worker: &str,
+        ids: &[i64],
+        lease_until_ms: i64,
+    ) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = match self.dialect() {
+            Dialect::Sqlite => "(SELECT value FROM json_each($1))",
+            Dialect::Postgres => "(SELECT jsonb_array_elements_text($1::text::jsonb)::bigint)",
+        };
+        let sql = format!(
+            "UPDATE deliveries SET lease_ms = $2 WHERE id IN {list} AND worker = $3 \
+             AND status = 'sending' RETURNING id"
+        );
+        let doc = serde_json::to_string(ids)?;
+        Ok(on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let held: Vec<i64> = sqlx::query_scalar(&sql)
+                .bind(&doc).bind(lease_until_ms).bind(worker)
+                .fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            held
+        }))
+    }
+
+    /// Puts back the rows of `campaign` that `worker` left claimed in an
+    /// earlier run of its own that ended without recording them (an error
+    /// while they were in flight): they become `retry` at once, keeping
+    /// their attempt (they may have been sent), instead of waiting for
+    /// their lease. Returns how many.
+    pub async fn reclaim_own(&self, campaign: i64, worker: &str) -> Result<u64> {
+        let sql = "UPDATE deliveries SET status = 'retry', lease_ms = NULL, worker = NULL, \
+                   updated_at = $1 WHERE campaign_id = $2 AND status = 'sending' AND worker = $3";
+        Ok(on_pool!(self, p => sqlx::query(sql)
+            .bind(Utc::now()).bind(campaign).bind(worker)
+            .execute(p).await?.rows_affected()))
+    }
+
+    /// Notes that campaign `id` waits for an unreachable relay: the first
+    /// call sets since when, later ones only the reason. Returns since when
+    /// it waits (Unix ms), or `None` if the campaign is not running.
+    pub async fn set_waiting(&self, id: i64, now_ms: i64, reason: &str) -> Result<Option<i64>> {
+        let sql = "UPDATE campaigns SET waiting_since_ms = COALESCE(waiting_since_ms, $1), \
+                   waiting_reason = $2 WHERE id = $3 AND state = 'running' RETURNING waiting_since_ms";
+        Ok(
+            on_pool!(self, p => sqlx::query_scalar::<_, Option<i64>>(sql)
+            .bind(now_ms).bind(reason).bind(id)
+            .fetch_optional(p).await?.flatten()),
+        )
+    }
+
+    /// Notes that the relay answers again: campaign `id` no longer waits.
+    /// Returns whether it was waiting.
+    pub async fn clear_waiting(&self, id: i64) -> Result<bool> {
+        let sql = "UPDATE campaigns SET waiting_since_ms = NULL, waiting_reason = '' \
+                   WHERE id = $1 AND waiting_since_ms IS NOT NULL";
+        Ok(on_pool!(self, p => sqlx::query(sql).bind(id).execute(p).await?.rows_affected()) > 0)
+    }
+
+    /// Reserves up to `want` sends against `server`'s limit of `per_second`
+    /// messages in the one-second window (whole seconds of Unix time)
+    /// containing `now_ms`, for every worker together. Returns how many
+    /// were granted (0 once the window is used up) and when the window
+    /// ends (Unix ms): a grant must be used before then.
+    pub async fn reserve_rate(
+        &self,
+        server: &str,
+        now_ms: i64,
+        per_second: i64,
+        want: i64,
+    ) -> Result<(i64, i64)> {
+        let start = now_ms - now_ms.rem_euclid(1000);
+        let lock = match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        };
+        let select = format!("SELECT window_start, used FROM send_rate WHERE server = $1{lock}");
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            sqlx::query(
+                "INSERT INTO send_rate (server, window_start, used) VALUES ($1, $2, 0) \
+                 ON CONFLICT (server) DO NOTHING",
+            )
+            .bind(server).bind(start)
+            .execute(&mut *tx).await?;
+            let (window, used): (i64, i64) =
+                sqlx::query_as(&select).bind(server).fetch_one(&mut *tx).await?;
+            // A window in the past starts over; a later one (another
+            // host's clock runs ahead) is used as it is.
+            let (window, used) = if window < start { (start, 0) } else { (window, used) };
+            let granted = want.min(per_second - used).max(0);
+            sqlx::query("UPDATE send_rate SET window_start = $1, used = $2 WHERE server = $3")
+                .bind(window).bind(used + granted).bind(server)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok((granted, window + 1000))
+        })
+    }
+
     /// Deliveries of a campaign by status.
     pub async fn delivery_counts(&self, campaign: i64) -> Result<Counts> {
         let sql = "SELECT status, COUNT(*) FROM deliveries WHERE campaign_id = $1 GROUP BY status";
@@ -727,8 +857,7 @@ impl Store {
                  AND status IN ('pending', 'retry', 'sending')",
             )
             .bind(campaign).fetch_one(&mut *tx).await?;
-            let moved = open == 0 && move_state!(
-                tx, campaign, &[CampaignState::Running], CampaignState::Finished,
+            let moved = open == 0 && move_state!(tx, self.dialect(), campaign, &[CampaignState::Running], CampaignState::Finished,
                 actor, "every recipient done", now
             );
             tx.commit().await?;
@@ -756,8 +885,7 @@ impl Store {
             .bind(now_ms).bind(now).bind(campaign)
             .execute(&mut *tx).await?.rows_affected();
             if n > 0 && state == "finished" {
-                move_state!(
-                    tx, campaign, &[CampaignState::Finished], CampaignState::Running,
+                move_state!(tx, self.dialect(), campaign, &[CampaignState::Finished], CampaignState::Running,
                     actor, &format!("retrying {n} failed"), now
                 );
             }

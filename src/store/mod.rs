@@ -10,6 +10,7 @@
 //! audit trail in the same transaction as the change.
 
 pub mod import;
+pub mod retry;
 pub mod segment_sql;
 mod status;
 
@@ -19,11 +20,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
+use sqlx::Connection as _;
 
 use crate::config::Config;
 use crate::domain::segment::Segment;
@@ -78,10 +80,13 @@ macro_rules! ensure_tag {
 }
 
 // Declared after the macros above, which they use.
+pub mod backup;
 pub mod bounces;
 pub mod campaigns;
+pub mod copy;
 pub mod issues;
 pub mod media;
+pub mod schema;
 pub mod web;
 
 /// A handle on the database. Cheap to clone (the pools are reference-counted).
@@ -256,9 +261,15 @@ impl Store {
 
     /// Opens the database the configuration names, creating the SQLite file and
     /// its directory if needed, and migrates it if `auto_migrate` is on.
+    /// Refuses a schema newer than this binary knows (see [`schema`]).
     pub async fn open(config: &Config) -> Result<Store> {
         let url = config.database_url();
         let store = Store::connect(&url, config).await?;
+        let checked = store.check_schema(&url, config.database.auto_migrate).await;
+        if let Err(e) = checked {
+            store.close().await;
+            return Err(e);
+        }
         if config.database.auto_migrate {
             store.migrate().await?;
         }
@@ -301,6 +312,28 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)
                 .with_context(|| format!("invalid PostgreSQL URL {}", redact_url(url)))?;
+            // One connection first, so that a server that cannot be
+            // reached is named with the cause (the pool would only say
+            // that it timed out, after the whole acquire timeout).
+            let wait = Duration::from_secs(db.busy_timeout_secs.max(5));
+            let first = tokio::time::timeout(wait, PgConnection::connect_with(&opts)).await;
+            let cause = match first {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                    None
+                }
+                Ok(Err(e)) => Some(format!("{e}")),
+                Err(_) => Some(format!("no answer within {} s", wait.as_secs())),
+            };
+            if let Some(cause) = cause {
+                bail!(
+                    "cannot connect to PostgreSQL at {}:{} (database {:?}, user {:?}): {cause}",
+                    opts.get_host(),
+                    opts.get_port(),
+                    opts.get_database().unwrap_or(""),
+                    opts.get_username()
+                );
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(db.max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(db.busy_timeout_secs.max(5)))
@@ -318,9 +351,13 @@ impl Store {
 
     /// Applies pending migrations (migrations/sqlite or migrations/postgres).
     pub async fn migrate(&self) -> Result<()> {
+        let status = self.schema_status().await?;
+        if let Some(refusal) = status.refusal("") {
+            return Err(schema::SchemaRefused(refusal).into());
+        }
         match self {
-            Store::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await,
-            Store::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
+            Store::Sqlite(p) => self.migrator().run(p).await,
+            Store::Postgres(p) => self.migrator().run(p).await,
         }
         .context("applying database migrations")
     }
@@ -451,6 +488,9 @@ impl Store {
 
     /// Adds one contact as active, with its tags.
     pub async fn add_contact(&self, c: &NewContact) -> Result<Contact> {
+        check_text("name", &c.name)?;
+        check_text("title", &c.title)?;
+        check_attributes(&c.attributes)?;
         if self.contact(c.email.as_str()).await?.is_some() {
             bail!("a contact with the address {} already exists", c.email);
         }
@@ -503,6 +543,12 @@ impl Store {
     /// Applies a patch to a contact's details and tags (never its status:
     /// that is [`Store::set_status`]'s job).
     pub async fn edit_contact(&self, email: &str, patch: &ContactPatch) -> Result<Contact> {
+        for (field, value) in [("name", &patch.name), ("title", &patch.title)] {
+            if let Some(v) = value {
+                check_text(field, v)?;
+            }
+        }
+        check_attributes(&patch.attributes)?;
         let current = self
             .contact(email)
             .await?
@@ -757,6 +803,35 @@ pub(crate) fn sqlite_values(rows: usize, cols: usize) -> String {
     values
 }
 
+/// The longest text a contact's field may hold, in bytes (as in an import).
+pub const MAX_TEXT_BYTES: usize = 64 << 10;
+
+/// A contact's text field: at most [`MAX_TEXT_BYTES`], and no NUL byte
+/// (PostgreSQL cannot store one, so SQLite refuses it too).
+fn check_text(field: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_TEXT_BYTES {
+        bail!(
+            "{field} is {} bytes long; it may be at most {} KiB",
+            value.len(),
+            MAX_TEXT_BYTES >> 10
+        );
+    }
+    if value.contains('\0') {
+        bail!("{field} contains a NUL byte");
+    }
+    Ok(())
+}
+
+fn check_attributes(attrs: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    for (k, v) in attrs {
+        check_text("an attribute name", k)?;
+        if let Some(text) = v.as_str() {
+            check_text(&format!("attribute {}", crate::domain::quote(k)), text)?;
+        }
+    }
+    Ok(())
+}
+
 /// Organisations are identified by their name, case-insensitively.
 pub fn org_key(name: &str) -> String {
     name.split_whitespace()
@@ -775,6 +850,43 @@ fn clean_opt(v: &Option<Option<String>>) -> Option<String> {
         .flatten()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+/// A line for the operator about a database failure that needs their hand,
+/// naming the database: a damaged SQLite file, a full disk. `None` for other
+/// errors.
+pub fn failure_hint(e: &anyhow::Error, url: &str) -> Option<String> {
+    let code = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => db.code().map(|c| c.to_string()),
+            _ => None,
+        })?;
+    let sqlite = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"));
+    match (sqlite, code.as_str()) {
+        (Some(file), c) if c.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 11 | 26)) => {
+            let file = file.split('?').next().unwrap_or(file);
+            Some(format!(
+                "the SQLite database {file} is damaged (or not an SQLite file): restore it \
+                 from a backup, or try `sqlite3 {file} .recover` into a new file"
+            ))
+        }
+        (Some(file), c) if c.parse::<i32>().is_ok_and(|c| c & 0xff == 13) => {
+            let file = file.split('?').next().unwrap_or(file);
+            Some(format!(
+                "the disk holding the SQLite database {file} is full: free some space and run \
+                 the command again (what was committed is kept)"
+            ))
+        }
+        (None, "53100") => Some(format!(
+            "the PostgreSQL server at {} has no disk space left: free some space and run the \
+             command again (what was committed is kept)",
+            redact_url(url)
+        )),
+        _ => None,
+    }
 }
 
 /// Hides the password in a database URL.

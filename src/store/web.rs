@@ -86,6 +86,8 @@ pub struct StoreMetrics {
     pub bounces: i64,
     /// Of those, the ones that were not verified (and changed nothing).
     pub unverified_bounces: i64,
+    /// Running campaigns that wait for an unreachable relay.
+    pub waiting_for_relay: i64,
 }
 
 /// Per-campaign tracking counts.
@@ -232,6 +234,8 @@ impl Store {
         let events = "SELECT COUNT(*) FROM status_events WHERE new_status = 'unsubscribed'";
         let bounces = "SELECT COUNT(*), \
             CAST(COALESCE(SUM(CASE WHEN verified THEN 0 ELSE 1 END), 0) AS BIGINT) FROM bounce_events";
+        let waiting = "SELECT COUNT(*) FROM campaigns WHERE state = 'running' \
+                       AND waiting_since_ms IS NOT NULL";
         Ok(on_pool!(self, p => {
             let (sent, failed, retried, queue_depth): (i64, i64, i64, i64) =
                 sqlx::query_as(deliveries).fetch_one(p).await?;
@@ -246,6 +250,7 @@ impl Store {
                 unsubscribe_events: sqlx::query_scalar(events).fetch_one(p).await?,
                 bounces,
                 unverified_bounces,
+                waiting_for_relay: sqlx::query_scalar(waiting).fetch_one(p).await?,
             }
         }))
     }

@@ -240,6 +240,12 @@ pub async fn render(State(state): State<Shared>, headers: HeaderMap) -> Response
             );
             gauge(
                 &mut out,
+                "whatsup_campaigns_waiting_for_relay",
+                "Running campaigns waiting for an SMTP relay that cannot be reached.",
+                m.waiting_for_relay,
+            );
+            gauge(
+                &mut out,
                 "whatsup_contacts_unsubscribed",
                 "Contacts whose status is unsubscribed.",
                 m.unsubscribed,

@@ -397,9 +397,21 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
 /// The client's IP: the socket's peer, or with `web.trust_forwarded_for`
 /// the last X-Forwarded-For entry (the one the proxy added).
 fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    client_ip_from(state, req.headers(), peer)
+}
+
+/// [`client_ip`] from the headers and the socket's peer.
+fn client_ip_from(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<IpAddr> {
     if state.config.web.trust_forwarded_for {
-        if let Some(ip) = req
-            .headers()
+        if let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
@@ -408,9 +420,7 @@ fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
             return Some(ip);
         }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+    peer.map(|p| p.ip())
 }
 
 /// The per-IP limits of the public routes: one-click unsubscribes (a POST

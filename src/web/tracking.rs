@@ -14,7 +14,7 @@
 //! answers are `no-store` (their URLs carry a token; see `observe`).
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
@@ -34,13 +34,22 @@ fn claims(state: &AppState, campaign: &str, token: &str) -> Option<Claims> {
     (canonical_number(campaign) == Some(c.campaign_id)).then_some(c)
 }
 
-fn ip(state: &AppState, addr: &SocketAddr) -> Option<String> {
-    state.config.web.track_ips.then(|| addr.ip().to_string())
+/// The client's address when `web.track_ips` is on: behind a proxy with
+/// `web.trust_forwarded_for`, the one the proxy saw.
+fn ip(state: &AppState, headers: &HeaderMap, addr: &SocketAddr) -> Option<String> {
+    state
+        .config
+        .web
+        .track_ips
+        .then(|| super::client_ip_from(state, headers, Some(*addr)))
+        .flatten()
+        .map(|ip| ip.to_string())
 }
 
 pub(super) async fn open(
     State(state): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((campaign, token)): Path<(String, String)>,
 ) -> Response {
     if !state.config.web.track_opens {
@@ -55,7 +64,7 @@ pub(super) async fn open(
             c.campaign_id as i64,
             c.contact_id as i64,
             None,
-            ip(&state, &addr).as_deref(),
+            ip(&state, &headers, &addr).as_deref(),
         )
         .await
     {
@@ -74,6 +83,7 @@ pub(super) async fn open(
 pub(super) async fn click(
     State(state): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((campaign, token, n)): Path<(String, String, String)>,
 ) -> Response {
     if !state.config.web.track_clicks {
@@ -104,7 +114,7 @@ pub(super) async fn click(
             c.campaign_id as i64,
             c.contact_id as i64,
             Some(&url),
-            ip(&state, &addr).as_deref(),
+            ip(&state, &headers, &addr).as_deref(),
         )
         .await
     {

@@ -9,6 +9,8 @@ pub mod browser;
 pub mod cli;
 pub mod dovecot;
 pub mod http;
+pub mod nsd;
+pub mod pgcluster;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
@@ -212,10 +214,10 @@ pub fn make_certificates(dir: &Path) -> Option<()> {
     let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     let args = |line: &str| -> Vec<String> { line.split(' ').map(str::to_string).collect() };
     let ok = [
-        format!("req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=whatsup-test-CA"),
+        format!("req -x509 {ec} -keyout ca.key -out ca.pem -days 30 -subj /CN=whatsup-test-CA"),
         format!("req {ec} -keyout server.key -out server.csr -subj /CN=localhost"),
         "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-         -days 2 -extfile ext.cnf"
+         -days 30 -extfile ext.cnf"
             .to_string(),
     ]
     .iter()
@@ -238,4 +240,61 @@ pub fn whatsup_ok(url: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// The first line a child process prints on its piped stdout; the rest is
+/// read (and dropped) by a thread, so that the child never writes into a
+/// closed pipe (whatsup dies of SIGPIPE, as a command-line tool should).
+pub fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("a piped stdout"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read the first line");
+    std::thread::spawn(move || for _ in reader.lines() {});
+    line
+}
+
+/// Imports `csv` (with its header), stores the sample issue and starts a
+/// campaign of it to everyone over SMTP, signed with `secret`; returns its
+/// id.
+pub async fn running_campaign(db: &TestDb, csv: &str, secret: &str) -> i64 {
+    let (_dir, path) = temp_csv(csv);
+    import(&db.store, &path, &ImportOptions::default()).await;
+    save_sample_issue(&db.store).await;
+    let id = draft_campaign(&db.store, "running", "").await;
+    let mut config = db.config.clone();
+    config.security.token_secret = Secret::new(secret);
+    whatsup::send::engine::start(&db.store, &config, id, "test")
+        .await
+        .expect("start the campaign")
+        .expect("this test starts it");
+    id
+}
+
+/// Sends `signal` to a child and waits up to five seconds for it to exit,
+/// then kills it.
+pub fn stop_child(child: &mut std::process::Child, signal: i32) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped,
+/// also when the test fails before it stops it.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            stop_child(&mut self.0, libc::SIGTERM);
+        }
+    }
 }

@@ -138,6 +138,15 @@ fn nix_is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// How many messages each recipient got.
+pub fn per_recipient(msgs: &[Dumped]) -> std::collections::HashMap<String, usize> {
+    let mut m = std::collections::HashMap::new();
+    for d in msgs {
+        *m.entry(d.rcpt_to.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
 /// Reads smtp-sink dump files from `dir`.
 pub fn read_dumps(dir: &Path) -> Vec<Dumped> {
     let mut out = Vec::new();
