@@ -59,6 +59,7 @@ pub struct Config {
     pub bounces: Bounces,
     pub web: Web,
     pub webhooks: Webhooks,
+    pub admin: Admin,
     pub branding: Branding,
     pub media: Media,
     pub doctor: Doctor,
@@ -387,6 +388,10 @@ pub struct Newsletter {
     pub templates_dir: PathBuf,
     /// Port of `whatsup issues preview --serve` on 127.0.0.1 (0: any free port).
     pub preview_port: u16,
+    /// Two-person rule: a campaign starts only after an operator or admin
+    /// other than its creator and the issue revision's author approved
+    /// that revision and segment.
+    pub require_approval: bool,
 }
 
 impl Default for Newsletter {
@@ -402,6 +407,7 @@ impl Default for Newsletter {
             timezone: "Asia/Tokyo".into(),
             templates_dir: PathBuf::new(),
             preview_port: 8025,
+            require_approval: true,
         }
     }
 }
@@ -568,6 +574,59 @@ impl Default for Doctor {
             resolver: String::new(),
             sending_ips: Vec::new(),
             timeout_secs: 5,
+        }
+    }
+}
+
+/// The admin listener of `whatsup serve`: the REST API (`/api/v1`) for
+/// scripts and the web admin, accounts and sessions. Never served on the
+/// recipients' public listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// Address and port of the admin listener; empty: no admin listener.
+    pub bind: String,
+    /// The URL the admin is reached at (behind a proxy, its public URL).
+    /// With https the session cookie is marked Secure.
+    pub base_url: String,
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// A session ends this many hours after login, however active.
+    pub session_absolute_hours: u64,
+    /// Failed logins per account before each further attempt must wait.
+    pub login_free_attempts_per_account: u32,
+    /// Failed logins per client IP before each further attempt must wait.
+    pub login_free_attempts_per_ip: u32,
+    /// The first wait, in seconds; it doubles with each further failure.
+    pub login_delay_base_secs: u64,
+    /// The longest wait, in seconds.
+    pub login_delay_max_secs: u64,
+    /// Failures are forgotten this many minutes after the latest one.
+    pub login_forget_minutes: u64,
+    /// Take the client IP from the last X-Forwarded-For entry (only behind
+    /// a reverse proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Addresses test messages may go to besides the user's own.
+    pub test_send_allowlist: Vec<String>,
+    /// Largest request body (CSV uploads included), in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            bind: "127.0.0.1:8081".into(),
+            base_url: "http://127.0.0.1:8081".into(),
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            login_free_attempts_per_account: 5,
+            login_free_attempts_per_ip: 20,
+            login_delay_base_secs: 1,
+            login_delay_max_secs: 900,
+            login_forget_minutes: 60,
+            trust_forwarded_for: false,
+            test_send_allowlist: Vec::new(),
+            max_body_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -1066,6 +1125,7 @@ impl Config {
                 self.web.bind
             );
         }
+        self.validate_admin()?;
         match self.web.metrics_bind.as_str() {
             "off" => {}
             "public" if self.web.metrics_token.is_empty() => bail!(
@@ -1126,6 +1186,16 @@ impl Config {
     }
 }
 
+/// Keys whose values are secrets, wherever they appear.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "token_secret",
+    "previous_token_secrets",
+    "private_key",
+    "postmark_password",
+    "metrics_token",
+];
+
 impl Config {
     fn validate_doctor(&self) -> Result<()> {
         let d = &self.doctor;
@@ -1145,6 +1215,86 @@ impl Config {
         }
         if d.timeout_secs == 0 {
             bail!("doctor.timeout_secs must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The settings as a TOML value with every secret shown only as set
+    /// (`[redacted]`) or not (empty), and the database URL's password
+    /// hidden.
+    pub fn redacted(&self) -> Result<toml::Value> {
+        fn walk(v: &mut toml::Value) {
+            // Arrays of tables too: each `[[smtp.fallback]]` has a password.
+            if let toml::Value::Array(items) = v {
+                items.iter_mut().for_each(walk);
+            }
+            if let toml::Value::Table(t) = v {
+                for (k, slot) in t.iter_mut() {
+                    if SECRET_KEYS.contains(&k.as_str()) {
+                        let set = match &*slot {
+                            toml::Value::String(s) => !s.is_empty(),
+                            toml::Value::Array(a) => !a.is_empty(),
+                            _ => false,
+                        };
+                        *slot = toml::Value::String(if set {
+                            "[redacted]".into()
+                        } else {
+                            String::new()
+                        });
+                    } else {
+                        walk(slot);
+                    }
+                }
+            }
+        }
+        let mut value = toml::Value::try_from(self)?;
+        walk(&mut value);
+        if let Some(url) = value.get_mut("database").and_then(|d| d.get_mut("url")) {
+            *url = toml::Value::String(crate::store::redact_url(self.database.url.expose()));
+        }
+        Ok(value)
+    }
+
+    fn validate_admin(&self) -> Result<()> {
+        let a = &self.admin;
+        if !a.bind.is_empty() {
+            let Ok(bind) = a.bind.parse::<std::net::SocketAddr>() else {
+                bail!(
+                    "admin.bind: {:?} is not an address and port such as 127.0.0.1:8081",
+                    a.bind
+                );
+            };
+            if a.bind == self.web.bind {
+                bail!("admin.bind: the admin listener cannot share web.bind ({bind}), the recipients' listener");
+            }
+            if a.bind == self.web.metrics_bind && bind.port() != 0 {
+                bail!("admin.bind: the admin listener cannot share web.metrics_bind ({bind})");
+            }
+        }
+        if !a.base_url.starts_with("https://") && !a.base_url.starts_with("http://") {
+            bail!(
+                "admin.base_url: {:?} must start with https:// or http://",
+                a.base_url
+            );
+        }
+        for (key, n) in [
+            ("admin.session_idle_minutes", a.session_idle_minutes),
+            ("admin.session_absolute_hours", a.session_absolute_hours),
+            ("admin.login_delay_base_secs", a.login_delay_base_secs),
+            ("admin.login_forget_minutes", a.login_forget_minutes),
+        ] {
+            if n == 0 {
+                bail!("{key}: must be at least 1");
+            }
+        }
+        if a.login_delay_max_secs < a.login_delay_base_secs {
+            bail!("admin.login_delay_max_secs: must be at least admin.login_delay_base_secs");
+        }
+        if a.max_body_bytes < 1024 {
+            bail!(
+                "admin.max_body_bytes: must be at least 1024, got {}",
+                a.max_body_bytes
+            );
         }
         Ok(())
     }
@@ -1381,6 +1531,23 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains(":pw@"), "{shown}");
         assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn redacted_settings_hide_every_secret_including_the_fallback_relays() {
+        let mut c = Config::default();
+        c.smtp.password = Secret::new("hunter2-primary");
+        c.database.url = Secret::new("postgres://u:dbpass@localhost/db");
+        c.smtp.fallback = vec![SmtpServer {
+            name: "backup".into(),
+            password: Secret::new("hunter2-fallback"),
+            ..SmtpServer::default()
+        }];
+        let shown = toml::to_string(&c.redacted().unwrap()).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("dbpass"), "{shown}");
+        assert_eq!(shown.matches("[redacted]").count(), 2, "{shown}");
+        assert!(shown.contains("backup"), "{shown}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only calls [`cli::main`]. See
 //! ARCHITECTURE.md for the map of modules and the invariants between them.
 
+pub mod app;
 pub mod bounce;
 pub mod cli;
 pub mod compose;

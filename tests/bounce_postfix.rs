@@ -226,7 +226,7 @@ async fn a_dsn_from_postfix_through_the_pipe_marks_the_unknown_user_bounced(db: 
     assert_eq!(report.created, 2, "{report:?}");
     common::save_sample_issue(&db.store).await;
     let campaign = common::draft_campaign(&db.store, "postfix pipe", "").await;
-    engine::start(&db.store, &config, campaign, "test")
+    engine::start(&db.store, &config, campaign, &crate::common::actor())
         .await
         .unwrap()
         .unwrap();

@@ -193,7 +193,7 @@ fn preview_writes_html_text_and_eml_for_a_stored_contact() {
             "issues",
             "preview",
             "samples/issue-214.md",
-            "--as",
+            "--contact",
             "mayor@city.example.net",
             "--out",
             out_dir.to_str().unwrap(),

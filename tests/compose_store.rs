@@ -6,6 +6,9 @@ use whatsup::config::Config;
 use whatsup::store::issues::{IssueText, Saved};
 use whatsup::store::Store;
 
+static ACTOR: std::sync::LazyLock<whatsup::domain::Actor> =
+    std::sync::LazyLock::new(crate::common::actor);
+
 fn text<'a>(number: u32, subject: &'a str, source: &'a str) -> IssueText<'a> {
     IssueText {
         number,
@@ -13,7 +16,7 @@ fn text<'a>(number: u32, subject: &'a str, source: &'a str) -> IssueText<'a> {
         date: NaiveDate::from_ymd_opt(2025, 7, 1).unwrap(),
         source_path: "samples/issue.md",
         source,
-        actor: "test",
+        actor: &ACTOR,
     }
 }
 

@@ -101,10 +101,15 @@ async fn backups_taken_while_a_campaign_sends_open_and_one_restores_with_nothing
     let id = common::draft_campaign(&db.store, "backup test", "").await;
     let mut start_config = db.config.clone();
     start_config.security.token_secret = whatsup::config::Secret::new(SECRET);
-    engine::start(&db.store, &start_config, id, "test")
-        .await
-        .unwrap()
-        .unwrap();
+    engine::start(
+        &db.store,
+        &start_config,
+        id,
+        &whatsup::domain::Actor::system("test"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let mut worker = start_worker(&db.url, &dir, sink.port);
 
     let mut backups = Vec::new();

@@ -34,8 +34,9 @@ struct Example {
     command: String,
 }
 
-/// The `whatsup …` lines of the README's `sh` blocks, without their
-/// trailing comments.
+/// The `whatsup …` lines of the README's `sh` blocks (and those that pipe
+/// a password variable into whatsup: `echo "$PASSWORD" | whatsup …`),
+/// without their trailing comments.
 fn examples(readme: &str) -> Vec<Example> {
     let mut out = Vec::new();
     let mut in_sh = false;
@@ -45,7 +46,7 @@ fn examples(readme: &str) -> Vec<Example> {
             in_sh = !in_sh && info.trim() == "sh";
             continue;
         }
-        if in_sh && trimmed.starts_with("whatsup ") {
+        if in_sh && (trimmed.starts_with("whatsup ") || pipes_a_secret(trimmed)) {
             out.push(Example {
                 line: i + 1,
                 command: strip_comment(trimmed).to_string(),
@@ -53,6 +54,13 @@ fn examples(readme: &str) -> Vec<Example> {
         }
     }
     out
+}
+
+/// `echo "$NAME" | whatsup …`: a secret from the environment on stdin.
+fn pipes_a_secret(line: &str) -> bool {
+    line.strip_prefix("echo \"$")
+        .and_then(|rest| rest.split_once("\" | whatsup "))
+        .is_some_and(|(name, _)| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
 }
 
 /// The command without a `# comment` (a `#` after a space, outside quotes).
@@ -93,6 +101,7 @@ fn the_readme_examples_are_found_with_their_comments_removed() {
         "whatsup campaigns schedule 1 --at \"2030-12-02 09:00\"",
         "whatsup bounces classify tests/data/bounces/*.eml --json",
         "whatsup completions bash > whatsup.bash",
+        "echo \"$PASSWORD\" | whatsup users add ken@example.org --role operator --password-stdin",
     ] {
         assert!(
             commands.contains(&expected),
@@ -171,6 +180,9 @@ impl Scratch {
             ("WHATSUP_SMTP_HOST".into(), "127.0.0.1".into()),
             ("WHATSUP_SMTP_PORT".into(), sink.port.to_string()),
             ("WHATSUP_SENDING_POLL_SECS".into(), "1".into()),
+            // The passwords the account examples pipe in.
+            ("PASSWORD".into(), "lantern-river-garden-Tokyo-1960".into()),
+            ("NEW".into(), "vermilion-bridge-autumn-Sumida-2030".into()),
         ];
         let dovecot = common::dovecot::Dovecot::start();
         if let Some(d) = &dovecot {
@@ -207,7 +219,11 @@ impl Scratch {
             None => example.command.clone(),
         };
         cmd.arg("-c")
-            .arg(format!("exec {command}"))
+            .arg(if command.starts_with("whatsup ") {
+                format!("exec {command}")
+            } else {
+                command
+            })
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -42,6 +42,7 @@ fn send_command(db: &TestDb, port: u16, id: i64, dir: &std::path::Path) -> Comma
         .env("WHATSUP_SMTP_HOST", "127.0.0.1")
         .env("WHATSUP_SMTP_PORT", port.to_string())
         .env("WHATSUP_SENDING_TRANSPORT", "smtp")
+        .env("WHATSUP_NEWSLETTER_REQUIRE_APPROVAL", "false")
         .env("WHATSUP_SENDING_BATCH_SIZE", BATCH.to_string())
         .env("WHATSUP_SMTP_PER_SECOND", PER_SECOND.to_string())
         .env("WHATSUP_SENDING_LEASE_SECS", "1")

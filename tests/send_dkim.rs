@@ -78,7 +78,9 @@ async fn campaign_signed_with(algorithm: &str, key: &str) {
     config.dkim.algorithm = algorithm.into();
     config.dkim.key_file = key_file.clone();
     let id = common::draft_campaign(&db.store, "dkim", "").await;
-    engine::start(&db.store, &config, id, "test").await.unwrap();
+    engine::start(&db.store, &config, id, &crate::common::actor())
+        .await
+        .unwrap();
     let mut w = Worker::new(db.store.clone(), config.clone()).unwrap();
     let end = w
         .send_campaign(id, &AtomicBool::new(false), |_| {})

@@ -57,10 +57,15 @@ async fn started(db: &TestDb, config: &Config, n: usize) -> i64 {
     contacts(db, n).await;
     common::save_sample_issue(&db.store).await;
     let id = common::draft_campaign(&db.store, "reliability", "").await;
-    engine::start(&db.store, config, id, "test")
-        .await
-        .unwrap()
-        .unwrap();
+    engine::start(
+        &db.store,
+        config,
+        id,
+        &whatsup::domain::Actor::system("test"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     id
 }
 
@@ -291,7 +296,7 @@ async fn a_relay_outage_longer_than_the_wait_pauses_the_campaign_and_never_finis
             id,
             &[CampaignState::Paused],
             CampaignState::Running,
-            "test",
+            &whatsup::domain::Actor::system("test"),
             "resumed"
         )
         .await
@@ -355,13 +360,17 @@ async fn three_workers_starting_one_campaign_leave_one_history_entry(db: TestDb)
             from_address: "whatsup@example.org",
             reply_to: "",
             transport: "outbox",
-            actor: "test",
+            actor: &whatsup::domain::Actor::system("test"),
         })
         .await
         .unwrap();
     let due = chrono::Utc::now().timestamp_millis() - 1000;
     db.store
-        .schedule_campaign(id, &Schedule::At(due), "test")
+        .schedule_campaign(
+            id,
+            &Schedule::At(due),
+            &whatsup::domain::Actor::system("test"),
+        )
         .await
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -404,7 +413,13 @@ async fn concurrent_starts_of_one_campaign_have_one_winner(db: TestDb) {
     for i in 0..3 {
         let (store, config) = (db.store.clone(), db.config.clone());
         tasks.push(tokio::spawn(async move {
-            engine::start(&store, &config, id, &format!("worker{i}")).await
+            engine::start(
+                &store,
+                &config,
+                id,
+                &whatsup::domain::Actor::system(&format!("worker{i}")),
+            )
+            .await
         }));
     }
     let mut winners = 0;

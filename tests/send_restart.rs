@@ -38,6 +38,7 @@ fn whatsup(url: &str, port: u16, per_second: u32, dir: &std::path::Path) -> Comm
         .env("WHATSUP_SMTP_HOST", "127.0.0.1")
         .env("WHATSUP_SMTP_PORT", port.to_string())
         .env("WHATSUP_SENDING_TRANSPORT", "smtp")
+        .env("WHATSUP_NEWSLETTER_REQUIRE_APPROVAL", "false")
         .env("WHATSUP_SENDING_BATCH_SIZE", "20")
         .env("WHATSUP_SMTP_PER_SECOND", per_second.to_string())
         .env("WHATSUP_SENDING_POLL_SECS", "1")
@@ -169,7 +170,8 @@ async fn the_worker_carries_on_through_a_postgresql_restart_and_finishes_without
     let mut config = Config::default();
     config.database.url = Secret::new(url.clone());
     config.security.token_secret = Secret::new(SECRET);
-    whatsup::send::engine::start(&store, &config, id, "test")
+    config.newsletter.require_approval = false;
+    whatsup::send::engine::start(&store, &config, id, &whatsup::domain::Actor::system("test"))
         .await
         .unwrap()
         .unwrap();

@@ -58,7 +58,7 @@ fn smtp_config(db: &TestDb, port: u16) -> Config {
 
 async fn campaign(store: &Store, config: &Config) -> i64 {
     let id = common::draft_campaign(store, "test", "").await;
-    engine::start(store, config, id, "test")
+    engine::start(store, config, id, &crate::common::actor())
         .await
         .unwrap()
         .unwrap();
@@ -329,8 +329,8 @@ async fn a_paused_campaign_sends_nothing_and_resumes_where_it_stopped(db: TestDb
             id,
             &[CampaignState::Running],
             CampaignState::Paused,
+            &crate::common::actor(),
             "test",
-            "pause"
         )
         .await
         .unwrap());
@@ -345,8 +345,8 @@ async fn a_paused_campaign_sends_nothing_and_resumes_where_it_stopped(db: TestDb
             id,
             &[CampaignState::Paused],
             CampaignState::Running,
+            &crate::common::actor(),
             "test",
-            "resume"
         )
         .await
         .unwrap());
@@ -380,6 +380,7 @@ async fn contacts_who_unsubscribe_after_the_start_are_skipped(db: TestDb) {
                 actor: "test",
                 evidence: serde_json::json!({}),
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();
@@ -456,7 +457,7 @@ async fn a_local_time_campaign_is_due_at_nine_in_each_recipients_zone(db: TestDb
                 time: "09:00".into(),
                 earliest_ms: earliest,
             },
-            "test",
+            &crate::common::actor()
         )
         .await
         .unwrap());
@@ -469,7 +470,9 @@ async fn a_local_time_campaign_is_due_at_nine_in_each_recipients_zone(db: TestDb
         .is_empty());
     assert_eq!(db.store.due_campaigns(earliest).await.unwrap(), vec![id]);
     assert_eq!(
-        engine::start(&db.store, &config, id, "test").await.unwrap(),
+        engine::start(&db.store, &config, id, &crate::common::actor())
+            .await
+            .unwrap(),
         Some(8)
     );
     let at = |s: &str| {
@@ -491,7 +494,9 @@ async fn a_local_time_campaign_is_due_at_nine_in_each_recipients_zone(db: TestDb
     assert_eq!(due["person3@org3.example.org"], at("2026-11-30T22:00:00Z")); // Sydney (summer)
                                                                              // A second start loses: the campaign is already running.
     assert_eq!(
-        engine::start(&db.store, &config, id, "test").await.ok(),
+        engine::start(&db.store, &config, id, &crate::common::actor())
+            .await
+            .ok(),
         None
     );
 }
@@ -612,7 +617,11 @@ async fn the_worker_starts_a_scheduled_campaign_when_it_is_due_and_sends_it(db: 
     let at = chrono::Utc::now().timestamp_millis() + 1500;
     assert!(db
         .store
-        .schedule_campaign(id, &whatsup::store::campaigns::Schedule::At(at), "test")
+        .schedule_campaign(
+            id,
+            &whatsup::store::campaigns::Schedule::At(at),
+            &crate::common::actor()
+        )
         .await
         .unwrap());
     let stop = std::sync::Arc::new(AtomicBool::new(false));

@@ -58,7 +58,10 @@ async fn fixture(db: &TestDb) {
 async fn adding_a_contact_normalises_the_address_and_refuses_a_case_variant(db: TestDb) {
     let c = db
         .store
-        .add_contact(&new_contact("  Mixed.Case@Example.ORG "))
+        .add_contact(
+            &new_contact("  Mixed.Case@Example.ORG "),
+            &crate::common::actor(),
+        )
         .await
         .unwrap();
     assert_eq!(c.email, "mixed.case@example.org");
@@ -66,7 +69,10 @@ async fn adding_a_contact_normalises_the_address_and_refuses_a_case_variant(db: 
     assert_eq!(c.tag_list(), vec!["press"]);
     let err = db
         .store
-        .add_contact(&new_contact("MIXED.case@example.org"))
+        .add_contact(
+            &new_contact("MIXED.case@example.org"),
+            &crate::common::actor(),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
@@ -86,7 +92,11 @@ async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestD
         region: Some(Some("Europe".into())),
         ..Default::default()
     };
-    let o = db.store.add_org(&fields).await.unwrap();
+    let o = db
+        .store
+        .add_org(&fields, &crate::common::actor())
+        .await
+        .unwrap();
     assert_eq!(o.country.as_deref(), Some("FR"));
     let found = db
         .store
@@ -96,7 +106,10 @@ async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestD
         .unwrap();
     assert_eq!(found.id, o.id);
     assert!(
-        db.store.add_org(&fields).await.is_err(),
+        db.store
+            .add_org(&fields, &crate::common::actor())
+            .await
+            .is_err(),
         "a second organisation with the same name"
     );
     let edited = db
@@ -108,6 +121,7 @@ async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestD
                 notes: Some("moved".into()),
                 ..Default::default()
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();
@@ -132,7 +146,7 @@ async fn organisations_are_found_by_name_case_insensitively_and_edited(db: TestD
 
 async fn a_status_change_writes_the_audit_trail_once(db: TestDb) {
     db.store
-        .add_contact(&new_contact("a@example.org"))
+        .add_contact(&new_contact("a@example.org"), &crate::common::actor())
         .await
         .unwrap();
     let change = StatusChange {
@@ -142,12 +156,18 @@ async fn a_status_change_writes_the_audit_trail_once(db: TestDb) {
         evidence: serde_json::json!({"status": "5.1.1"}),
     };
     assert_eq!(
-        db.store.set_status("A@example.org", &change).await.unwrap(),
+        db.store
+            .set_status("A@example.org", &change, &crate::common::actor())
+            .await
+            .unwrap(),
         Some(ContactStatus::Active)
     );
     // The same change again changes nothing and writes nothing.
     assert_eq!(
-        db.store.set_status("a@example.org", &change).await.unwrap(),
+        db.store
+            .set_status("a@example.org", &change, &crate::common::actor())
+            .await
+            .unwrap(),
         None
     );
     let c = db.store.contact("a@example.org").await.unwrap().unwrap();
@@ -161,14 +181,14 @@ async fn a_status_change_writes_the_audit_trail_once(db: TestDb) {
     assert_eq!(history[0].evidence.0["status"], "5.1.1");
     assert!(db
         .store
-        .set_status("nobody@example.org", &change)
+        .set_status("nobody@example.org", &change, &crate::common::actor())
         .await
         .is_err());
 }
 
 async fn editing_a_contact_changes_fields_tags_and_attributes(db: TestDb) {
     db.store
-        .add_contact(&new_contact("e@example.org"))
+        .add_contact(&new_contact("e@example.org"), &crate::common::actor())
         .await
         .unwrap();
     let mut patch = ContactPatch {
@@ -180,15 +200,23 @@ async fn editing_a_contact_changes_fields_tags_and_attributes(db: TestDb) {
     patch.attributes.insert("desk".into(), "culture".into());
     let c = db
         .store
-        .edit_contact("e@example.org", &patch)
+        .edit_contact("e@example.org", &patch, &crate::common::actor())
         .await
         .unwrap();
     assert_eq!(c.name, "Eve Example");
     assert_eq!(c.title, "Officer");
     assert_eq!(c.tag_list(), vec!["culture"]);
     assert_eq!(c.attributes.0["desk"], "culture");
-    assert!(db.store.remove_contact("E@example.org").await.unwrap());
-    assert!(!db.store.remove_contact("e@example.org").await.unwrap());
+    assert!(db
+        .store
+        .remove_contact("E@example.org", &crate::common::actor())
+        .await
+        .unwrap());
+    assert!(!db
+        .store
+        .remove_contact("e@example.org", &crate::common::actor())
+        .await
+        .unwrap());
 }
 
 async fn segments_choose_exactly_the_expected_contacts(db: TestDb) {
@@ -363,7 +391,11 @@ async fn an_import_never_reactivates_a_suppressed_contact_unless_forced(db: Test
         evidence: serde_json::json!({}),
     };
     db.store
-        .set_status("press@de.embassy.example.org", &change)
+        .set_status(
+            "press@de.embassy.example.org",
+            &change,
+            &crate::common::actor(),
+        )
         .await
         .unwrap();
     let r = import(
@@ -450,7 +482,7 @@ async fn duplicates_are_caught_across_batches(db: TestDb) {
 
 async fn a_contact_that_existed_before_the_import_is_a_duplicate_when_it_appears_twice(db: TestDb) {
     db.store
-        .add_contact(&new_contact("old@example.org"))
+        .add_contact(&new_contact("old@example.org"), &crate::common::actor())
         .await
         .unwrap();
     let mut csv = String::from("email,name\nold@example.org,Old\n");
@@ -625,13 +657,13 @@ async fn deliveries_go_with_their_contact_and_never_refer_to_a_missing_one(db: T
     fixture(&db).await;
     common::save_sample_issue(&db.store).await;
     let campaign = common::draft_campaign(&db.store, "references", "").await;
-    whatsup::send::engine::start(&db.store, &db.config, campaign, "test")
+    whatsup::send::engine::start(&db.store, &db.config, campaign, &crate::common::actor())
         .await
         .unwrap();
     assert_eq!(db.store.delivery_counts(campaign).await.unwrap().total(), 8);
     assert!(db
         .store
-        .remove_contact("anne.martin@paris.example.com")
+        .remove_contact("anne.martin@paris.example.com", &crate::common::actor())
         .await
         .unwrap());
     assert_eq!(db.store.delivery_counts(campaign).await.unwrap().total(), 7);
@@ -736,7 +768,11 @@ async fn tag_links_and_organisations_follow_removals_and_never_refer_to_missing_
     .unwrap();
     let anne = db.store.contact_by_id(anne.id).await.unwrap().unwrap();
     assert_eq!(anne.organisation_id, None);
-    assert!(db.store.remove_contact(&anne.email).await.unwrap());
+    assert!(db
+        .store
+        .remove_contact(&anne.email, &crate::common::actor())
+        .await
+        .unwrap());
     assert_eq!(raw_count(&db.store, links, &[anne.id]).await, 0);
 }
 
@@ -846,6 +882,7 @@ async fn timelines_count_matching_contacts_and_open_deliveries_by_zone(db: TestD
                 actor: "test",
                 evidence: serde_json::json!({}),
             },
+            &common::actor(),
         )
         .await
         .unwrap();
@@ -881,7 +918,7 @@ async fn timelines_count_matching_contacts_and_open_deliveries_by_zone(db: TestD
     .collect();
     let n = db
         .store
-        .start_campaign(id, 1, Some(&seg), &due, "test")
+        .start_campaign(id, 1, Some(&seg), &due, &common::actor())
         .await
         .unwrap();
     assert_eq!(n, Some(4));
@@ -1033,7 +1070,7 @@ async fn a_deliverys_time_and_stored_message_id_are_found_for_the_web_and_the_in
     fixture(&db).await;
     common::save_sample_issue(&db.store).await;
     let campaign = common::draft_campaign(&db.store, "lookups", "").await;
-    whatsup::send::engine::start(&db.store, &db.config, campaign, "test")
+    whatsup::send::engine::start(&db.store, &db.config, campaign, &crate::common::actor())
         .await
         .unwrap();
     let anne = db
@@ -1122,7 +1159,7 @@ mod postgres_only {
         session.begin_batch().await.unwrap();
         // Another connection adds one of the batch's addresses and commits.
         db.store
-            .add_contact(&new_contact("late@example.org"))
+            .add_contact(&new_contact("late@example.org"), &crate::common::actor())
             .await
             .unwrap();
         let attrs = serde_json::Map::new();
@@ -1165,7 +1202,10 @@ mod sqlite_only {
     async fn foreign_keys_are_enforced(store: &Store) -> bool {
         let mut orphan = new_contact("orphan@example.org");
         orphan.organisation_id = Some(999_999);
-        store.add_contact(&orphan).await.is_err()
+        store
+            .add_contact(&orphan, &crate::common::actor())
+            .await
+            .is_err()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1184,11 +1224,14 @@ mod sqlite_only {
         let db = common::sqlite().await;
         let org = db
             .store
-            .add_org(&OrgFields {
-                kind: Some(OrgKind::Embassy),
-                name: Some("Embassy of Peru".into()),
-                ..Default::default()
-            })
+            .add_org(
+                &OrgFields {
+                    kind: Some(OrgKind::Embassy),
+                    name: Some("Embassy of Peru".into()),
+                    ..Default::default()
+                },
+                &crate::common::actor(),
+            )
             .await
             .unwrap();
         let mut session = db.store.import_session(false).await.unwrap();

@@ -75,11 +75,11 @@ async fn campaign(store: &Store, config: &Config, segment: &str) -> i64 {
             from_address: "whatsup@news.example.com",
             reply_to: "",
             transport: "smtp",
-            actor: "test",
+            actor: &whatsup::domain::Actor::system("test"),
         })
         .await
         .unwrap();
-    engine::start(store, config, id, "test")
+    engine::start(store, config, id, &whatsup::domain::Actor::system("test"))
         .await
         .unwrap()
         .unwrap();
@@ -198,6 +198,7 @@ async fn fill_every_table(db: &TestDb, config: &Config, n: usize) -> i64 {
                 actor: "cli:test",
                 evidence: serde_json::json!({"call": 1}),
             },
+            &whatsup::domain::Actor::system("test"),
         )
         .await
         .unwrap();
@@ -233,6 +234,7 @@ async fn fill_every_table(db: &TestDb, config: &Config, n: usize) -> i64 {
         })
         .await
         .unwrap();
+    fill_workspace(&db.store, id).await;
     // The shared per-second window (the campaign above ran without a
     // per_second limit, so it reserved none).
     db.store
@@ -240,6 +242,83 @@ async fn fill_every_table(db: &TestDb, config: &Config, n: usize) -> i64 {
         .await
         .unwrap();
     id
+}
+
+/// The workspace's tables: an account with a session and an API token, a
+/// failed login, a request and an approval of campaign `id`, and a job.
+async fn fill_workspace(store: &Store, id: i64) {
+    use whatsup::domain::actor::Account;
+    use whatsup::domain::{Actor, Role};
+    use whatsup::store::approvals::ApprovalKind;
+    use whatsup::store::jobs::{JobKind, JobState};
+    use whatsup::store::users::{NewSession, ThrottleScope};
+    let cli = Actor::system("test");
+    let user = store
+        .create_user(
+            "ken@example.org",
+            "Ken Sato",
+            Role::Operator,
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            &cli,
+        )
+        .await
+        .unwrap();
+    let me = Actor::User {
+        account: Account {
+            id: user.id,
+            email: user.email.clone(),
+            role: Role::Operator,
+        },
+        ip: Some("192.0.2.7".parse().unwrap()),
+    };
+    store
+        .create_session(
+            &NewSession {
+                id_hash: &"5e".repeat(32),
+                user_id: user.id,
+                csrf_token: "csrf-token-of-the-session",
+                password_tag: "tag",
+                ip: Some("192.0.2.7".into()),
+                user_agent: "test",
+                replaces: None,
+            },
+            &me,
+        )
+        .await
+        .unwrap();
+    store
+        .create_token(user.id, "nightly export", &"70".repeat(32), "wu_abcd", &me)
+        .await
+        .unwrap();
+    store
+        .record_login_failure(
+            &[
+                (ThrottleScope::Account, "ken@example.org"),
+                (ThrottleScope::Ip, "192.0.2.9"),
+            ],
+            Utc::now().timestamp_millis(),
+            3_600_000,
+            &cli,
+            "ken@example.org",
+        )
+        .await
+        .unwrap();
+    for kind in [ApprovalKind::Request, ApprovalKind::Approval] {
+        store
+            .record_approval(id, kind, 1, "tag = press", "looks right", &me)
+            .await
+            .unwrap();
+    }
+    store
+        .create_job(
+            JobKind::Send,
+            JobState::Succeeded,
+            Some(id),
+            &me,
+            serde_json::json!({"campaign": id}),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,16 +442,19 @@ async fn a_store_of_100000_contacts_and_a_finished_campaign_copies_with_every_ch
     // New rows continue after the copied ids.
     let max_id = pg_scalar(target, "SELECT MAX(id) FROM contacts").await;
     let added = target
-        .add_contact(&whatsup::store::NewContact {
-            email: whatsup::domain::EmailAddress::parse("new@example.net").unwrap(),
-            name: "New".into(),
-            title: String::new(),
-            organisation_id: None,
-            language: None,
-            consent_source: "test".into(),
-            attributes: Default::default(),
-            tags: vec!["press".into()],
-        })
+        .add_contact(
+            &whatsup::store::NewContact {
+                email: whatsup::domain::EmailAddress::parse("new@example.net").unwrap(),
+                name: "New".into(),
+                title: String::new(),
+                organisation_id: None,
+                language: None,
+                consent_source: "test".into(),
+                attributes: Default::default(),
+                tags: vec!["press".into()],
+            },
+            &whatsup::domain::Actor::system("test"),
+        )
         .await
         .unwrap();
     assert!(added.id > max_id, "{} after {max_id}", added.id);

@@ -5,6 +5,9 @@
 #[macro_use]
 mod common;
 
+mod api_permissions;
+mod api_sessions;
+mod api_workflow;
 mod bounce_corpus;
 mod bounce_intake;
 mod bounce_labels;
@@ -33,6 +36,7 @@ mod send_restart;
 mod send_smtp;
 mod store_conformance;
 mod store_copy;
+mod store_workspace;
 mod web_assets;
 mod web_browser;
 mod web_pages;

@@ -120,11 +120,11 @@ pub(crate) async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
             from_address: "whatsup@example.org",
             reply_to: "",
             transport: "outbox",
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .unwrap();
-    whatsup::send::engine::start(&db.store, &config, campaign, "test")
+    whatsup::send::engine::start(&db.store, &config, campaign, &crate::common::actor())
         .await
         .unwrap();
     let mut worker = whatsup::send::worker::Worker::new(db.store.clone(), config.clone()).unwrap();
@@ -342,6 +342,7 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
                 actor: "cli:test",
                 evidence: serde_json::json!({}),
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();
@@ -361,6 +362,7 @@ async fn undo_resubscribes_only_what_this_token_unsubscribed(db: TestDb) {
                 actor: "bounce",
                 evidence: serde_json::json!({}),
             },
+            &crate::common::actor(),
         )
         .await
         .unwrap();
@@ -1243,7 +1245,13 @@ async fn the_serve_command_listens_runs_the_worker_and_stops_on_sigterm() {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_whatsup"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+        ])
         .env("WHATSUP_CONFIG", "/dev/null")
         .env("WHATSUP_GENERAL_DATA_DIR", dir.path())
         .env("WHATSUP_SECURITY_TOKEN_SECRET", SECRET)

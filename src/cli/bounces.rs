@@ -112,7 +112,7 @@ pub enum PollProtocol {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only events since: a date (2026-11-01), an RFC 3339 time, or an age (7d, 24h)
+    /// Only events since: a date (2026-11-01, midnight in general.timezone), an RFC 3339 time, or an age (7d, 24h)
     #[arg(long)]
     pub since: Option<String>,
     /// Only this kind (hard, soft, complaint, delay, auto_reply, unknown, unsubscribe)
@@ -137,7 +137,7 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Only events since: a date, an RFC 3339 time, or an age (7d, 24h)
+    /// Only events since: a date (midnight in general.timezone), an RFC 3339 time, or an age (7d, 24h)
     #[arg(long)]
     pub since: Option<String>,
     /// Print the result as JSON
@@ -175,7 +175,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
         BouncesCmd::Poll(args) => poll(config, &args).await,
         BouncesCmd::List(args) => {
             let store = Store::open(config).await?;
-            let since = args.since.as_deref().map(parse_since).transpose()?;
+            let since = args.since.as_deref().map(output::parse_since).transpose()?;
             let rows = store
                 .list_bounces(since, args.kind.as_deref(), args.limit)
                 .await?;
@@ -272,7 +272,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
         }
         BouncesCmd::Report(args) => {
             let store = Store::open(config).await?;
-            let since = args.since.as_deref().map(parse_since).transpose()?;
+            let since = args.since.as_deref().map(output::parse_since).transpose()?;
             let rows = store.bounce_report(since).await?;
             store.close().await;
             if args.json {
@@ -504,29 +504,6 @@ async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
     };
     store.close().await;
     Ok(code)
-}
-
-/// `2026-11-01`, an RFC 3339 time, or an age: `7d`, `24h`, `30m`.
-pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    use chrono::{DateTime, NaiveDate, Utc};
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-    }
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--since {s:?}: expected a date (2026-11-01), an RFC 3339 time or an age (7d, 24h, 30m)"))?;
-    let age = match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
-        _ => anyhow::bail!("--since {s:?}: the age unit must be d, h or m"),
-    };
-    Ok(Utc::now() - age)
 }
 
 fn classify_files(args: &ClassifyArgs) -> Result<ExitCode> {

@@ -12,13 +12,16 @@ use serde::Serialize;
 
 use super::output::{self, print_json, print_table_wide};
 use super::timeline;
+use crate::app::approval::{self, ApprovalView};
+use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
+use crate::app::AppError;
 use crate::config::Config;
-use crate::domain::segment::Segment;
-use crate::domain::{CampaignState, DeliveryStatus};
+use crate::domain::approval::ApprovalStatus;
+use crate::domain::segment::SegmentError;
+use crate::domain::{Actor, CampaignState, DeliveryStatus};
 use crate::send::engine::{self, RunEnd};
-use crate::send::schedule;
 use crate::send::worker::Worker;
-use crate::store::campaigns::{Campaign, Counts, NewCampaign, Schedule};
+use crate::store::campaigns::{Campaign, Counts};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -44,8 +47,44 @@ pub enum CampaignsCmd {
     /// Schedule a campaign at a time in the newsletter's zone, or at a local
     /// time in each recipient's zone; prints when each zone is due
     Schedule(ScheduleArgs),
-    /// Start a campaign now (freezes its recipients); `whatsup worker` or
-    /// `whatsup send` then delivers
+    /// Change a draft or scheduled campaign's name or segment (a new
+    /// segment voids its approval)
+    Edit {
+        /// Campaign id
+        id: i64,
+        /// New name
+        #[arg(long)]
+        name: Option<String>,
+        /// New segment expression
+        #[arg(long)]
+        segment: Option<String>,
+    },
+    /// Ask for a second person's approval of the campaign as it is now
+    RequestApproval {
+        /// Campaign id
+        id: i64,
+        /// A note for the approver
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Print the approval as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the campaign's issue revision and segment (an operator or
+    /// admin other than its creator and the revision's author; name your
+    /// account with --as EMAIL)
+    Approve {
+        /// Campaign id
+        id: i64,
+        /// A note kept with the approval
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Print the approval as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a campaign now (freezes its recipients; needs its approval);
+    /// `whatsup worker` or `whatsup send` then delivers
     Start {
         /// Campaign id
         id: i64,
@@ -145,62 +184,43 @@ pub struct SendArgs {
 }
 
 pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<ExitCode> {
-    let actor = super::cli_actor();
+    let actor = super::cli_actor(store).await?;
     match cmd {
         CampaignsCmd::Create(a) => create(store, config, a, &actor).await,
+        CampaignsCmd::Edit { id, name, segment } => {
+            let seg_text = segment.clone().unwrap_or_default();
+            let c = actions::update(store, &actor, id, name.as_deref(), segment.as_deref())
+                .await
+                .map_err(|e| cli_error(e, &seg_text))?;
+            println!(
+                "campaign {id} changed: \"{}\", segment {:?}",
+                c.name, c.segment
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignsCmd::RequestApproval { id, note, json } => {
+            let v = approval::request(store, config, &actor, id, &note).await?;
+            print_approval(id, &v, json, "approval requested")
+        }
+        CampaignsCmd::Approve { id, note, json } => {
+            let v = approval::approve(store, config, &actor, id, &note).await?;
+            print_approval(id, &v, json, "approved")
+        }
         CampaignsCmd::List { json } => list(store, json).await,
         CampaignsCmd::Show { id, json } => show(store, config, id, json).await,
         CampaignsCmd::Schedule(a) => schedule_campaign(store, config, a, &actor).await,
-        CampaignsCmd::Start { id } => match engine::start(store, config, id, &actor).await? {
-            Some(n) => {
-                println!("campaign {id} started: {n} recipients frozen; run `whatsup worker` or `whatsup send {id}`");
-                Ok(ExitCode::SUCCESS)
-            }
-            None => transition(false, store, id, "started").await,
-        },
-        CampaignsCmd::Pause { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[CampaignState::Running],
-                    CampaignState::Paused,
-                    &actor,
-                    "paused by operator",
-                )
-                .await?;
-            transition(moved, store, id, "paused").await
+        CampaignsCmd::Start { id } => {
+            let n = actions::start(store, config, &actor, id).await?;
+            println!("campaign {id} started: {n} recipients frozen; run `whatsup worker` or `whatsup send {id}`");
+            Ok(ExitCode::SUCCESS)
         }
-        CampaignsCmd::Resume { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[CampaignState::Paused],
-                    CampaignState::Running,
-                    &actor,
-                    "resumed by operator",
-                )
-                .await?;
-            transition(moved, store, id, "resumed").await
-        }
+        CampaignsCmd::Pause { id } => control(store, &actor, id, Control::Pause, "paused").await,
+        CampaignsCmd::Resume { id } => control(store, &actor, id, Control::Resume, "resumed").await,
         CampaignsCmd::Cancel { id } => {
-            let moved = store
-                .move_campaign(
-                    id,
-                    &[
-                        CampaignState::Draft,
-                        CampaignState::Scheduled,
-                        CampaignState::Running,
-                        CampaignState::Paused,
-                    ],
-                    CampaignState::Cancelled,
-                    &actor,
-                    "cancelled by operator",
-                )
-                .await?;
-            transition(moved, store, id, "cancelled").await
+            control(store, &actor, id, Control::Cancel, "cancelled").await
         }
         CampaignsCmd::RetryFailed { id } => {
-            let n = store.retry_failed(id, &actor).await?;
+            let n = actions::retry_failed(store, &actor, id).await?;
             println!("campaign {id}: {n} failed deliveries queued again");
             Ok(ExitCode::SUCCESS)
         }
@@ -223,54 +243,98 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
     }
 }
 
-/// Active contacts matching a segment now: what a campaign would freeze.
-async fn matching_now(store: &Store, segment: &str) -> Result<i64> {
-    Ok(timeline::matching_by_zone(store, segment)
-        .await?
-        .iter()
-        .map(|(_, n)| n)
-        .sum())
+async fn control(
+    store: &Store,
+    actor: &Actor,
+    id: i64,
+    what: Control,
+    verb: &str,
+) -> Result<ExitCode> {
+    actions::control(store, actor, id, what).await?;
+    println!("campaign {id} {verb}");
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn create(store: &Store, config: &Config, a: CreateArgs, actor: &str) -> Result<ExitCode> {
-    if store.issue(u32::try_from(a.issue)?).await?.is_none() {
-        bail!(
-            "issue {} is not in the database; import it with `whatsup issues import FILE`",
-            a.issue
-        );
+/// An error of the service, with a segment's column pointed at the way
+/// every command shows segment errors.
+fn cli_error(e: AppError, segment: &str) -> anyhow::Error {
+    match &e {
+        AppError::Invalid(errors) => {
+            let mut out = Vec::new();
+            for f in errors {
+                let field = f.field.as_deref().unwrap_or("input");
+                match (field, f.column) {
+                    ("segment", Some(col)) => out.push(
+                        SegmentError {
+                            column: col as usize,
+                            message: f.detail.clone(),
+                        }
+                        .with_text(segment)
+                        .to_string(),
+                    ),
+                    _ => out.push(format!("--{}: {}", field.replace('_', "-"), f.detail)),
+                }
+            }
+            anyhow!(out.join("\n"))
+        }
+        _ => anyhow::Error::from(e),
     }
-    if !a.segment.trim().is_empty() {
-        Segment::parse(&a.segment).map_err(|e| e.with_text(&a.segment))?;
-    }
-    let transport = a
-        .transport
-        .unwrap_or_else(|| config.sending.transport.clone());
-    if !matches!(transport.as_str(), "smtp" | "outbox") {
-        bail!("--transport: {transport:?} is not one of smtp, outbox");
-    }
-    let name = a.name.unwrap_or_else(|| format!("Issue {}", a.issue));
-    let id = store
-        .create_campaign(&NewCampaign {
-            name: &name,
-            issue_number: a.issue,
-            segment: a.segment.trim(),
-            from_name: a
-                .from_name
-                .as_deref()
-                .unwrap_or(&config.newsletter.from_name),
-            from_address: a.from.as_deref().unwrap_or(&config.newsletter.from_address),
-            reply_to: a.reply_to.as_deref().unwrap_or(&config.newsletter.reply_to),
-            transport: &transport,
-            actor,
-        })
-        .await?;
-    let recipients = matching_now(store, a.segment.trim()).await?;
-    if a.json {
-        print_json(&serde_json::json!({"id": id, "matching_contacts": recipients}))?;
+}
+
+fn print_approval(id: i64, v: &ApprovalView, json: bool, what: &str) -> Result<ExitCode> {
+    if json {
+        print_json(v)?;
     } else {
         println!(
-            "campaign {id} created (draft): issue {}, {recipients} active contacts match now",
-            a.issue
+            "campaign {id}: {what} (revision {}): {}",
+            v.revision,
+            describe_approval(&v.status)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_approval(s: &ApprovalStatus) -> String {
+    match s {
+        ApprovalStatus::NotRequired => "approval not required".into(),
+        ApprovalStatus::Approved { by, revision } => {
+            format!("approved by {by} for revision {revision}")
+        }
+        ApprovalStatus::Missing {
+            revision,
+            void: None,
+        } => format!("not approved yet (revision {revision})"),
+        ApprovalStatus::Missing {
+            revision,
+            void: Some(v),
+        } => format!("not approved for revision {revision}: {v}"),
+    }
+}
+
+async fn create(store: &Store, config: &Config, a: CreateArgs, actor: &Actor) -> Result<ExitCode> {
+    let c = actions::create(
+        store,
+        config,
+        actor,
+        &CreateCampaign {
+            issue: a.issue,
+            segment: a.segment.clone(),
+            name: a.name,
+            from_name: a.from_name,
+            from_address: a.from,
+            reply_to: a.reply_to,
+            transport: a.transport,
+        },
+    )
+    .await
+    .map_err(|e| cli_error(e, &a.segment))?;
+    let recipients = actions::matching_contacts(store, &c.segment).await?;
+    if a.json {
+        print_json(&serde_json::json!({"id": c.id, "matching_contacts": recipients}))?;
+    } else {
+        println!(
+            "campaign {} created (draft): issue {}, {recipients} active contacts match now",
+            c.id, a.issue
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -291,7 +355,7 @@ async fn list(store: &Store, json: bool) -> Result<ExitCode> {
     for c in &list {
         let unfrozen = matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled);
         let matching = if unfrozen {
-            Some(matching_now(store, &c.segment).await?)
+            Some(actions::matching_contacts(store, &c.segment).await?)
         } else {
             None
         };
@@ -347,13 +411,14 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
         .deliveries(id, Some(DeliveryStatus::Failed), 1000)
         .await?;
     let tracking = store.tracking_counts(id).await?;
+    let approval = approval::view(store, config, &c).await?;
     let plan = timeline::plan(store, config, &c).await?;
     let now = Utc::now().timestamp_millis();
     let next = plan.as_ref().and_then(|p| p.next(now));
     if json {
         print_json(&serde_json::json!({
             "campaign": c, "counts": counts, "events": events, "failed": failed,
-            "tracking": tracking,
+            "tracking": tracking, "approval": approval,
             "matching_contacts": plan.as_ref().filter(|p| !p.frozen).map(|p| p.recipients),
             "next_due": next.map(|s| output::rfc3339_ms(s.due_ms)),
             "timeline": plan.as_ref().map(|p| p.json_slots()),
@@ -380,6 +445,7 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     println!("  transport  {}", c.transport);
     println!("  state      {}", state_line(&c));
     println!("  schedule   {}", when(&c));
+    println!("  approval   {}", describe_approval(&approval.status));
     if let Some(plan) = plan.as_ref().filter(|p| !p.frozen) {
         println!("  matching   {} active contacts now", plan.recipients);
     }
@@ -439,33 +505,20 @@ async fn schedule_campaign(
     store: &Store,
     config: &Config,
     a: ScheduleArgs,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<ExitCode> {
-    let tz = timeline::newsletter_tz(config)?;
-    let s = match (&a.at, &a.local, &a.date) {
-        (Some(at), None, _) => Schedule::At(schedule::parse_local(at, tz)?.timestamp_millis()),
-        (None, Some(t), Some(d)) => {
-            let (date, time) = schedule::check_local(d, t)?;
-            Schedule::Local {
-                date: date.to_string(),
-                time: time.format("%H:%M").to_string(),
-                earliest_ms: schedule::earliest(date, time).timestamp_millis(),
-            }
-        }
+    let when = match (a.at, a.local, a.date) {
+        (Some(at), None, _) => ScheduleAt::At(at),
+        (None, Some(time), Some(date)) => ScheduleAt::Local { date, time },
         _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
     };
-    let start_ms = match &s {
-        Schedule::At(ms) => *ms,
-        Schedule::Local { earliest_ms, .. } => *earliest_ms,
-    };
-    if let Some(w) = schedule::far_off_warning(start_ms, Utc::now().timestamp_millis()) {
+    let c = actions::schedule(store, config, actor, a.id, &when).await?;
+    if let Some(w) = c
+        .start_ms
+        .and_then(|ms| crate::send::schedule::far_off_warning(ms, Utc::now().timestamp_millis()))
+    {
         eprintln!("warning: {w}");
     }
-    let moved = store.schedule_campaign(a.id, &s, actor).await?;
-    if !moved {
-        return transition(false, store, a.id, "scheduled").await;
-    }
-    let c = store.campaign_or_err(a.id).await?;
     let plan = timeline::plan(store, config, &c)
         .await?
         .ok_or_else(|| anyhow!("campaign {} has nothing ahead", a.id))?;
@@ -486,16 +539,6 @@ async fn schedule_campaign(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn transition(moved: bool, store: &Store, id: i64, verb: &str) -> Result<ExitCode> {
-    let c = store.campaign_or_err(id).await?;
-    if moved {
-        println!("campaign {id} {verb}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(anyhow!("campaign {id} is {}; it cannot be {verb}", c.state))
-    }
 }
 
 /// The schedule column: a time in the shown zone, or the local time.
@@ -572,9 +615,10 @@ struct SendSummary {
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
     if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
-        let started = engine::start(store, config, args.id, &super::cli_actor()).await?;
+        let actor = super::cli_actor(store).await?;
+        let n = actions::start(store, config, &actor, args.id).await?;
         // Without a terminal the log line `campaign.started` says it.
-        if let Some(n) = started.filter(|_| std::io::stderr().is_terminal()) {
+        if std::io::stderr().is_terminal() {
             eprintln!("campaign {} started: {n} recipients frozen", args.id);
         }
     }

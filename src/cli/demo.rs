@@ -24,7 +24,7 @@ use clap::Args;
 use super::output::progress;
 use crate::compose::{preflight, preview, CompiledIssue, Issue, LinkTokens, Recipient};
 use crate::config::{Config, Secret};
-use crate::domain::CampaignState;
+use crate::domain::{Actor, CampaignState};
 use crate::import::{import_file, ImportOptions};
 use crate::send::engine;
 use crate::send::worker::Worker;
@@ -97,7 +97,11 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
     if config.security.token_secret.is_empty() {
         config.security.token_secret = Secret::new(demo_secret(&config.general.data_dir)?);
     }
+    // The demo's campaign only writes files to the outbox: it needs no
+    // second person's approval (newsletter.require_approval).
+    config.newsletter.require_approval = false;
     let config = &config;
+    let demo = Actor::system("demo");
     println!();
     let issue = Issue::load(path)?;
     store
@@ -107,7 +111,7 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
             date: issue.date,
             source_path: &path.display().to_string(),
             source: &issue.source,
-            actor: "demo",
+            actor: &demo,
         })
         .await?;
     let report = preflight::check_source(
@@ -159,7 +163,7 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
                     from_address: &config.newsletter.from_address,
                     reply_to: &config.newsletter.reply_to,
                     transport: "outbox",
-                    actor: "demo",
+                    actor: &demo,
                 })
                 .await?
         }
@@ -169,7 +173,7 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
         println!("campaign {id} was already sent; nothing to do");
     } else {
         if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
-            engine::start(store, config, id, "demo").await?;
+            engine::start(store, config, id, &demo).await?;
         }
         let mut worker = Worker::new(store.clone(), config.clone())?;
         worker

@@ -15,7 +15,7 @@ use super::output::{self, print_json, print_table};
 use crate::compose::issue::{skeleton, Issue, IssueRef};
 use crate::compose::{preflight, preview, send, CompiledIssue, LinkTokens, Recipient};
 use crate::config::Config;
-use crate::domain::{EmailAddress, OrgKind};
+use crate::domain::{Action, EmailAddress, OrgKind};
 use crate::store::issues::{IssueText, Saved};
 use crate::store::Store;
 
@@ -79,7 +79,7 @@ pub enum IssuesCmd {
         /// Issue file or number
         issue: String,
         /// Personalise for this contact [default: a sample embassy contact]
-        #[arg(long = "as", value_name = "EMAIL")]
+        #[arg(long = "contact", value_name = "EMAIL")]
         as_contact: Option<String>,
         /// Directory for the files
         #[arg(long, default_value = "data/preview")]
@@ -99,9 +99,23 @@ pub enum IssuesCmd {
         #[arg(long)]
         to: String,
         /// Personalise for this contact [default: a sample for ADDRESS]
-        #[arg(long = "as", value_name = "EMAIL")]
+        #[arg(long = "contact", value_name = "EMAIL")]
         as_contact: Option<String>,
     },
+}
+
+impl IssuesCmd {
+    /// What the command does, for the permission table.
+    pub fn action(&self) -> Action {
+        match self {
+            IssuesCmd::New { .. } | IssuesCmd::Import { .. } => Action::IssuesWrite,
+            IssuesCmd::List { .. } | IssuesCmd::Show { .. } | IssuesCmd::Diff { .. } => {
+                Action::IssuesRead
+            }
+            IssuesCmd::Check { .. } | IssuesCmd::Preview { .. } => Action::IssuesPreview,
+            IssuesCmd::TestSend { .. } => Action::IssuesTestSend,
+        }
+    }
 }
 
 pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
@@ -342,7 +356,7 @@ async fn import_one(store: &Store, path: &Path) -> Result<()> {
             date: issue.date,
             source_path: &path.display().to_string(),
             source: &issue.source,
-            actor: &super::cli_actor(),
+            actor: &super::cli_actor(store).await?,
         })
         .await?;
     match saved {

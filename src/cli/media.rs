@@ -68,7 +68,9 @@ pub async fn run(store: &Store, config: &Config, cmd: MediaCmd) -> Result<ExitCo
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let media = crate::media::add(store, config, &super::cli_actor(), bytes, &name, &alt)
+            let actor = super::cli_actor(store).await?;
+            super::require(&actor, crate::domain::Action::IssuesWrite)?;
+            let media = crate::media::add(store, config, &actor.label(), bytes, &name, &alt)
                 .await
                 .with_context(|| file.display().to_string())?;
             let s = shown(config, &media);

@@ -4,6 +4,8 @@
 //! `general.timezone` with the zone named (`--utc` for UTC); logs go to
 //! stderr, in colour only on a terminal, or as JSON (`--log-format json`).
 
+mod accounts;
+mod audit;
 mod bounces;
 mod campaigns;
 mod demo;
@@ -22,6 +24,7 @@ mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use std::io::IsTerminal as _;
 
@@ -29,6 +32,7 @@ use anyhow::Result;
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Loaded, Secret};
+use crate::domain::Actor;
 use crate::store::Store;
 
 /// whatsup: a self-hosted newsletter system.
@@ -53,6 +57,10 @@ pub struct Cli {
     /// Log lines as text for people or as JSON for machines [default: general.log_format]
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Act as this account (its role applies, and the audit trail names
+    /// it); without it the CLI acts as cli:<unix user>
+    #[arg(long = "as", global = true, value_name = "EMAIL", env = "WHATSUP_AS")]
+    pub as_account: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -110,6 +118,15 @@ pub enum Command {
     /// Move the store: copy SQLite into PostgreSQL
     #[command(subcommand)]
     Store(ops::StoreCmd),
+    /// Accounts of the web admin and the API: add, list, roles, disable
+    #[command(subcommand)]
+    Users(accounts::UsersCmd),
+    /// API tokens: create (shown once), list, revoke
+    #[command(subcommand)]
+    Tokens(accounts::TokensCmd),
+    /// The audit trail: who changed what, when and from where
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Show the effective configuration (secrets redacted)
     Config {
         /// Print it as JSON
@@ -256,6 +273,7 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
     if let Some(url) = &cli.database {
         loaded.config.database.url = Secret::new(url.clone());
     }
+    let _ = AS_ACCOUNT.set(cli.as_account.clone());
     let config = loaded.config.clone();
     match cli.command {
         Command::Config { json, check } => output::print_config(&loaded, json, check),
@@ -284,7 +302,13 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             store.close().await;
             code
         }
-        Command::Issues(cmd) => issues::run(&config, cmd).await,
+        Command::Issues(cmd) => {
+            let store = Store::open(&config).await?;
+            let actor = cli_actor(&store).await;
+            store.close().await;
+            require(&actor?, cmd.action())?;
+            issues::run(&config, cmd).await
+        }
         Command::Campaigns(cmd) => {
             let store = Store::open(&config).await?;
             let code = campaigns::run(&store, &config, cmd).await;
@@ -321,13 +345,45 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
             store.close().await;
             code
         }
+        Command::Users(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = accounts::users(&store, cmd).await;
+            store.close().await;
+            code
+        }
+        Command::Tokens(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = accounts::tokens(&store, cmd).await;
+            store.close().await;
+            code
+        }
+        Command::Audit(cmd) => {
+            let store = Store::open(&config).await?;
+            let code = audit::run(&store, cmd).await;
+            store.close().await;
+            code
+        }
     }
 }
 
-/// Who is acting, for the audit trail: `cli:<user>`.
-pub fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
+/// The account named by `--as`, if any (set once at start).
+static AS_ACCOUNT: OnceLock<Option<String>> = OnceLock::new();
+
+/// Who is acting: `cli:<unix user>`, as the account named by `--as` when
+/// given (it must exist and be enabled).
+pub async fn cli_actor(store: &Store) -> Result<Actor> {
+    match AS_ACCOUNT.get().and_then(|a| a.as_deref()) {
+        Some(email) => Ok(Actor::cli(Some(
+            crate::app::accounts::cli_account(store, email)
+                .await
+                .map_err(|e| anyhow::anyhow!("--as {email}: {e}"))?,
+        ))),
+        None => Ok(Actor::cli(None)),
+    }
+}
+
+/// Refuses what the permission table does not give the actor (an account
+/// named by `--as`; the bare CLI may do everything).
+pub fn require(actor: &Actor, action: crate::domain::Action) -> Result<()> {
+    crate::app::require(actor, action).map_err(anyhow::Error::from)
 }

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
 
 use super::output::{print_json, print_table};
-use crate::domain::{CountryCode, OrgKind, Relationship, TimeZone};
+use crate::domain::{Action, CountryCode, OrgKind, Relationship, TimeZone};
 use crate::store::{OrgFields, Organisation, Store};
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +110,16 @@ impl OrgArgs {
 }
 
 pub async fn run(store: &Store, cmd: OrgsCmd) -> Result<ExitCode> {
+    let actor = super::cli_actor(store).await?;
+    let writes = !matches!(cmd, OrgsCmd::List { .. } | OrgsCmd::Show { .. });
+    super::require(
+        &actor,
+        if writes {
+            Action::OrgsWrite
+        } else {
+            Action::ContactsRead
+        },
+    )?;
     match cmd {
         OrgsCmd::List { kind, json } => {
             let kind = kind.as_deref().map(OrgKind::parse).transpose()?;
@@ -141,7 +151,7 @@ pub async fn run(store: &Store, cmd: OrgsCmd) -> Result<ExitCode> {
             }
         }
         OrgsCmd::Add { fields, json } => {
-            let o = store.add_org(&fields.to_fields()?).await?;
+            let o = store.add_org(&fields.to_fields()?, &actor).await?;
             show(&o, json)?;
         }
         OrgsCmd::Show { org, json } => {
@@ -156,7 +166,7 @@ pub async fn run(store: &Store, cmd: OrgsCmd) -> Result<ExitCode> {
                 .find_org(&org)
                 .await?
                 .ok_or_else(|| anyhow!("no organisation {org:?}"))?;
-            let o = store.edit_org(o.id, &fields.to_fields()?).await?;
+            let o = store.edit_org(o.id, &fields.to_fields()?, &actor).await?;
             show(&o, json)?;
         }
     }

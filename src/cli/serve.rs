@@ -1,4 +1,5 @@
-//! `whatsup serve`: the recipients' web pages, and (unless `--no-worker`)
+//! `whatsup serve`: the recipients' web pages, the admin listener with the
+//! REST API (`admin.bind`, a separate address), and (unless `--no-worker`)
 //! the worker loop that starts scheduled campaigns and sends running ones,
 //! in one process. SIGINT or SIGTERM stops both: the server finishes the
 //! requests in flight, the worker the messages in flight, within
@@ -16,6 +17,7 @@ use super::service::{self, StopReason};
 use crate::config::Config;
 use crate::send::worker::Worker;
 use crate::store::Store;
+use crate::web::api::AdminServer;
 use crate::web::Server;
 
 #[derive(Debug, Args)]
@@ -26,6 +28,10 @@ pub struct ServeArgs {
     /// Serve the pages only; do not send campaigns from this process
     #[arg(long)]
     pub no_worker: bool,
+    /// Address and port of the admin listener (the API) [default:
+    /// admin.bind; empty there: none]
+    #[arg(long, value_name = "ADDR")]
+    pub admin_bind: Option<SocketAddr>,
 }
 
 pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<ExitCode> {
@@ -47,7 +53,25 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
     // Caught before the address is printed: whoever reads that line may
     // send SIGTERM at once.
     let mut signals = super::signals::StopSignals::install()?;
+    let admin_bind = match args.admin_bind {
+        Some(b) => Some(b),
+        None if config.admin.bind.is_empty() => None,
+        None => Some(
+            config
+                .admin
+                .bind
+                .parse()
+                .with_context(|| format!("admin.bind {:?}", config.admin.bind))?,
+        ),
+    };
+    if admin_bind == Some(bind) && bind.port() != 0 {
+        anyhow::bail!("the admin listener cannot share the recipients' address {bind}");
+    }
     let server = Server::start(store.clone(), config.clone(), bind).await?;
+    let admin = match admin_bind {
+        Some(b) => Some(AdminServer::start(store.clone(), config.clone(), b).await?),
+        None => None,
+    };
     println!(
         "whatsup serve: listening on http://{} (public base URL {}){}",
         server.addr,
@@ -58,6 +82,12 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
             ", no worker"
         }
     );
+    if let Some(a) = &admin {
+        println!(
+            "whatsup serve: admin API on http://{}/api/v1 (OpenAPI document at /api/v1/openapi.json)",
+            a.addr
+        );
+    }
     match (server.metrics_addr, config.web.metrics_bind.as_str()) {
         (Some(at), _) => println!("whatsup serve: metrics at http://{at}/metrics"),
         (None, "public") => println!("whatsup serve: metrics at /metrics (bearer token)"),
@@ -88,6 +118,9 @@ pub async fn run(store: &Store, config: &Config, args: ServeArgs) -> Result<Exit
     let wait_worker = has_worker && !matches!(reason, StopReason::Ended(_));
     let finishing = async move {
         server.stop().await?;
+        if let Some(a) = admin {
+            a.stop().await?;
+        }
         if wait_worker {
             work.await?;
         }

@@ -10,10 +10,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use super::output::{self, print_json, print_table, print_table_wide, progress};
-use super::{cli_actor, EXIT_REJECTED_ROWS};
+use super::{cli_actor, require, EXIT_REJECTED_ROWS};
 use crate::config::Config;
 use crate::domain::segment::Segment;
-use crate::domain::{ContactStatus, EmailAddress, Language};
+use crate::domain::{Action, Actor, ContactStatus, EmailAddress, Language};
 use crate::export::{export, Format, JsonContact};
 use crate::import::{import_file, ImportOptions};
 use crate::store::{Contact, ContactPatch, NewContact, StatusChange, Store};
@@ -171,8 +171,25 @@ pub struct ContactFields {
 }
 
 pub async fn run(store: &Store, config: &Config, cmd: SubscribersCmd) -> Result<ExitCode> {
+    let actor = cli_actor(store).await?;
+    let writes = matches!(
+        cmd,
+        SubscribersCmd::Import(_)
+            | SubscribersCmd::Add { .. }
+            | SubscribersCmd::Edit { .. }
+            | SubscribersCmd::Remove { .. }
+            | SubscribersCmd::SetStatus { .. }
+    );
+    require(
+        &actor,
+        if writes {
+            Action::ContactsWrite
+        } else {
+            Action::ContactsRead
+        },
+    )?;
     match cmd {
-        SubscribersCmd::Import(args) => return import(store, config, args).await,
+        SubscribersCmd::Import(args) => return import(store, config, args, &actor).await,
         SubscribersCmd::Export {
             segment,
             format,
@@ -240,20 +257,23 @@ pub async fn run(store: &Store, config: &Config, cmd: SubscribersCmd) -> Result<
                 None => None,
             };
             let contact = store
-                .add_contact(&NewContact {
-                    email,
-                    name: fields.name.clone().unwrap_or_default(),
-                    title: fields.title.clone().unwrap_or_default(),
-                    organisation_id: org,
-                    language: fields
-                        .language
-                        .as_deref()
-                        .map(Language::parse)
-                        .transpose()?,
-                    consent_source: cli_actor(),
-                    attributes: parse_attrs(&fields.attrs)?,
-                    tags: fields.tags.clone(),
-                })
+                .add_contact(
+                    &NewContact {
+                        email,
+                        name: fields.name.clone().unwrap_or_default(),
+                        title: fields.title.clone().unwrap_or_default(),
+                        organisation_id: org,
+                        language: fields
+                            .language
+                            .as_deref()
+                            .map(Language::parse)
+                            .transpose()?,
+                        consent_source: actor.label(),
+                        attributes: parse_attrs(&fields.attrs)?,
+                        tags: fields.tags.clone(),
+                    },
+                    &actor,
+                )
                 .await?;
             show(store, &contact, json).await?;
         }
@@ -299,11 +319,11 @@ pub async fn run(store: &Store, config: &Config, cmd: SubscribersCmd) -> Result<
                     .ok_or_else(|| anyhow!("no organisation {o:?}"))?;
                 patch.organisation_id = Some(Some(org.id));
             }
-            let c = store.edit_contact(&email, &patch).await?;
+            let c = store.edit_contact(&email, &patch, &actor).await?;
             show(store, &c, json).await?;
         }
         SubscribersCmd::Remove { email } => {
-            if !store.remove_contact(&email).await? {
+            if !store.remove_contact(&email, &actor).await? {
                 bail!("no contact {email}");
             }
             println!("removed {}", email.trim().to_lowercase());
@@ -318,14 +338,14 @@ pub async fn run(store: &Store, config: &Config, cmd: SubscribersCmd) -> Result<
             if reason.trim().is_empty() {
                 bail!("--reason must say why the status changes");
             }
-            let actor = cli_actor();
+            let label = actor.label();
             let change = StatusChange {
                 status,
                 reason: reason.trim(),
-                actor: &actor,
+                actor: &label,
                 evidence: serde_json::json!({ "source": "cli" }),
             };
-            let old = store.set_status(&email, &change).await?;
+            let old = store.set_status(&email, &change, &actor).await?;
             let c = store
                 .contact(&email)
                 .await?
@@ -365,7 +385,12 @@ pub async fn run(store: &Store, config: &Config, cmd: SubscribersCmd) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-async fn import(store: &Store, config: &Config, args: ImportArgs) -> Result<ExitCode> {
+async fn import(
+    store: &Store,
+    config: &Config,
+    args: ImportArgs,
+    actor: &Actor,
+) -> Result<ExitCode> {
     let opts = ImportOptions {
         dry_run: args.dry_run,
         update: args.update,
@@ -374,7 +399,7 @@ async fn import(store: &Store, config: &Config, args: ImportArgs) -> Result<Exit
         reject_file: args.reject_file,
         consent_source: args.consent_source,
         batch_size: config.import.batch_size,
-        actor: cli_actor(),
+        actor: actor.label(),
     };
     let len = std::fs::metadata(&args.file).ok().map(|m| m.len());
     let bar = progress(len, "importing");
@@ -387,6 +412,15 @@ async fn import(store: &Store, config: &Config, args: ImportArgs) -> Result<Exit
         }
     });
     let report = import_file(store, &args.file, &opts, bar, stop).await?;
+    store
+        .record_audit(
+            actor,
+            "import.run",
+            "import",
+            &report.file,
+            crate::import::audit_details(&report),
+        )
+        .await?;
     if args.json {
         print_json(&report)?;
     } else {

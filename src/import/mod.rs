@@ -93,6 +93,17 @@ pub struct ImportReport {
     pub seconds: f64,
 }
 
+/// What the audit trail keeps of an import: its counts (the rows
+/// themselves are in the file and the reject file).
+pub fn audit_details(r: &ImportReport) -> serde_json::Value {
+    serde_json::json!({
+        "file": r.file, "dry_run": r.dry_run, "rows": r.rows, "created": r.created,
+        "updated": r.updated, "unchanged": r.unchanged, "reactivated": r.reactivated,
+        "rejected": r.rejected, "orgs_created": r.orgs_created, "orgs_updated": r.orgs_updated,
+        "interrupted": r.interrupted,
+    })
+}
+
 impl ImportReport {
     /// The one-line summary printed after every import.
     pub fn summary_line(&self) -> String {

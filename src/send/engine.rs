@@ -31,7 +31,8 @@ use super::transport::{Failure, Outgoing, Transport};
 use crate::bounce::intake::Intake;
 use crate::compose::{CompiledIssue, Issue, Recipient, Tracking};
 use crate::config::{Config, Sending};
-use crate::domain::{CampaignState, DeliveryStatus, OrgKind};
+use crate::domain::approval::NotApproved;
+use crate::domain::{Actor, CampaignState, DeliveryStatus, OrgKind};
 use crate::store::campaigns::{Campaign, Claimed, Counts, Outcome};
 use crate::store::retry::DbRetry;
 use crate::store::Store;
@@ -379,14 +380,14 @@ impl Engine {
                         report_every = Duration::from_secs(1).max(*took * REPORT_SHARE);
                     }
                     if let Some(reason) = self.after_record(&recorded).await? {
-                        let (store, worker) = (&self.store, &self.worker);
+                        let (store, me) = (&self.store, Actor::system(&self.worker));
                         self.db
                             .run("pausing the campaign", || {
                                 store.move_campaign(
                                     id,
                                     &[CampaignState::Running],
                                     CampaignState::Paused,
-                                    worker,
+                                    &me,
                                     &reason,
                                 )
                             })
@@ -986,12 +987,17 @@ impl Deliverer {
 /// Starts a draft or scheduled campaign now: checks that its issue compiles,
 /// freezes the recipients and moves it to running. Returns the number of
 /// recipients, or `None` if another worker started it first.
-pub async fn start(store: &Store, config: &Config, id: i64, actor: &str) -> Result<Option<i64>> {
+pub async fn start(store: &Store, config: &Config, id: i64, actor: &Actor) -> Result<Option<i64>> {
     let c = store.campaign_or_err(id).await?;
     let state = c.state()?;
     if !matches!(state, CampaignState::Draft | CampaignState::Scheduled) {
         bail!("campaign {id} is {state}; only a draft or scheduled campaign can start");
     }
+    // Two-person approval of exactly what would be sent now.
+    let (approval, _) = store
+        .approval_status(&c, config.newsletter.require_approval)
+        .await?;
+    NotApproved::check(id, &approval)?;
     let number = u32::try_from(c.issue_number).context("issue number")?;
     let rev = store.issue_revision(number, None).await?;
     let mut frozen = c.clone();

@@ -9,6 +9,7 @@
 //! | `campaign.progress` | every 10% and at least every minute while sending | `campaign`, `done`, `total`, `percent`, `sent`, `failed`, `retry`, `rate` (messages/s), `eta_secs`, `finish_at` |
 //! | `campaign.retries` | a batch's temporary failures were queued again | `campaign`, `retries`, `next_due` |
 //! | `campaign.blocked` | the hourly or daily ceiling holds messages back, or a send gate blocked the campaign | `campaign`, `held`, `until` (ceiling) or `reason` (gate) |
+//! | `campaign.not_approved` | a due campaign waits for its approval (warn, once) | `campaign`, `reason` |
 //! | `campaign.paused` | paused by an operator or by the error rate | `campaign`, `reason`, `by` |
 //! | `campaign.stopped` | cancelled, or another state that is not running | `campaign`, `state`, `reason`, `by` |
 //! | `campaign.finished` | every recipient done | `campaign`, `sent`, `failed`, `skipped`, `total` |
@@ -114,6 +115,16 @@ pub fn stopped(c: &Campaign) {
             c.state
         );
     }
+}
+
+/// A due campaign waits for its approval: it starts once approved.
+pub fn not_approved(campaign: i64, reason: &str) {
+    tracing::warn!(
+        event = "campaign.not_approved",
+        campaign,
+        reason,
+        "campaign {campaign} not started: {reason}"
+    );
 }
 
 /// The worker paused the campaign itself (error rate, a start or send

@@ -20,7 +20,8 @@ use super::report::{self, Reporter};
 use super::transport::Transport;
 use super::{build_transport, worker_id};
 use crate::config::Config;
-use crate::domain::CampaignState;
+use crate::domain::approval::NotApproved;
+use crate::domain::{Actor, CampaignState};
 use crate::store::campaigns::Counts;
 use crate::store::retry::DbRetry;
 use crate::store::Store;
@@ -35,6 +36,8 @@ pub struct Worker {
     engines: HashMap<i64, Engine>,
     /// When to log each campaign's progress.
     reporters: HashMap<i64, Reporter>,
+    /// Due campaigns still waiting for their approval, warned about once.
+    unapproved: std::collections::HashSet<i64>,
 }
 
 impl Worker {
@@ -51,6 +54,7 @@ impl Worker {
             transports: HashMap::new(),
             engines: HashMap::new(),
             reporters: HashMap::new(),
+            unapproved: std::collections::HashSet::new(),
         })
     }
 
@@ -184,9 +188,17 @@ impl Worker {
                 store.due_campaigns(now)
             })
             .await?;
+        let me = Actor::system(&self.id);
         for id in due {
-            match engine::start(&self.store, &self.config, id, &self.id).await {
+            match engine::start(&self.store, &self.config, id, &me).await {
+                // engine::start logs campaign.started.
                 Ok(_) => {}
+                // It stays scheduled and starts once approved.
+                Err(e) if e.downcast_ref::<NotApproved>().is_some() => {
+                    if self.unapproved.insert(id) {
+                        report::not_approved(id, &format!("{e:#}"));
+                    }
+                }
                 Err(e) => {
                     let reason = format!("could not start: {e:#}");
                     report::paused_by_worker(id, &reason);
@@ -225,9 +237,10 @@ impl Worker {
     async fn pause(&self, id: i64, from: CampaignState, reason: &str) -> Result<bool> {
         let db = DbRetry::new(self.config.database.retry_secs);
         let from = [from];
+        let me = Actor::system(&self.id);
         db.run("pausing the campaign", || {
             self.store
-                .move_campaign(id, &from, CampaignState::Paused, &self.id, reason)
+                .move_campaign(id, &from, CampaignState::Paused, &me, reason)
         })
         .await
     }

@@ -25,14 +25,15 @@
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::audit::record_audit;
 use super::segment_sql;
-use super::{begin_write, Dialect, Store};
+use super::{begin_write, Dialect, Store, StoreError};
 use crate::domain::segment::Segment;
-use crate::domain::{CampaignState, DeliveryStatus};
+use crate::domain::{Actor, CampaignState, DeliveryStatus};
 
 /// A campaign as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -54,6 +55,9 @@ pub struct Campaign {
     pub local_date: Option<String>,
     pub local_time: Option<String>,
     pub recipients: i64,
+    /// Who created it: a principal (`user:ID`, or the CLI user), see
+    /// [`Actor::principal`].
+    pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Unix ms since when the campaign waits for an unreachable relay;
@@ -79,7 +83,7 @@ pub struct NewCampaign<'a> {
     pub from_address: &'a str,
     pub reply_to: &'a str,
     pub transport: &'a str,
-    pub actor: &'a str,
+    pub actor: &'a Actor,
 }
 
 /// A campaign's schedule.
@@ -208,7 +212,8 @@ pub struct BounceEvent {
 
 const CAMPAIGN_SELECT: &str = "SELECT id, name, issue_number, issue_revision, segment, from_name, \
     from_address, reply_to, transport, state, state_reason, schedule_mode, start_ms, local_date, \
-    local_time, recipients, created_at, updated_at, waiting_since_ms, waiting_reason FROM campaigns";
+    local_time, recipients, created_by, created_at, updated_at, waiting_since_ms, waiting_reason \
+    FROM campaigns";
 
 /// Moves campaign `$id` from one of `$from` to `$to` with its event, inside
 /// the caller's transaction; evaluates to whether it moved.
@@ -281,18 +286,23 @@ impl Store {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO campaigns (name, issue_number, segment, from_name, from_address, \
-                 reply_to, transport, state, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $8) RETURNING id",
+                 reply_to, transport, state, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9, $9) RETURNING id",
             )
             .bind(c.name).bind(c.issue_number).bind(c.segment).bind(c.from_name)
-            .bind(c.from_address).bind(c.reply_to).bind(c.transport).bind(now)
+            .bind(c.from_address).bind(c.reply_to).bind(c.transport).bind(c.actor.principal())
+            .bind(now)
             .fetch_one(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO campaign_events (campaign_id, old_state, new_state, actor, reason, \
                  created_at) VALUES ($1, NULL, 'draft', $2, 'created', $3)",
             )
-            .bind(id).bind(c.actor).bind(now)
+            .bind(id).bind(c.actor.label()).bind(now)
             .execute(&mut *tx).await?;
+            record_audit!(&mut *tx, c.actor, "campaign.create", "campaign", id,
+                serde_json::json!({"name": c.name, "issue_number": c.issue_number,
+                    "segment": c.segment, "from_name": c.from_name, "from_address": c.from_address,
+                    "reply_to": c.reply_to, "transport": c.transport}));
             tx.commit().await?;
             Ok(id)
         })
@@ -309,7 +319,7 @@ impl Store {
     pub async fn campaign_or_err(&self, id: i64) -> Result<Campaign> {
         self.campaign(id)
             .await?
-            .ok_or_else(|| anyhow!("no campaign with id {id}"))
+            .ok_or_else(|| StoreError::NotFound(format!("no campaign with id {id}")).into())
     }
 
     pub async fn campaigns(&self) -> Result<Vec<Campaign>> {
@@ -332,20 +342,70 @@ impl Store {
         id: i64,
         from: &[CampaignState],
         to: CampaignState,
-        actor: &str,
+        actor: &Actor,
         reason: &str,
     ) -> Result<bool> {
         let now = Utc::now();
+        let label = actor.label();
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
-            let moved = move_state!(tx, self.dialect(), id, from, to, actor, reason, now);
+            let moved = move_state!(tx, self.dialect(), id, from, to, &label, reason, now);
+            if moved {
+                record_audit!(&mut *tx, actor, format!("campaign.{}", to.as_str()), "campaign", id,
+                    serde_json::json!({"state": to.as_str(), "reason": reason}));
+            }
             tx.commit().await?;
             Ok(moved)
         })
     }
 
+    /// Changes a draft or scheduled campaign's name and segment (a new
+    /// segment voids its approval: approvals name the segment they
+    /// approved). Returns false when the campaign is in another state.
+    pub async fn update_campaign(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        segment: Option<&str>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let Some(before) = self.campaign(id).await? else {
+            return Err(StoreError::NotFound(format!("no campaign with id {id}")).into());
+        };
+        let now = Utc::now();
+        let name = name.map(str::trim).unwrap_or(&before.name).to_string();
+        let segment = segment
+            .map(str::trim)
+            .unwrap_or(&before.segment)
+            .to_string();
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let n = sqlx::query(
+                "UPDATE campaigns SET name = $1, segment = $2, updated_at = $3 WHERE id = $4 \
+                 AND state IN ('draft', 'scheduled')",
+            )
+            .bind(&name).bind(&segment).bind(now).bind(id)
+            .execute(&mut *tx).await?.rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            let mut changed = serde_json::Map::new();
+            if name != before.name {
+                changed.insert("name".into(), serde_json::json!([before.name, name]));
+            }
+            if segment != before.segment {
+                changed.insert("segment".into(), serde_json::json!([before.segment, segment]));
+            }
+            record_audit!(&mut *tx, actor, "campaign.update", "campaign", id,
+                serde_json::Value::Object(changed));
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     /// Sets the schedule of a draft or scheduled campaign and marks it scheduled.
-    pub async fn schedule_campaign(&self, id: i64, s: &Schedule, actor: &str) -> Result<bool> {
+    pub async fn schedule_campaign(&self, id: i64, s: &Schedule, actor: &Actor) -> Result<bool> {
+        let label = actor.label();
         let now = Utc::now();
         let (mode, start, date, time) = match s {
             Schedule::At(ms) => ("at", *ms, None, None),
@@ -362,8 +422,9 @@ impl Store {
         };
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
-            let moved = move_state!(tx, self.dialect(), id, &[CampaignState::Draft, CampaignState::Scheduled],
-                CampaignState::Scheduled, actor, "scheduled", now
+            let moved = move_state!(
+                tx, self.dialect(), id, &[CampaignState::Draft, CampaignState::Scheduled],
+                CampaignState::Scheduled, &label, "scheduled", now
             );
             if moved {
                 sqlx::query(
@@ -372,6 +433,9 @@ impl Store {
                 )
                 .bind(mode).bind(start).bind(date).bind(time).bind(id)
                 .execute(&mut *tx).await?;
+                record_audit!(&mut *tx, actor, "campaign.schedule", "campaign", id,
+                    serde_json::json!({"mode": mode, "start_ms": start, "local_date": date,
+                                       "local_time": time}));
             }
             tx.commit().await?;
             Ok(moved)
@@ -390,9 +454,10 @@ impl Store {
         revision: i64,
         segment: Option<&Segment>,
         due: &HashMap<String, i64>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<Option<i64>> {
         let now = Utc::now();
+        let label = actor.label();
         let dialect = self.dialect();
         let default_due = *due
             .get("")
@@ -419,8 +484,9 @@ impl Store {
         let params = filter.map(|f| f.params).unwrap_or_default();
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(dialect)).await?;
-            let moved = move_state!(tx, self.dialect(), id, &[CampaignState::Draft, CampaignState::Scheduled],
-                CampaignState::Running, actor, "started", now
+            let moved = move_state!(
+                tx, self.dialect(), id, &[CampaignState::Draft, CampaignState::Scheduled],
+                CampaignState::Running, &label, "started", now
             );
             if !moved {
                 tx.rollback().await?;
@@ -431,6 +497,8 @@ impl Store {
             sqlx::query("UPDATE campaigns SET recipients = $1, issue_revision = $2 WHERE id = $3")
                 .bind(n).bind(revision).bind(id)
                 .execute(&mut *tx).await?;
+            record_audit!(&mut *tx, actor, "campaign.start", "campaign", id,
+                serde_json::json!({"recipients": n, "issue_revision": revision}));
             tx.commit().await?;
             if dialect == Dialect::Postgres {
                 // Thousands of rows just arrived: plan the sending queries
@@ -867,16 +935,21 @@ impl Store {
 
     /// Queues a campaign's failed deliveries again, due now, and reopens a
     /// finished campaign. Returns how many were queued.
-    pub async fn retry_failed(&self, campaign: i64, actor: &str) -> Result<u64> {
+    pub async fn retry_failed(&self, campaign: i64, actor: &Actor) -> Result<u64> {
         let now = Utc::now();
+        let label = actor.label();
         let now_ms = now.timestamp_millis();
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
             let state: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
                 .bind(campaign).fetch_optional(&mut *tx).await?;
-            let Some(state) = state else { bail!("no campaign with id {campaign}") };
+            let Some(state) = state else {
+                return Err(StoreError::NotFound(format!("no campaign with id {campaign}")).into());
+            };
             if state == "cancelled" || state == "draft" || state == "scheduled" {
-                bail!("campaign {campaign} is {state}; only a started campaign's failures can be retried");
+                return Err(StoreError::Conflict(format!(
+                    "campaign {campaign} is {state}; only a started campaign's failures can be retried"
+                )).into());
             }
             let n = sqlx::query(
                 "UPDATE deliveries SET status = 'retry', attempts = 0, due_ms = $1, updated_at = $2 \
@@ -885,9 +958,14 @@ impl Store {
             .bind(now_ms).bind(now).bind(campaign)
             .execute(&mut *tx).await?.rows_affected();
             if n > 0 && state == "finished" {
-                move_state!(tx, self.dialect(), campaign, &[CampaignState::Finished], CampaignState::Running,
-                    actor, &format!("retrying {n} failed"), now
+                move_state!(
+                    tx, self.dialect(), campaign, &[CampaignState::Finished], CampaignState::Running,
+                    &label, &format!("retrying {n} failed"), now
                 );
+            }
+            if n > 0 {
+                record_audit!(&mut *tx, actor, "campaign.retry_failed", "campaign", campaign,
+                    serde_json::json!({"queued": n}));
             }
             tx.commit().await?;
             Ok(n)

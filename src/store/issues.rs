@@ -5,11 +5,13 @@
 //! issue's subject, date and source path, in one transaction; importing the
 //! same text again changes nothing.
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use super::audit::record_audit;
 use super::{begin_write, Store};
+use crate::domain::Actor;
 
 /// An issue as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -31,6 +33,9 @@ pub struct Revision {
     pub subject: String,
     pub source: String,
     pub actor: String,
+    /// Who wrote it: a principal (`user:ID`, or the CLI user), see
+    /// [`Actor::principal`].
+    pub author: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -54,7 +59,7 @@ pub struct IssueText<'a> {
     pub date: NaiveDate,
     pub source_path: &'a str,
     pub source: &'a str,
-    pub actor: &'a str,
+    pub actor: &'a Actor,
 }
 
 const ISSUE_SELECT: &str = "SELECT id, number, subject, issue_date, source_path, revisions, \
@@ -115,17 +120,22 @@ impl Store {
                 }
             };
             sqlx::query(
-                "INSERT INTO issue_revisions (issue_id, revision, subject, source, actor, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO issue_revisions (issue_id, revision, subject, source, actor, author, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(issue_id)
             .bind(revision)
             .bind(t.subject)
             .bind(t.source)
-            .bind(t.actor)
+            .bind(t.actor.label())
+            .bind(t.actor.principal())
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            record_audit!(&mut *tx, t.actor,
+                if revision == 1 { "issue.create" } else { "issue.revise" }, "issue", number,
+                serde_json::json!({"revision": revision, "subject": t.subject,
+                                   "source_path": t.source_path}));
             tx.commit().await?;
             Ok(saved)
         })
@@ -148,12 +158,14 @@ impl Store {
 
     /// A revision of an issue; `None` means the latest.
     pub async fn issue_revision(&self, number: u32, revision: Option<i64>) -> Result<Revision> {
-        let issue = self
-            .issue(number)
-            .await?
-            .ok_or_else(|| anyhow!("no issue number {number} in the database (import it first)"))?;
+        let issue = self.issue(number).await?.ok_or_else(|| {
+            super::StoreError::NotFound(format!(
+                "no issue number {number} in the database (import it first)"
+            ))
+        })?;
         let rev = revision.unwrap_or(issue.revisions);
-        let sql = "SELECT revision, subject, source, actor, created_at FROM issue_revisions \
+        let sql =
+            "SELECT revision, subject, source, actor, author, created_at FROM issue_revisions \
                    WHERE issue_id = $1 AND revision = $2";
         let found = on_pool!(self, p => sqlx::query_as::<_, Revision>(sql)
             .bind(issue.id)
@@ -161,16 +173,17 @@ impl Store {
             .fetch_optional(p)
             .await?);
         found.ok_or_else(|| {
-            anyhow!(
+            super::StoreError::NotFound(format!(
                 "issue {number} has no revision {rev} (it has 1 to {})",
                 issue.revisions
-            )
+            ))
+            .into()
         })
     }
 
     /// The history of an issue, oldest first, without the texts.
     pub async fn issue_history(&self, number: u32) -> Result<Vec<Revision>> {
-        let sql = "SELECT r.revision, r.subject, '' AS source, r.actor, r.created_at \
+        let sql = "SELECT r.revision, r.subject, '' AS source, r.actor, r.author, r.created_at \
                    FROM issue_revisions r JOIN issues i ON i.id = r.issue_id \
                    WHERE i.number = $1 ORDER BY r.revision";
         Ok(on_pool!(self, p => sqlx::query_as::<_, Revision>(sql)

@@ -30,7 +30,7 @@ use sqlx::Connection as _;
 use crate::config::Config;
 use crate::domain::segment::Segment;
 use crate::domain::{
-    ContactStatus, CountryCode, EmailAddress, Language, OrgKind, Relationship, TimeZone,
+    Actor, ContactStatus, CountryCode, EmailAddress, Language, OrgKind, Relationship, TimeZone,
 };
 pub use segment_sql::{Dialect, SqlParam};
 pub use status::StatusEvent;
@@ -80,14 +80,35 @@ macro_rules! ensure_tag {
 }
 
 // Declared after the macros above, which they use.
+pub mod approvals;
+pub mod audit;
 pub mod backup;
 pub mod bounces;
 pub mod campaigns;
 pub mod copy;
 pub mod issues;
+pub mod jobs;
 pub mod media;
 pub mod schema;
+pub mod stats;
+pub mod users;
 pub mod web;
+
+use audit::{changes, record_audit};
+
+/// Errors a caller answers differently from a failure of the database:
+/// HTTP answers them with 404 and 409. They travel inside `anyhow::Error`
+/// (find them with `downcast_ref`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with what is stored (a duplicate, or a state
+    /// that does not allow it).
+    #[error("{0}")]
+    Conflict(String),
+}
 
 /// A handle on the database. Cheap to clone (the pools are reference-counted).
 #[derive(Clone, Debug)]
@@ -375,34 +396,46 @@ impl Store {
     // ---- organisations -------------------------------------------------
 
     /// Adds an organisation. `kind` and `name` are required.
-    pub async fn add_org(&self, f: &OrgFields) -> Result<Organisation> {
+    pub async fn add_org(&self, f: &OrgFields, actor: &Actor) -> Result<Organisation> {
         let kind = f
             .kind
             .ok_or_else(|| anyhow!("an organisation needs a kind"))?;
         let name = f.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
         let name = name.ok_or_else(|| anyhow!("an organisation needs a name"))?;
         if self.find_org(name).await?.is_some() {
-            bail!("an organisation named {name:?} already exists");
+            return Err(StoreError::Conflict(format!(
+                "an organisation named {name:?} already exists"
+            ))
+            .into());
         }
         let now = Utc::now();
         let sql =
             "INSERT INTO organisations (kind, name, name_key, country, region, city, timezone, \
                    relationship, relationship_since, notes, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id";
-        let id: i64 = on_pool!(self, p => sqlx::query_scalar(sql)
-            .bind(kind.as_str())
-            .bind(name)
-            .bind(org_key(name))
-            .bind(f.country.flatten().map(|c| c.to_string()))
-            .bind(clean_opt(&f.region))
-            .bind(clean_opt(&f.city))
-            .bind(f.timezone.flatten().map(|t| t.name()))
-            .bind(f.relationship.flatten().map(|r| r.as_str()))
-            .bind(f.relationship_since.flatten())
-            .bind(f.notes.clone().unwrap_or_default())
-            .bind(now)
-            .fetch_one(p)
-            .await?);
+        let select = format!("{ORG_SELECT} WHERE o.id = $1");
+        let id: i64 = on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let id: i64 = sqlx::query_scalar(sql)
+                .bind(kind.as_str())
+                .bind(name)
+                .bind(org_key(name))
+                .bind(f.country.flatten().map(|c| c.to_string()))
+                .bind(clean_opt(&f.region))
+                .bind(clean_opt(&f.city))
+                .bind(f.timezone.flatten().map(|t| t.name()))
+                .bind(f.relationship.flatten().map(|r| r.as_str()))
+                .bind(f.relationship_since.flatten())
+                .bind(f.notes.clone().unwrap_or_default())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let created: Organisation = sqlx::query_as(&select).bind(id).fetch_one(&mut *tx).await?;
+            record_audit!(&mut *tx, actor, "organisation.create", "organisation", id,
+                serde_json::to_value(&created)?);
+            tx.commit().await?;
+            id
+        });
         self.org_by_id(id)
             .await?
             .ok_or_else(|| anyhow!("organisation {id} vanished"))
@@ -440,18 +473,21 @@ impl Store {
     }
 
     /// Changes the given fields of an organisation.
-    pub async fn edit_org(&self, id: i64, f: &OrgFields) -> Result<Organisation> {
+    pub async fn edit_org(&self, id: i64, f: &OrgFields, actor: &Actor) -> Result<Organisation> {
         let current = self
             .org_by_id(id)
             .await?
-            .ok_or_else(|| anyhow!("no organisation {id}"))?;
+            .ok_or_else(|| StoreError::NotFound(format!("no organisation {id}")))?;
         let name = match f.name.as_deref().map(str::trim) {
             Some("") => bail!("an organisation's name cannot be empty"),
             Some(n) => n.to_string(),
             None => current.name.clone(),
         };
         if org_key(&name) != org_key(&current.name) && self.find_org(&name).await?.is_some() {
-            bail!("an organisation named {name:?} already exists");
+            return Err(StoreError::Conflict(format!(
+                "an organisation named {name:?} already exists"
+            ))
+            .into());
         }
         let pick = |new: &Option<Option<String>>, old: &Option<String>| match new {
             Some(v) => v
@@ -464,7 +500,10 @@ impl Store {
         let sql = "UPDATE organisations SET kind = $1, name = $2, name_key = $3, country = $4, \
                    region = $5, city = $6, timezone = $7, relationship = $8, relationship_since = $9, \
                    notes = $10, updated_at = $11 WHERE id = $12";
-        on_pool!(self, p => { sqlx::query(sql)
+        let select = format!("{ORG_SELECT} WHERE o.id = $1");
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            sqlx::query(sql)
             .bind(f.kind.map(|k| k.as_str().to_string()).unwrap_or(current.kind.clone()))
             .bind(&name)
             .bind(org_key(&name))
@@ -477,8 +516,13 @@ impl Store {
             .bind(f.notes.clone().unwrap_or(current.notes.clone()))
             .bind(Utc::now())
             .bind(id)
-            .execute(p)
-            .await?; });
+            .execute(&mut *tx)
+            .await?;
+            let after: Organisation = sqlx::query_as(&select).bind(id).fetch_one(&mut *tx).await?;
+            record_audit!(&mut *tx, actor, "organisation.update", "organisation", id,
+                changes(&current, &after));
+            tx.commit().await?;
+        });
         self.org_by_id(id)
             .await?
             .ok_or_else(|| anyhow!("organisation {id} vanished"))
@@ -487,21 +531,19 @@ impl Store {
     // ---- contacts ------------------------------------------------------
 
     /// Adds one contact as active, with its tags.
-    pub async fn add_contact(&self, c: &NewContact) -> Result<Contact> {
+    pub async fn add_contact(&self, c: &NewContact, actor: &Actor) -> Result<Contact> {
         check_text("name", &c.name)?;
         check_text("title", &c.title)?;
         check_attributes(&c.attributes)?;
-        if self.contact(c.email.as_str()).await?.is_some() {
-            bail!("a contact with the address {} already exists", c.email);
-        }
         let now = Utc::now();
         let sql = "INSERT INTO contacts (email, name, title, organisation_id, language, status, \
                    status_changed_at, consent_source, consent_at, attributes, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $6, $8, $6, $6) RETURNING id";
         let attrs = Json(&c.attributes);
+        let select = format!("{} WHERE c.id = $1", contact_select(self.dialect()));
         let id: i64 = on_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            let id: i64 = sqlx::query_scalar(sql)
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let inserted = sqlx::query_scalar(sql)
                 .bind(c.email.as_str())
                 .bind(c.name.trim())
                 .bind(c.title.trim())
@@ -511,11 +553,23 @@ impl Store {
                 .bind(&c.consent_source)
                 .bind(attrs)
                 .fetch_one(&mut *tx)
-                .await?;
+                .await;
+            let id: i64 = match inserted {
+                Ok(id) => id,
+                Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                    return Err(StoreError::Conflict(format!(
+                        "a contact with the address {} already exists", c.email
+                    )).into());
+                }
+                Err(e) => return Err(e.into()),
+            };
             for tag in &c.tags {
                 let tag_id = ensure_tag!(&mut *tx, tag, now);
                 sqlx::query(ADD_TAG_SQL).bind(id).bind(tag_id).execute(&mut *tx).await?;
             }
+            let created: Contact = sqlx::query_as(&select).bind(id).fetch_one(&mut *tx).await?;
+            record_audit!(&mut *tx, actor, "contact.create", "contact", id,
+                serde_json::to_value(&created)?);
             tx.commit().await?;
             id
         });
@@ -542,7 +596,12 @@ impl Store {
 
     /// Applies a patch to a contact's details and tags (never its status:
     /// that is [`Store::set_status`]'s job).
-    pub async fn edit_contact(&self, email: &str, patch: &ContactPatch) -> Result<Contact> {
+    pub async fn edit_contact(
+        &self,
+        email: &str,
+        patch: &ContactPatch,
+        actor: &Actor,
+    ) -> Result<Contact> {
         for (field, value) in [("name", &patch.name), ("title", &patch.title)] {
             if let Some(v) = value {
                 check_text(field, v)?;
@@ -552,10 +611,13 @@ impl Store {
         let current = self
             .contact(email)
             .await?
-            .ok_or_else(|| anyhow!("no contact {email}"))?;
+            .ok_or_else(|| StoreError::NotFound(format!("no contact {email}")))?;
         if let Some(new) = &patch.email {
             if new.as_str() != current.email && self.contact(new.as_str()).await?.is_some() {
-                bail!("a contact with the address {new} already exists");
+                return Err(StoreError::Conflict(format!(
+                    "a contact with the address {new} already exists"
+                ))
+                .into());
             }
         }
         let mut attrs = current.attributes.0.clone();
@@ -569,8 +631,9 @@ impl Store {
         let now = Utc::now();
         let sql = "UPDATE contacts SET email = $1, name = $2, title = $3, organisation_id = $4, \
                    language = $5, attributes = $6, updated_at = $7 WHERE id = $8";
+        let select = format!("{} WHERE c.id = $1", contact_select(self.dialect()));
         on_pool!(self, p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
             sqlx::query(sql)
                 .bind(patch.email.as_ref().map(|e| e.as_str().to_string()).unwrap_or(current.email.clone()))
                 .bind(patch.name.as_deref().map(str::trim).unwrap_or(&current.name))
@@ -593,6 +656,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            let after: Contact = sqlx::query_as(&select).bind(current.id).fetch_one(&mut *tx).await?;
+            record_audit!(&mut *tx, actor, "contact.update", "contact", current.id,
+                changes(&current, &after));
             tx.commit().await?;
         });
         self.contact_by_id(current.id)
@@ -601,11 +667,19 @@ impl Store {
     }
 
     /// Deletes a contact and its history. Returns false if there was none.
-    pub async fn remove_contact(&self, email: &str) -> Result<bool> {
+    pub async fn remove_contact(&self, email: &str, actor: &Actor) -> Result<bool> {
         let email = email.trim().to_lowercase();
-        let n = on_pool!(self, p => sqlx::query("DELETE FROM contacts WHERE email = $1")
-            .bind(email).execute(p).await?.rows_affected());
-        Ok(n > 0)
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let id: Option<i64> = sqlx::query_scalar("DELETE FROM contacts WHERE email = $1 RETURNING id")
+                .bind(&email).fetch_optional(&mut *tx).await?;
+            if let Some(id) = id {
+                record_audit!(&mut *tx, actor, "contact.delete", "contact", id,
+                    serde_json::json!({"email": email}));
+            }
+            tx.commit().await?;
+            Ok(id.is_some())
+        })
     }
 
     /// Changes a contact's status and writes the audit trail, in one
@@ -615,6 +689,7 @@ impl Store {
         &self,
         email: &str,
         change: &StatusChange<'_>,
+        actor: &Actor,
     ) -> Result<Option<ContactStatus>> {
         let email = email.trim().to_lowercase();
         let select = match self.dialect() {
@@ -625,12 +700,15 @@ impl Store {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
             let row: Option<(i64, String)> =
                 sqlx::query_as(select).bind(&email).fetch_optional(&mut *tx).await?;
-            let (id, old) = row.ok_or_else(|| anyhow!("no contact {email}"))?;
+            let (id, old) = row.ok_or_else(|| StoreError::NotFound(format!("no contact {email}")))?;
             let old = ContactStatus::parse(&old)?;
             if old == change.status {
                 return Ok(None);
             }
             status::record_change!(&mut *tx, id, Some(old), change);
+            record_audit!(&mut *tx, actor, "contact.set_status", "contact", id,
+                serde_json::json!({"email": email, "status": [old.as_str(), change.status.as_str()],
+                                   "reason": change.reason}));
             tx.commit().await?;
             Ok(Some(old))
         })
@@ -690,6 +768,29 @@ impl Store {
             }
         });
         Ok(n)
+    }
+
+    /// One page of contacts matching a segment, in address order, after
+    /// the address `after` (keyset pagination: each page reads only its
+    /// own rows of the address index, however deep).
+    pub async fn contact_page(
+        &self,
+        segment: Option<&Segment>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Contact>> {
+        let dialect = self.dialect();
+        let filter = segment.map(|s| segment_sql::compile(s, dialect, 3));
+        let sql = format!(
+            "{} WHERE c.email > $1 AND ({}) ORDER BY c.email LIMIT $2",
+            contact_select(dialect),
+            filter.as_ref().map(|f| f.sql.as_str()).unwrap_or("1 = 1")
+        );
+        let params = filter.map(|f| f.params).unwrap_or_default();
+        Ok(on_pool!(self, p => {
+            let q = sqlx::query_as::<_, Contact>(&sql).bind(after.unwrap_or("")).bind(limit);
+            bind_params!(q, &params).fetch_all(p).await?
+        }))
     }
 
     /// Counts contacts matching a segment.

@@ -31,8 +31,10 @@
 //! Only `src/store/` speaks SQL; status changes go through `record_change!`
 //! with actor `web` and the campaign from the token as evidence.
 
+pub mod api;
 mod archive;
 pub mod assets;
+pub mod auth;
 mod form;
 mod media;
 pub mod metrics;

@@ -496,7 +496,13 @@ pub(super) async fn save_preferences(
             patch.remove_tags.push(t);
         }
     }
-    if let Err(e) = state.store.edit_contact(&contact.email, &patch).await {
+    // A recipient's own change; their IP is not kept.
+    let recipient = crate::domain::Actor::Recipient { ip: None };
+    if let Err(e) = state
+        .store
+        .edit_contact(&contact.email, &patch, &recipient)
+        .await
+    {
         return server_error(&format!("saving preferences: {e:#}"));
     }
     preferences_response(&state, &token, &c, true).await

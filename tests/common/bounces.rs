@@ -50,11 +50,11 @@ pub async fn send_to_outbox(db: &TestDb, config: &Config, name: &str) -> i64 {
             from_address: "whatsup@news.example.com",
             reply_to: "",
             transport: "outbox",
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .unwrap();
-    engine::start(&db.store, config, id, "test")
+    engine::start(&db.store, config, id, &crate::common::actor())
         .await
         .unwrap()
         .unwrap();

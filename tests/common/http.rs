@@ -140,3 +140,44 @@ pub fn form_value(s: &str) -> String {
     }
     out
 }
+
+/// Sends `method path` with extra headers and an optional body
+/// (content type, bytes).
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = match body {
+        Some((ctype, bytes)) => {
+            req.push_str(&format!(
+                "Content-Type: {ctype}\r\nContent-Length: {}\r\n",
+                bytes.len()
+            ));
+            bytes.to_vec()
+        }
+        None if method != "GET" && method != "HEAD" => {
+            req.push_str("Content-Length: 0\r\n");
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(&body);
+    raw(addr, &bytes).await
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+}

@@ -12,6 +12,7 @@ pub mod http;
 pub mod nsd;
 pub mod pgcluster;
 pub mod sink;
+pub mod workspace;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -44,9 +45,18 @@ pub fn skip_or_fail(what: &str) {
     eprintln!("\n!!!!! SKIPPED: {what} !!!!!\n");
 }
 
+/// The configuration of a test database. Campaigns start without the
+/// two-person approval here (tests that send are about sending); the
+/// approval tests (`workspace_approval`) turn it back on.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.newsletter.require_approval = false;
+    config
+}
+
 pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::default();
+    let mut config = test_config();
     config.general.data_dir = dir.path().to_path_buf();
     // Tests run in parallel: the metrics listener takes any free port.
     config.web.metrics_bind = "127.0.0.1:0".into();
@@ -93,7 +103,7 @@ pub async fn postgres() -> Option<TestDb> {
         Some(i) => format!("{}/{}", &base[..i], name),
         None => panic!("WHATSUP_TEST_POSTGRES_URL has no database part: {base}"),
     };
-    let mut config = Config::default();
+    let mut config = test_config();
     config.database.url = Secret::new(url.clone());
     config.database.max_connections = 4;
     config.web.metrics_bind = "127.0.0.1:0".into();
@@ -172,7 +182,7 @@ pub async fn save_sample_issue(store: &Store) {
             date: issue.date,
             source_path: "samples/issue-214.md",
             source: &source,
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .expect("save the sample issue");
@@ -189,7 +199,7 @@ pub async fn draft_campaign(store: &Store, name: &str, segment: &str) -> i64 {
             from_address: "whatsup@example.org",
             reply_to: "",
             transport: "smtp",
-            actor: "test",
+            actor: &crate::common::actor(),
         })
         .await
         .expect("create the campaign")
@@ -223,6 +233,11 @@ pub fn make_certificates(dir: &Path) -> Option<()> {
     .iter()
     .all(|line| run(&args(line)));
     ok.then_some(())
+}
+
+/// The actor of changes a test makes directly through the store.
+pub fn actor() -> whatsup::domain::Actor {
+    whatsup::domain::Actor::system("test")
 }
 
 /// Runs the real binary on the database at `url` with no config file, and
@@ -264,10 +279,15 @@ pub async fn running_campaign(db: &TestDb, csv: &str, secret: &str) -> i64 {
     let id = draft_campaign(&db.store, "running", "").await;
     let mut config = db.config.clone();
     config.security.token_secret = Secret::new(secret);
-    whatsup::send::engine::start(&db.store, &config, id, "test")
-        .await
-        .expect("start the campaign")
-        .expect("this test starts it");
+    whatsup::send::engine::start(
+        &db.store,
+        &config,
+        id,
+        &whatsup::domain::Actor::system("test"),
+    )
+    .await
+    .expect("start the campaign")
+    .expect("this test starts it");
     id
 }
 

@@ -19,7 +19,9 @@ use crate::config::{Config, Loaded};
 
 pub use progress::{progress, rate, send_bar};
 pub use table::{print_table, print_table_wide};
-pub use time::{clock, date, header, rfc3339_ms, when, when_ms, when_secs, Clock, LogClock};
+pub use time::{
+    clock, date, header, parse_since, rfc3339_ms, when, when_ms, when_secs, Clock, LogClock,
+};
 
 /// How this run shows things to people.
 #[derive(Debug, Clone)]
@@ -101,7 +103,8 @@ pub fn print_config(loaded: &Loaded, json: bool, check: bool) -> Result<ExitCode
         }
         return Ok(code);
     }
-    let value = redacted(loaded)?;
+    // Secrets are shown only as set or not.
+    let value = loaded.config.redacted()?;
     if json {
         print_json(&serde_json::json!({
             "file": loaded.file.as_ref().map(|f| f.display().to_string()),
@@ -128,47 +131,4 @@ pub fn print_config(loaded: &Loaded, json: bool, check: bool) -> Result<ExitCode
         print!("{}", toml::to_string_pretty(&value)?);
     }
     Ok(code)
-}
-
-/// The configuration as TOML with every secret shown only as set or not.
-fn redacted(loaded: &Loaded) -> Result<toml::Value> {
-    let mut value = toml::Value::try_from(&loaded.config)?;
-    let hide = |slot: &mut toml::Value| {
-        let set = slot.as_str().map(|s| !s.is_empty()).unwrap_or(false);
-        *slot = toml::Value::String(if set {
-            "[redacted]".into()
-        } else {
-            String::new()
-        });
-    };
-    for (section, key) in [
-        ("database", "url"),
-        ("smtp", "password"),
-        ("security", "token_secret"),
-        ("security", "previous_token_secrets"),
-        ("dkim", "private_key"),
-        ("bounces.imap", "password"),
-        ("bounces.pop3", "password"),
-        ("webhooks", "postmark_password"),
-        ("web", "metrics_token"),
-    ] {
-        let table = section
-            .split('.')
-            .try_fold(&mut value, |v, name| v.get_mut(name));
-        match table.and_then(|s| s.get_mut(key)) {
-            Some(toml::Value::Array(items)) => items.iter_mut().for_each(hide),
-            Some(slot) => hide(slot),
-            None => {}
-        }
-    }
-    if let Some(toml::Value::Array(servers)) =
-        value.get_mut("smtp").and_then(|s| s.get_mut("fallback"))
-    {
-        for server in servers {
-            if let Some(slot) = server.get_mut("password") {
-                hide(slot);
-            }
-        }
-    }
-    Ok(value)
 }

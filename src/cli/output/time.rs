@@ -92,6 +92,41 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Parses `--since`: a date (midnight in the shown zone), an RFC 3339
+/// time, or an age (`7d`, `24h`, `30m`).
+pub fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    since_at(s, clock().zone(), Utc::now())
+}
+
+fn since_at(s: &str, zone: Tz, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let midnight = d.and_hms_opt(0, 0, 0).expect("midnight");
+        // The earliest midnight where a zone's clocks skip or repeat it.
+        return zone
+            .from_local_datetime(&midnight)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| anyhow::anyhow!("--since {s:?}: no midnight on that date in {zone}"));
+    }
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--since {s:?}: expected a date (2026-11-01), an RFC 3339 time or an age (7d, 24h, 30m)"
+        )
+    })?;
+    let age = match unit {
+        "d" => chrono::Duration::days(n),
+        "h" => chrono::Duration::hours(n),
+        "m" => chrono::Duration::minutes(n),
+        _ => anyhow::bail!("--since {s:?}: the age's unit must be d, h or m"),
+    };
+    Ok(now - age)
+}
+
 /// The timestamps of log lines for people: `2026-12-07 09:00:05.123 JST`.
 #[derive(Debug, Clone, Copy)]
 pub struct LogClock(pub Clock);
@@ -134,5 +169,35 @@ mod tests {
             sydney.date(Utc.with_ymd_and_hms(2026, 12, 6, 20, 0, 0).unwrap()),
             "2026-12-07"
         );
+    }
+
+    #[test]
+    fn since_takes_a_date_in_the_shown_zone_a_time_or_an_age() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap();
+        let tokyo = chrono_tz::Asia::Tokyo;
+        assert_eq!(
+            since_at("2026-11-01", tokyo, now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 10, 31, 15, 0, 0).unwrap()
+        );
+        assert_eq!(
+            since_at("2026-11-01", chrono_tz::UTC, now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            since_at("2026-11-01T09:00:00+09:00", chrono_tz::UTC, now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            since_at(" 7d ", tokyo, now).unwrap(),
+            now - chrono::Duration::days(7)
+        );
+        assert_eq!(
+            since_at("30m", tokyo, now).unwrap(),
+            now - chrono::Duration::minutes(30)
+        );
+        let e = since_at("7w", tokyo, now).unwrap_err().to_string();
+        assert!(e.contains("unit must be d, h or m"), "{e}");
+        let e = since_at("last week", tokyo, now).unwrap_err().to_string();
+        assert!(e.contains("expected a date"), "{e}");
     }
 }

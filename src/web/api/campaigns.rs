@@ -1,0 +1,443 @@
+//! Campaigns: create, change, request approval, approve, schedule, start
+//! (202 with its send job), pause, resume, cancel, retry failed; counts,
+//! deliveries with their failures, and statistics.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::{
+    ApprovalOut, CampaignDetail, CampaignEventOut, CampaignOut, CountsOut, DeliveryOut, JobOut,
+};
+use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::ApiShared;
+use crate::app::approval;
+use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
+use crate::domain::DeliveryStatus;
+use crate::store::stats::{GroupCount, ReasonCount};
+use crate::web::auth::Caller;
+
+pub fn routes() -> OpenApiRouter<ApiShared> {
+    OpenApiRouter::new()
+        .routes(routes!(list_campaigns, create_campaign))
+        .routes(routes!(get_campaign, update_campaign))
+        .routes(routes!(request_approval))
+        .routes(routes!(approve))
+        .routes(routes!(schedule))
+        .routes(routes!(start))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(cancel))
+        .routes(routes!(retry_failed))
+        .routes(routes!(counts))
+        .routes(routes!(deliveries))
+        .routes(routes!(stats))
+}
+
+/// Every campaign, oldest first.
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.read"))),
+    responses((status = 200, description = "Campaigns", body = Vec<CampaignOut>)))]
+pub async fn list_campaigns(State(state): State<ApiShared>) -> ApiResult<Json<Vec<CampaignOut>>> {
+    let list = state.store.campaigns().await?;
+    Ok(Json(list.iter().map(CampaignOut::from).collect()))
+}
+
+async fn detail(state: &ApiShared, id: i64) -> ApiResult<CampaignDetail> {
+    let c = state.store.campaign_or_err(id).await?;
+    let counts = state.store.delivery_counts(id).await?;
+    let view = approval::view(&state.store, &state.config, &c).await?;
+    let events = state.store.campaign_events(id).await?;
+    Ok(CampaignDetail {
+        campaign: CampaignOut::from(&c),
+        counts: CountsOut::from(&counts),
+        approval: ApprovalOut::from(&view),
+        events: events.iter().map(CampaignEventOut::from).collect(),
+    })
+}
+
+/// A campaign with its counts, approval and state history.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.read"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "The campaign", body = CampaignDetail)))]
+pub async fn get_campaign(
+    State(state): State<ApiShared>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<CampaignDetail>> {
+    Ok(Json(detail(&state, id).await?))
+}
+
+/// A new campaign; unset fields take the configured defaults.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CampaignIn {
+    /// The issue number (saved before).
+    pub issue: i64,
+    /// A segment expression; empty: every active contact.
+    #[serde(default)]
+    pub segment: String,
+    pub name: Option<String>,
+    pub from_name: Option<String>,
+    pub from_address: Option<String>,
+    pub reply_to: Option<String>,
+    /// smtp or outbox
+    pub transport: Option<String>,
+}
+
+/// Creates a draft campaign.
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.write"))),
+    request_body = CampaignIn,
+    responses((status = 201, description = "Created", body = CampaignDetail)))]
+pub async fn create_campaign(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiJson(input): ApiJson<CampaignIn>,
+) -> ApiResult<(StatusCode, Json<CampaignDetail>)> {
+    let c = actions::create(
+        &state.store,
+        &state.config,
+        &caller.actor,
+        &CreateCampaign {
+            issue: input.issue,
+            segment: input.segment,
+            name: input.name,
+            from_name: input.from_name,
+            from_address: input.from_address,
+            reply_to: input.reply_to,
+            transport: input.transport,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(detail(&state, c.id).await?)))
+}
+
+/// Changes to a draft or scheduled campaign (a new segment voids its approval).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CampaignPatchIn {
+    pub name: Option<String>,
+    pub segment: Option<String>,
+}
+
+/// Changes a draft or scheduled campaign's name or segment.
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.write"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body = CampaignPatchIn,
+    responses((status = 200, description = "Changed", body = CampaignDetail)))]
+pub async fn update_campaign(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(input): ApiJson<CampaignPatchIn>,
+) -> ApiResult<Json<CampaignDetail>> {
+    actions::update(
+        &state.store,
+        &caller.actor,
+        id,
+        input.name.as_deref(),
+        input.segment.as_deref(),
+    )
+    .await?;
+    Ok(Json(detail(&state, id).await?))
+}
+
+/// A note for an approval or its request.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct NoteIn {
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Asks for a second person's approval of the campaign as it is now.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/request-approval", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.request_approval"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body = NoteIn,
+    responses((status = 200, description = "Requested", body = ApprovalOut)))]
+pub async fn request_approval(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(input): ApiJson<NoteIn>,
+) -> ApiResult<Json<ApprovalOut>> {
+    let v = approval::request(&state.store, &state.config, &caller.actor, id, &input.note).await?;
+    Ok(Json(ApprovalOut::from(&v)))
+}
+
+/// Approves the campaign's current issue revision and segment. The
+/// approver may be neither its creator nor that revision's author (403).
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/approve", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.approve"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body = NoteIn,
+    responses((status = 200, description = "Approved", body = ApprovalOut)))]
+pub async fn approve(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(input): ApiJson<NoteIn>,
+) -> ApiResult<Json<ApprovalOut>> {
+    let v = approval::approve(&state.store, &state.config, &caller.actor, id, &input.note).await?;
+    Ok(Json(ApprovalOut::from(&v)))
+}
+
+/// When to start: `at` ("YYYY-MM-DD HH:MM" in the newsletter's zone), or
+/// `local_time` ("HH:MM") on `local_date` ("YYYY-MM-DD") in each
+/// recipient's own zone.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScheduleIn {
+    pub at: Option<String>,
+    pub local_time: Option<String>,
+    pub local_date: Option<String>,
+}
+
+/// Schedules a draft or scheduled campaign.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/schedule", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.control"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    request_body = ScheduleIn,
+    responses((status = 200, description = "Scheduled", body = CampaignDetail)))]
+pub async fn schedule(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(input): ApiJson<ScheduleIn>,
+) -> ApiResult<Json<CampaignDetail>> {
+    let when = match (input.at, input.local_time, input.local_date) {
+        (Some(at), None, None) => ScheduleAt::At(at),
+        (None, Some(time), Some(date)) => ScheduleAt::Local { date, time },
+        _ => {
+            return Err(ApiError::invalid(
+                "at",
+                None,
+                "give either `at`, or `local_time` and `local_date`",
+            ))
+        }
+    };
+    actions::schedule(&state.store, &state.config, &caller.actor, id, &when).await?;
+    Ok(Json(detail(&state, id).await?))
+}
+
+/// Starts a campaign now: freezes its recipients and answers 202 with the
+/// send job that follows the delivery (`whatsup serve` or `whatsup worker`
+/// sends). Refused (409) until approved.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.control"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 202, description = "Started; follow the job", body = JobOut)))]
+pub async fn start(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    let recipients = actions::start(&state.store, &state.config, &caller.actor, id).await?;
+    let job = state.jobs.send_job(id, recipients, &caller.actor).await?;
+    let location = job.links.this.clone();
+    let mut res = (StatusCode::ACCEPTED, Json(job)).into_response();
+    if let Ok(v) = location.parse() {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+async fn control(
+    state: &ApiShared,
+    caller: &Caller,
+    id: i64,
+    what: Control,
+) -> ApiResult<Json<CampaignDetail>> {
+    actions::control(&state.store, &caller.actor, id, what).await?;
+    Ok(Json(detail(state, id).await?))
+}
+
+/// Pauses a running campaign.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.control"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "Paused", body = CampaignDetail)))]
+pub async fn pause(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<CampaignDetail>> {
+    control(&state, &caller, id, Control::Pause).await
+}
+
+/// Resumes a paused campaign where it stopped.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.control"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "Resumed", body = CampaignDetail)))]
+pub async fn resume(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<CampaignDetail>> {
+    control(&state, &caller, id, Control::Resume).await
+}
+
+/// Cancels a campaign that has not finished.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/cancel", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.control"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "Cancelled", body = CampaignDetail)))]
+pub async fn cancel(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<CampaignDetail>> {
+    control(&state, &caller, id, Control::Cancel).await
+}
+
+/// How many failed deliveries were queued again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetriedOut {
+    pub queued: u64,
+    pub campaign: CampaignDetail,
+}
+
+/// Queues a started campaign's failed deliveries again.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/retry-failed", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.control"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "Queued again", body = RetriedOut)))]
+pub async fn retry_failed(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<RetriedOut>> {
+    let queued = actions::retry_failed(&state.store, &caller.actor, id).await?;
+    Ok(Json(RetriedOut {
+        queued,
+        campaign: detail(&state, id).await?,
+    }))
+}
+
+/// Deliveries of a campaign by status.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/counts", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.read"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "Counts", body = CountsOut)))]
+pub async fn counts(
+    State(state): State<ApiShared>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<CountsOut>> {
+    state.store.campaign_or_err(id).await?;
+    Ok(Json(CountsOut::from(
+        &state.store.delivery_counts(id).await?,
+    )))
+}
+
+/// Listing deliveries.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// Only deliveries with this status (failed: with the server's reply).
+    pub status: Option<String>,
+    /// At most this many (1 to 10000, default 1000).
+    pub limit: Option<i64>,
+}
+
+/// A campaign's deliveries, with each failure's server reply.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/deliveries", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.read"))),
+    params(("id" = i64, Path, description = "Campaign id"), DeliveryQuery),
+    responses((status = 200, description = "Deliveries", body = Vec<DeliveryOut>)))]
+pub async fn deliveries(
+    State(state): State<ApiShared>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<DeliveryQuery>,
+) -> ApiResult<Json<Vec<DeliveryOut>>> {
+    state.store.campaign_or_err(id).await?;
+    let status = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(DeliveryStatus::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("status", None, e.to_string()))?;
+    let rows = state
+        .store
+        .deliveries(id, status, q.limit.unwrap_or(1000).clamp(1, 10_000))
+        .await?;
+    Ok(Json(rows.iter().map(DeliveryOut::from).collect()))
+}
+
+/// A count in one group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupCountOut {
+    /// The hour ("YYYY-MM-DD HH:00" UTC), region or organisation kind ("" for none).
+    pub group: String,
+    pub status: String,
+    pub count: i64,
+}
+
+/// Bounces with one kind and reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReasonCountOut {
+    pub kind: String,
+    pub reason: String,
+    pub count: i64,
+}
+
+/// A campaign's statistics.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsOut {
+    pub campaign_id: i64,
+    pub counts: CountsOut,
+    pub by_hour: Vec<GroupCountOut>,
+    pub by_region: Vec<GroupCountOut>,
+    pub by_kind: Vec<GroupCountOut>,
+    pub bounces_by_reason: Vec<ReasonCountOut>,
+    pub opens: i64,
+    pub clicks: i64,
+}
+
+fn groups(v: Vec<GroupCount>) -> Vec<GroupCountOut> {
+    v.into_iter()
+        .map(|g| GroupCountOut {
+            group: g.group,
+            status: g.status,
+            count: g.count,
+        })
+        .collect()
+}
+
+/// Counts by hour, region, organisation kind and bounce reason.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/stats", tag = "campaigns",
+    extensions(("x-permission" = json!("stats.read"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "Statistics", body = StatsOut)))]
+pub async fn stats(
+    State(state): State<ApiShared>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<StatsOut>> {
+    state.store.campaign_or_err(id).await?;
+    let s = state.store.campaign_stats(id).await?;
+    let counts = state.store.delivery_counts(id).await?;
+    let tracking = state.store.tracking_counts(id).await?;
+    Ok(Json(StatsOut {
+        campaign_id: id,
+        counts: CountsOut::from(&counts),
+        by_hour: groups(s.by_hour),
+        by_region: groups(s.by_region),
+        by_kind: groups(s.by_kind),
+        bounces_by_reason: s
+            .bounces
+            .into_iter()
+            .map(|r: ReasonCount| ReasonCountOut {
+                kind: r.kind,
+                reason: r.reason,
+                count: r.count,
+            })
+            .collect(),
+        opens: tracking.opens,
+        clicks: tracking.clicks.iter().map(|(_, n)| *n).sum(),
+    }))
+}
