@@ -1264,7 +1264,8 @@ impl Config {
                     a.bind
                 );
             };
-            if a.bind == self.web.bind {
+            // Port 0 (any free port) gives each listener a port of its own.
+            if a.bind == self.web.bind && bind.port() != 0 {
                 bail!("admin.bind: the admin listener cannot share web.bind ({bind}), the recipients' listener");
             }
             if a.bind == self.web.metrics_bind && bind.port() != 0 {
@@ -1548,6 +1549,18 @@ mod tests {
         assert!(!shown.contains("dbpass"), "{shown}");
         assert_eq!(shown.matches("[redacted]").count(), 2, "{shown}");
         assert!(shown.contains("backup"), "{shown}");
+    }
+
+    #[test]
+    fn the_admin_listener_may_not_share_the_recipients_address_but_both_may_take_any_free_port() {
+        let mut c = Config::default();
+        c.web.bind = "127.0.0.1:8080".into();
+        c.admin.bind = "127.0.0.1:8080".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("cannot share web.bind"), "{e}");
+        c.web.bind = "127.0.0.1:0".into();
+        c.admin.bind = "127.0.0.1:0".into();
+        c.validate().unwrap();
     }
 
     #[test]

@@ -176,6 +176,8 @@ impl Scratch {
             ("WHATSUP_SECURITY_TOKEN_SECRET".into(), TOKEN_SECRET.into()),
             ("WHATSUP_WEB_BIND".into(), "127.0.0.1:0".into()),
             ("WHATSUP_WEB_METRICS_BIND".into(), "127.0.0.1:0".into()),
+            // The admin API on a free port (its default, 8081, is shared).
+            ("WHATSUP_ADMIN_BIND".into(), "127.0.0.1:0".into()),
             ("WHATSUP_NEWSLETTER_PREVIEW_PORT".into(), "0".into()),
             ("WHATSUP_SMTP_HOST".into(), "127.0.0.1".into()),
             ("WHATSUP_SMTP_PORT".into(), sink.port.to_string()),
