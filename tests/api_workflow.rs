@@ -315,13 +315,22 @@ async fn every_kind_of_change_is_in_the_audit_trail_with_who_when_and_where(db: 
         Some(&serde_json::json!({})),
     )
     .await;
-    api.call(
-        op,
-        "POST",
-        &format!("/api/v1/campaigns/{id}/schedule"),
-        Some(&serde_json::json!({"at": "2030-01-01 09:00"})),
-    )
-    .await;
+    let scheduled = api
+        .call(
+            op,
+            "POST",
+            &format!("/api/v1/campaigns/{id}/schedule"),
+            Some(&serde_json::json!({"at": "2030-01-01 09:00"})),
+        )
+        .await
+        .json();
+    // The API speaks RFC 3339 (never the CLI's "2030-01-01 09:00 JST"):
+    // 09:00 in Tokyo (newsletter.timezone) is midnight UTC.
+    assert_eq!(
+        scheduled["campaign"]["start_at"], "2030-01-01T00:00:00Z",
+        "{scheduled:#}"
+    );
+    assert_eq!(scheduled["campaign"]["start_ms"], 1_893_456_000_000_i64);
     assert_eq!(
         api.call(op, "POST", &format!("/api/v1/campaigns/{id}/start"), None)
             .await
