@@ -400,6 +400,50 @@ fn the_worker_logs_what_it_does_as_json_lines() {
 }
 
 #[test]
+fn the_worker_reports_a_due_unapproved_campaign_once_and_starts_it_once_approved() {
+    let cli = sister_cities_draft();
+    cli.ok(&["campaigns", "schedule", "1", "--at", "2020-01-01 09:00"]);
+    cli.ok(&["users", "add", "ken@example.org", "--role", "operator"]);
+    let mut worker = cli.spawn(
+        &["--log-format", "json", "worker"],
+        &[
+            ("WHATSUP_SECURITY_TOKEN_SECRET", TOKEN_SECRET),
+            ("WHATSUP_SENDING_POLL_SECS", "1"),
+            ("WHATSUP_NEWSLETTER_REQUIRE_APPROVAL", "true"),
+        ],
+    );
+    let line = worker.wait_for("campaign.not_approved", PATIENCE, |l| {
+        l.contains("\"campaign.not_approved\"")
+    });
+    let waiting: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(waiting["level"], "WARN", "{waiting}");
+    assert_eq!(waiting["campaign"], 1, "{waiting}");
+    let reason = waiting["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("campaign 1 is not approved") && reason.contains("--as EMAIL"),
+        "{reason}"
+    );
+    // Still scheduled: nothing was frozen or sent.
+    let show = cli.json(&["campaigns", "show", "1", "--json"]);
+    assert_eq!(show["campaign"]["state"], "scheduled", "{show:#}");
+    cli.ok(&["--as", "ken@example.org", "campaigns", "approve", "1"]);
+    worker.wait_for("campaign.finished", PATIENCE, |l| {
+        l.contains("\"campaign.finished\"")
+    });
+    let (code, _, lines) = worker.stop(libc::SIGTERM);
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let events = events(&lines);
+    let count = |name: &str| events.iter().filter(|e| e["event"] == name).count();
+    assert_eq!(count("campaign.not_approved"), 1, "{events:#?}");
+    assert_eq!(count("campaign.started"), 1, "{events:#?}");
+    let finished = events
+        .iter()
+        .find(|e| e["event"] == "campaign.finished")
+        .unwrap();
+    assert_eq!(finished["sent"], 18, "{finished}");
+}
+
+#[test]
 fn worker_logs_written_to_a_file_have_no_colour_and_show_the_office_zone() {
     let cli = Cli::new();
     let worker = cli.spawn(

@@ -123,7 +123,7 @@ pub fn not_approved(campaign: i64, reason: &str) {
         event = "campaign.not_approved",
         campaign,
         reason,
-        "campaign {campaign} not started: {reason}"
+        "campaign {campaign} is due but waits for its approval: {reason}"
     );
 }
 
