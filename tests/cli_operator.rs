@@ -26,34 +26,49 @@ fn sample_issue(cli: &Cli) {
     cli.ok(&["issues", "import", sample.to_str().unwrap()]);
 }
 
-/// Campaign 1, a draft to the sister cities (18 contacts in 12 zones).
-fn sister_cities_draft() -> Cli {
+/// The seed contacts and issue 214, with campaign 1 a draft of it to
+/// `segment` (`more`: further `create` flags); returns the scratch
+/// directory and what `create` printed.
+fn draft(segment: &str, more: &[&str]) -> (Cli, String) {
     let cli = Cli::new();
     seed(&cli);
     sample_issue(&cli);
-    cli.ok(&[
-        "campaigns",
-        "create",
-        "--issue",
-        "214",
-        "--segment",
-        "tag = sister-cities",
-    ]);
-    cli
+    let args = [
+        &[
+            "campaigns",
+            "create",
+            "--issue",
+            "214",
+            "--segment",
+            segment,
+        ][..],
+        more,
+    ]
+    .concat();
+    let created = cli.ok(&args);
+    (cli, created)
 }
+
+/// Campaign 1, a draft to the sister cities (18 contacts in 12 zones).
+fn sister_cities_draft() -> Cli {
+    draft("tag = sister-cities", &[]).0
+}
+
+/// `campaigns schedule 1` at 09:00 local time on 2030-12-02.
+const LOCAL_0900: [&str; 7] = [
+    "campaigns",
+    "schedule",
+    "1",
+    "--local",
+    "09:00",
+    "--date",
+    "2030-12-02",
+];
 
 /// Campaign 1, to the sister cities at 09:00 local time on 2030-12-02.
 fn local_time_campaign() -> Cli {
     let cli = sister_cities_draft();
-    cli.ok(&[
-        "campaigns",
-        "schedule",
-        "1",
-        "--local",
-        "09:00",
-        "--date",
-        "2030-12-02",
-    ]);
+    cli.ok(&LOCAL_0900);
     cli
 }
 
@@ -198,15 +213,7 @@ fn has_time_in(text: &str, abbr: &str) -> bool {
 #[test]
 fn a_local_time_schedule_echoes_each_zones_slot_with_its_recipients() {
     let cli = sister_cities_draft();
-    let out = cli.ok(&[
-        "campaigns",
-        "schedule",
-        "1",
-        "--local",
-        "09:00",
-        "--date",
-        "2030-12-02",
-    ]);
+    let out = cli.ok(&LOCAL_0900);
     assert!(
         out.starts_with(
             "campaign 1 scheduled at 09:00 local time on 2030-12-02: 18 active contacts match \
@@ -225,16 +232,7 @@ fn a_local_time_schedule_echoes_each_zones_slot_with_its_recipients() {
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
-    let json = cli.json(&[
-        "campaigns",
-        "schedule",
-        "1",
-        "--local",
-        "09:00",
-        "--date",
-        "2030-12-02",
-        "--json",
-    ]);
+    let json = cli.json(&[&LOCAL_0900[..], &["--json"]].concat());
     let slots = json["timeline"].as_array().unwrap();
     assert!(slots.len() >= 5, "{json:#}");
     let total: i64 = slots
@@ -266,17 +264,7 @@ fn a_local_time_schedule_echoes_each_zones_slot_with_its_recipients() {
 
 #[test]
 fn campaigns_list_counts_the_contacts_a_draft_matches_now() {
-    let cli = Cli::new();
-    seed(&cli);
-    sample_issue(&cli);
-    let created = cli.ok(&[
-        "campaigns",
-        "create",
-        "--issue",
-        "214",
-        "--segment",
-        "region = Europe",
-    ]);
+    let (cli, created) = draft("region = Europe", &[]);
     assert!(created.contains("7 active contacts match now"), "{created}");
     let list = cli.ok(&["campaigns", "list"]);
     assert!(list.contains("7 match now"), "{list}");
@@ -355,6 +343,14 @@ fn events(lines: &[String]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The first log event named `name` (the test fails without one).
+fn event<'a>(events: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["event"] == name)
+        .unwrap_or_else(|| panic!("no {name} event in {events:#?}"))
+}
+
 #[test]
 fn the_worker_logs_what_it_does_as_json_lines() {
     let cli = sister_cities_draft();
@@ -373,18 +369,12 @@ fn the_worker_logs_what_it_does_as_json_lines() {
     let (code, _, lines) = worker.stop(libc::SIGTERM);
     assert_eq!(code, Some(0), "{lines:#?}");
     let events = events(&lines);
-    let find = |name: &str| {
-        events
-            .iter()
-            .find(|e| e["event"] == name)
-            .unwrap_or_else(|| panic!("no {name} event in {events:#?}"))
-    };
-    let started = find("campaign.started");
+    let started = event(&events, "campaign.started");
     assert_eq!(started["level"], "INFO");
     assert_eq!(started["campaign"], 1);
     assert_eq!(started["recipients"], 18);
     assert_eq!(started["message"], "campaign 1 started: 18 recipients");
-    let finished = find("campaign.finished");
+    let finished = event(&events, "campaign.finished");
     assert_eq!(finished["sent"], 18);
     assert_eq!(finished["failed"], 0);
     assert!(
@@ -436,10 +426,7 @@ fn the_worker_reports_a_due_unapproved_campaign_once_and_starts_it_once_approved
     let count = |name: &str| events.iter().filter(|e| e["event"] == name).count();
     assert_eq!(count("campaign.not_approved"), 1, "{events:#?}");
     assert_eq!(count("campaign.started"), 1, "{events:#?}");
-    let finished = events
-        .iter()
-        .find(|e| e["event"] == "campaign.finished")
-        .unwrap();
+    let finished = event(&events, "campaign.finished");
     assert_eq!(finished["sent"], 18, "{finished}");
 }
 
@@ -461,19 +448,7 @@ fn worker_logs_written_to_a_file_have_no_colour_and_show_the_office_zone() {
 /// Campaign 1 over SMTP to the contacts in France and Britain (3), due at
 /// once, and a worker logging JSON with quick retries, against `port`.
 fn smtp_campaign_and_worker(port: u16, max_attempts: &str) -> (Cli, Running) {
-    let cli = Cli::new();
-    seed(&cli);
-    sample_issue(&cli);
-    cli.ok(&[
-        "campaigns",
-        "create",
-        "--issue",
-        "214",
-        "--segment",
-        "country = FR or country = GB",
-        "--transport",
-        "smtp",
-    ]);
+    let (cli, _) = draft("country = FR or country = GB", &["--transport", "smtp"]);
     cli.ok(&["campaigns", "schedule", "1", "--at", "2020-01-01 09:00"]);
     let port = port.to_string();
     let worker = cli.spawn(
@@ -512,16 +487,13 @@ fn the_worker_reports_the_relay_going_down_and_coming_back_up() {
     let (code, _, lines) = worker.stop(libc::SIGTERM);
     assert_eq!(code, Some(0));
     let events = events(&lines);
-    let down = events.iter().find(|e| e["event"] == "relay.down").unwrap();
+    let down = event(&events, "relay.down");
     assert_eq!(down["server"], "primary");
     assert_eq!(down["level"], "WARN");
     let downs = events.iter().filter(|e| e["event"] == "relay.down").count();
     assert_eq!(downs, 1, "one outage, one report: {events:#?}");
     assert!(events.iter().any(|e| e["event"] == "campaign.relay_back"));
-    let finished = events
-        .iter()
-        .find(|e| e["event"] == "campaign.finished")
-        .unwrap();
+    let finished = event(&events, "campaign.finished");
     // The outage used up nobody's attempts.
     assert_eq!(finished["sent"], 3, "{finished}");
     assert_eq!(finished["failed"], 0, "{finished}");
@@ -541,20 +513,14 @@ fn the_worker_reports_retries_of_temporary_failures() {
     let (code, _, lines) = worker.stop(libc::SIGTERM);
     assert_eq!(code, Some(0));
     let events = events(&lines);
-    let retries = events
-        .iter()
-        .find(|e| e["event"] == "campaign.retries")
-        .unwrap_or_else(|| panic!("no campaign.retries in {events:#?}"));
+    let retries = event(&events, "campaign.retries");
     assert!(retries["retries"].as_i64().unwrap() >= 1, "{retries}");
     assert!(retries["next_due"].as_str().unwrap().ends_with("+09:00"));
     assert!(retries["message"]
         .as_str()
         .unwrap()
         .contains("will be retried, the first at"));
-    let finished = events
-        .iter()
-        .find(|e| e["event"] == "campaign.finished")
-        .unwrap();
+    let finished = event(&events, "campaign.finished");
     // Two attempts each, then they fail for good.
     assert_eq!(finished["failed"], 3, "{finished}");
 }
