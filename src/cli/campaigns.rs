@@ -296,7 +296,7 @@ fn print_approval(id: i64, v: &ApprovalView, json: bool, what: &str) -> Result<E
 
 fn describe_approval(s: &ApprovalStatus) -> String {
     match s {
-        ApprovalStatus::NotRequired => "approval not required".into(),
+        ApprovalStatus::NotRequired => "not required (newsletter.require_approval = false)".into(),
         ApprovalStatus::Approved { by, revision } => {
             format!("approved by {by} for revision {revision}")
         }

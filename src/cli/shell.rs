@@ -44,9 +44,9 @@ pub fn man(args: &ManArgs) -> Result<ExitCode> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "1"))
         .count();
     println!(
-        "{pages} man pages in {}; try `man {}/whatsup.1`",
+        "{pages} man pages in {}; try `man {}`",
         args.out.display(),
-        args.out.display()
+        args.out.join("whatsup.1").display()
     );
     Ok(ExitCode::SUCCESS)
 }
