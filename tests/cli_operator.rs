@@ -355,7 +355,14 @@ fn event<'a>(events: &'a [serde_json::Value], name: &str) -> &'a serde_json::Val
 fn the_worker_logs_what_it_does_as_json_lines() {
     let cli = sister_cities_draft();
     // A time already past: the worker starts it at once.
-    cli.ok(&["campaigns", "schedule", "1", "--at", "2020-01-01 09:00"]);
+    cli.ok(&[
+        "campaigns",
+        "schedule",
+        "1",
+        "--at",
+        "2020-01-01 09:00",
+        "--now",
+    ]);
     let mut worker = cli.spawn(
         &["--log-format", "json", "worker"],
         &[
@@ -373,7 +380,14 @@ fn the_worker_logs_what_it_does_as_json_lines() {
     assert_eq!(started["level"], "INFO");
     assert_eq!(started["campaign"], 1);
     assert_eq!(started["recipients"], 18);
-    assert_eq!(started["message"], "campaign 1 started: 18 recipients");
+    assert!(started["render_secs"].is_number(), "{started}");
+    assert!(
+        started["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("campaign 1 started: 18 recipients, every message rendered in "),
+        "{started}"
+    );
     let finished = event(&events, "campaign.finished");
     assert_eq!(finished["sent"], 18);
     assert_eq!(finished["failed"], 0);
@@ -392,7 +406,14 @@ fn the_worker_logs_what_it_does_as_json_lines() {
 #[test]
 fn the_worker_reports_a_due_unapproved_campaign_once_and_starts_it_once_approved() {
     let cli = sister_cities_draft();
-    cli.ok(&["campaigns", "schedule", "1", "--at", "2020-01-01 09:00"]);
+    cli.ok(&[
+        "campaigns",
+        "schedule",
+        "1",
+        "--at",
+        "2020-01-01 09:00",
+        "--now",
+    ]);
     cli.ok(&["users", "add", "ken@example.org", "--role", "operator"]);
     let mut worker = cli.spawn(
         &["--log-format", "json", "worker"],
@@ -449,7 +470,14 @@ fn worker_logs_written_to_a_file_have_no_colour_and_show_the_office_zone() {
 /// once, and a worker logging JSON with quick retries, against `port`.
 fn smtp_campaign_and_worker(port: u16, max_attempts: &str) -> (Cli, Running) {
     let (cli, _) = draft("country = FR or country = GB", &["--transport", "smtp"]);
-    cli.ok(&["campaigns", "schedule", "1", "--at", "2020-01-01 09:00"]);
+    cli.ok(&[
+        "campaigns",
+        "schedule",
+        "1",
+        "--at",
+        "2020-01-01 09:00",
+        "--now",
+    ]);
     let port = port.to_string();
     let worker = cli.spawn(
         &["--log-format", "json", "worker"],

@@ -13,7 +13,9 @@ use serde::Serialize;
 use super::output::{self, print_json, print_table_wide};
 use super::timeline;
 use crate::app::approval::{self, ApprovalView};
-use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
+use crate::app::campaign_actions::{
+    self as actions, Checked, Control, CreateCampaign, ScheduleAt, ScheduleCampaign,
+};
 use crate::app::AppError;
 use crate::config::Config;
 use crate::domain::approval::ApprovalStatus;
@@ -47,8 +49,8 @@ pub enum CampaignsCmd {
     /// Schedule a campaign at a time in the newsletter's zone, or at a local
     /// time in each recipient's zone; prints when each zone is due
     Schedule(ScheduleArgs),
-    /// Change a draft or scheduled campaign's name or segment (a new
-    /// segment voids its approval)
+    /// Change a draft, scheduled or blocked campaign's name or segment (a
+    /// new segment voids its approval)
     Edit {
         /// Campaign id
         id: i64,
@@ -72,7 +74,7 @@ pub enum CampaignsCmd {
     },
     /// Approve the campaign's issue revision and segment (an operator or
     /// admin other than its creator and the revision's author; name your
-    /// account with --as EMAIL)
+    /// account with --as EMAIL); the revision must pass its preflight check
     Approve {
         /// Campaign id
         id: i64,
@@ -83,11 +85,16 @@ pub enum CampaignsCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Start a campaign now (freezes its recipients; needs its approval);
-    /// `whatsup worker` or `whatsup send` then delivers
+    /// Start a campaign now: checks the issue (and its approval), freezes
+    /// the recipients and renders every message once; `whatsup worker` or
+    /// `whatsup send` then delivers
     Start {
         /// Campaign id
         id: i64,
+        /// Send despite the issue's preflight failures, for this reason
+        /// (recorded in the campaign's history)
+        #[arg(long, value_name = "REASON")]
+        override_check: Option<String>,
     },
     /// Pause a running campaign
     Pause {
@@ -142,7 +149,11 @@ pub struct CreateArgs {
     /// smtp or outbox (default: sending.transport)
     #[arg(long)]
     pub transport: Option<String>,
-    /// Print the new campaign's id and matching count as JSON
+    /// Create it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
+    /// Print the new campaign's id, matching count and check as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -160,6 +171,13 @@ pub struct ScheduleArgs {
     /// Date for --local, "YYYY-MM-DD"
     #[arg(long)]
     pub date: Option<String>,
+    /// Accept a time in the past: the campaign starts at once
+    #[arg(long)]
+    pub now: bool,
+    /// Schedule it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
     /// Print the schedule and its timeline as JSON
     #[arg(long)]
     pub json: bool,
@@ -168,7 +186,7 @@ pub struct ScheduleArgs {
 /// `whatsup send` arguments.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Campaign id; a draft or scheduled campaign starts now
+    /// Campaign id; a draft, scheduled or blocked campaign starts now
     pub id: i64,
     /// When nothing is due yet (local-time slots, retries), say until when
     /// and wait for it (the default)
@@ -178,6 +196,10 @@ pub struct SendArgs {
     /// failed); `whatsup worker` or another `send` goes on later
     #[arg(long, overrides_with = "wait")]
     pub no_wait: bool,
+    /// Start it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
     /// Print the final summary as JSON
     #[arg(long)]
     pub json: bool,
@@ -186,7 +208,7 @@ pub struct SendArgs {
 pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<ExitCode> {
     let actor = super::cli_actor(store).await?;
     match cmd {
-        CampaignsCmd::Create(a) => create(store, config, a, &actor).await,
+        CampaignsCmd::Create(a) => create(store, config, &actor, a).await,
         CampaignsCmd::Edit { id, name, segment } => {
             let seg_text = segment.clone().unwrap_or_default();
             let c = actions::update(store, &actor, id, name.as_deref(), segment.as_deref())
@@ -209,9 +231,15 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
         CampaignsCmd::List { json } => list(store, json).await,
         CampaignsCmd::Show { id, json } => show(store, config, id, json).await,
         CampaignsCmd::Schedule(a) => schedule_campaign(store, config, a, &actor).await,
-        CampaignsCmd::Start { id } => {
-            let n = actions::start(store, config, &actor, id).await?;
-            println!("campaign {id} started: {n} recipients frozen; run `whatsup worker` or `whatsup send {id}`");
+        CampaignsCmd::Start { id, override_check } => {
+            let s = actions::start(store, config, &actor, id, override_check.as_deref())
+                .await
+                .map_err(|e| cli_error(e, ""))?;
+            println!(
+                "campaign {id} started: {} recipients frozen, every message rendered in {:.2} s; \
+                 run `whatsup worker` or `whatsup send {id}`",
+                s.recipients, s.render_secs
+            );
             Ok(ExitCode::SUCCESS)
         }
         CampaignsCmd::Pause { id } => control(store, &actor, id, Control::Pause, "paused").await,
@@ -240,6 +268,40 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What the gate said, after a create or schedule.
+fn checked(c: &Checked) -> String {
+    format!(" ({})", checked_text(c))
+}
+
+/// `issue revision 3 checked: 1 warning(s)`.
+fn checked_text(c: &Checked) -> String {
+    let (revision, warnings) = (c.revision, c.warnings);
+    format!(
+        "issue revision {revision} checked: {}{warnings} warning(s)",
+        if c.overridden {
+            "failures overridden, "
+        } else {
+            ""
+        }
+    )
+}
+
+/// A state's reason as shown after it: one line in brackets, or indented
+/// lines below it.
+fn reason(r: &str) -> String {
+    match r.trim() {
+        "" => String::new(),
+        r if !r.contains('\n') => format!(" ({r})"),
+        r => format!(
+            ":\n{}",
+            r.lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     }
 }
 
@@ -311,30 +373,37 @@ fn describe_approval(s: &ApprovalStatus) -> String {
     }
 }
 
-async fn create(store: &Store, config: &Config, a: CreateArgs, actor: &Actor) -> Result<ExitCode> {
-    let c = actions::create(
+async fn create(store: &Store, config: &Config, actor: &Actor, a: CreateArgs) -> Result<ExitCode> {
+    let issue = a.issue;
+    let created = actions::create(
         store,
         config,
         actor,
         &CreateCampaign {
-            issue: a.issue,
+            issue,
             segment: a.segment.clone(),
             name: a.name,
             from_name: a.from_name,
             from_address: a.from,
             reply_to: a.reply_to,
             transport: a.transport,
+            override_check: a.override_check,
         },
     )
     .await
     .map_err(|e| cli_error(e, &a.segment))?;
+    let c = &created.campaign;
     let recipients = actions::matching_contacts(store, &c.segment).await?;
     if a.json {
-        print_json(&serde_json::json!({"id": c.id, "matching_contacts": recipients}))?;
+        print_json(&serde_json::json!({
+            "id": c.id, "matching_contacts": recipients, "revision": created.checked.revision,
+            "warnings": created.checked.warnings, "overridden": created.checked.overridden,
+        }))?;
     } else {
         println!(
-            "campaign {} created (draft): issue {}, {recipients} active contacts match now",
-            c.id, a.issue
+            "campaign {} created (draft): issue {issue}, {recipients} active contacts match now{}",
+            c.id,
+            checked(&created.checked)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -353,7 +422,10 @@ async fn list(store: &Store, json: bool) -> Result<ExitCode> {
     let list = store.campaigns().await?;
     let mut listed = Vec::with_capacity(list.len());
     for c in &list {
-        let unfrozen = matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled);
+        let unfrozen = matches!(
+            c.state()?,
+            CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
+        );
         let matching = if unfrozen {
             Some(actions::matching_contacts(store, &c.segment).await?)
         } else {
@@ -414,7 +486,9 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     let approval = approval::view(store, config, &c).await?;
     let plan = timeline::plan(store, config, &c).await?;
     let now = Utc::now().timestamp_millis();
-    let next = plan.as_ref().and_then(|p| p.next(now));
+    // A blocked campaign waits for a person, not for a time.
+    let blocked = c.state()? == CampaignState::Blocked;
+    let next = plan.as_ref().filter(|_| !blocked).and_then(|p| p.next(now));
     if json {
         print_json(&serde_json::json!({
             "campaign": c, "counts": counts, "events": events, "failed": failed,
@@ -446,6 +520,12 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     println!("  state      {}", state_line(&c));
     println!("  schedule   {}", when(&c));
     println!("  approval   {}", describe_approval(&approval.status));
+    if let Some(rev) = c.override_revision {
+        println!(
+            "  override   preflight failures of revision {rev} overridden by {}: {}",
+            c.override_actor, c.override_reason
+        );
+    }
     if let Some(plan) = plan.as_ref().filter(|p| !p.frozen) {
         println!("  matching   {} active contacts now", plan.recipients);
     }
@@ -462,6 +542,10 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
                 println!("{line}");
             }
         }
+        _ if blocked => println!(
+            "  next due   - (blocked: nothing is sent until it is started again; \
+             `whatsup campaigns start {id}` after a fix, or with --override-check REASON)"
+        ),
         (Some(_), None) if c.state()? == CampaignState::Draft => {
             println!("  next due   - (a draft: schedule it, or `whatsup send {id}`)")
         }
@@ -477,14 +561,18 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     }
     println!("history:");
     for e in &events {
+        let first = e.reason.lines().next().unwrap_or("");
         println!(
             "  {}  {} -> {}  by {}  {}",
             output::when_secs(e.created_at),
             e.old_state.as_deref().unwrap_or("-"),
             e.new_state,
             e.actor,
-            e.reason
+            first
         );
+        for more in e.reason.lines().skip(1) {
+            println!("      {more}");
+        }
     }
     if !failed.is_empty() {
         println!("failed:");
@@ -512,14 +600,20 @@ async fn schedule_campaign(
         (None, Some(time), Some(date)) => ScheduleAt::Local { date, time },
         _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
     };
-    let c = actions::schedule(store, config, actor, a.id, &when).await?;
-    if let Some(w) = c
-        .start_ms
-        .and_then(|ms| crate::send::schedule::far_off_warning(ms, Utc::now().timestamp_millis()))
-    {
+    let input = ScheduleCampaign {
+        when,
+        now: a.now,
+        override_check: a.override_check,
+    };
+    let s = actions::schedule(store, config, actor, a.id, &input)
+        .await
+        .map_err(|e| cli_error(e, ""))?;
+    let c = &s.campaign;
+    let now_ms = Utc::now().timestamp_millis();
+    if let Some(w) = crate::send::schedule::far_off_warning(s.first_due_ms, now_ms) {
         eprintln!("warning: {w}");
     }
-    let plan = timeline::plan(store, config, &c)
+    let plan = timeline::plan(store, config, c)
         .await?
         .ok_or_else(|| anyhow!("campaign {} has nothing ahead", a.id))?;
     if a.json {
@@ -532,11 +626,15 @@ async fn schedule_campaign(
             "local_time": c.local_time,
             "matching_contacts": plan.recipients,
             "timeline": plan.json_slots(),
+            "revision": s.checked.revision,
+            "warnings": s.checked.warnings,
+            "overridden": s.checked.overridden,
         }))?;
     } else {
-        for line in timeline::echo(&c, &plan, config) {
+        for line in timeline::echo(c, &plan, config) {
             println!("{line}");
         }
+        println!("{}", checked_text(&s.checked));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -560,11 +658,10 @@ fn waiting_since(c: &Campaign) -> Option<String> {
 }
 
 /// A campaign's state with its reason, and whether it waits for its relay.
+/// The reason (a blocked campaign's lists every failure) goes last: one
+/// line in brackets, or indented lines below.
 fn state_line(c: &Campaign) -> String {
     let mut line = c.state.clone();
-    if !c.state_reason.is_empty() {
-        line.push_str(&format!(" ({})", c.state_reason));
-    }
     if let Some(since) = c.waiting_since_ms {
         line.push_str(&format!(
             ", waiting for relay since {}: {}",
@@ -572,6 +669,7 @@ fn state_line(c: &Campaign) -> String {
             c.waiting_reason
         ));
     }
+    line.push_str(&reason(&c.state_reason));
     line
 }
 
@@ -614,9 +712,21 @@ struct SendSummary {
 /// the rest of the claims are given back, and the summary says so.
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
-    if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
+    if matches!(
+        c.state()?,
+        CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
+    ) {
         let actor = super::cli_actor(store).await?;
-        let n = actions::start(store, config, &actor, args.id).await?;
+        let n = actions::start(
+            store,
+            config,
+            &actor,
+            args.id,
+            args.override_check.as_deref(),
+        )
+        .await
+        .map_err(|e| cli_error(e, ""))?
+        .recipients;
         // Without a terminal the log line `campaign.started` says it.
         if std::io::stderr().is_terminal() {
             eprintln!("campaign {} started: {n} recipients frozen", args.id);

@@ -91,7 +91,9 @@ pub async fn matching_by_zone(store: &Store, segment: &str) -> Result<Vec<(Strin
 /// (finished or cancelled).
 pub async fn plan(store: &Store, config: &Config, c: &Campaign) -> Result<Option<Plan>> {
     Ok(match c.state()? {
-        CampaignState::Draft | CampaignState::Scheduled => {
+        // Not started yet (a blocked campaign is not either): the contacts
+        // that match now.
+        CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked => {
             let zones = matching_by_zone(store, &c.segment).await?;
             let recipients = zones.iter().map(|(_, n)| n).sum();
             let slots = match (c.schedule_mode.as_str(), &c.local_date, &c.local_time) {

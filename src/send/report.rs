@@ -5,10 +5,10 @@
 //!
 //! | event | when | fields |
 //! |---|---|---|
-//! | `campaign.started` | recipients frozen | `campaign`, `recipients` |
+//! | `campaign.started` | recipients frozen, every message rendered once by the send gate | `campaign`, `recipients`, `render_secs` |
 //! | `campaign.progress` | every 10% and at least every minute while sending | `campaign`, `done`, `total`, `percent`, `sent`, `failed`, `retry`, `rate` (messages/s), `eta_secs`, `finish_at` |
 //! | `campaign.retries` | a batch's temporary failures were queued again | `campaign`, `retries`, `next_due` |
-//! | `campaign.blocked` | the hourly or daily ceiling holds messages back, or a send gate blocked the campaign | `campaign`, `held`, `until` (ceiling) or `reason` (gate) |
+//! | `campaign.blocked` | the hourly or daily ceiling holds messages back (info), or the send gate blocked the campaign: nothing is sent until a person acts (warn) | `campaign`, `held`, `until` (ceiling) or `reason` (gate) |
 //! | `campaign.not_approved` | a due campaign waits for its approval (warn, once) | `campaign`, `reason` |
 //! | `campaign.paused` | paused by an operator or by the error rate | `campaign`, `reason`, `by` |
 //! | `campaign.stopped` | cancelled, or another state that is not running | `campaign`, `state`, `reason`, `by` |
@@ -57,12 +57,25 @@ fn when_ms(ms: i64) -> (String, String) {
 }
 
 /// A campaign's recipients were frozen and it is running.
-pub fn started(campaign: i64, recipients: i64) {
+pub fn started(campaign: i64, recipients: i64, render_secs: f64) {
     tracing::info!(
         event = "campaign.started",
         campaign,
         recipients,
-        "campaign {campaign} started: {recipients} recipients"
+        render_secs,
+        "campaign {campaign} started: {recipients} recipients, every message rendered in \
+         {render_secs:.2} s"
+    );
+}
+
+/// The send gate blocked the campaign: nothing is sent until a person
+/// fixes the issue or overrides the check.
+pub fn blocked(campaign: i64, reason: &str) {
+    tracing::warn!(
+        event = "campaign.blocked",
+        campaign,
+        reason,
+        "campaign {campaign} blocked, nothing sent: {reason}"
     );
 }
 
@@ -96,14 +109,7 @@ pub fn stopped(c: &Campaign) {
             c.id
         );
     } else if c.state == "blocked" {
-        // A send gate held the campaign back: a person must look.
-        tracing::warn!(
-            event = "campaign.blocked",
-            campaign = c.id,
-            reason,
-            "campaign {} blocked: {reason}",
-            c.id
-        );
+        blocked(c.id, reason);
     } else {
         tracing::info!(
             event = "campaign.stopped",

@@ -5,6 +5,7 @@ use super::ast::{Field, OpClass, Value};
 use super::created::normalise_created;
 use super::lexer::{is_key_char, shorten};
 use super::{SegmentError, FIELD_NAMES, KINDS, RELATIONSHIPS, STATUSES};
+use crate::domain::edit_distance;
 
 pub(super) fn resolve_field(word: &str, column: usize) -> Result<Field, SegmentError> {
     let lower = word.to_ascii_lowercase();
@@ -80,21 +81,6 @@ pub(super) fn unknown_field(word: &str, column: usize) -> SegmentError {
         column,
         format!("unknown field \"{}\" ({hint})", shorten(word)),
     )
-}
-
-/// Levenshtein distance between two short strings.
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 pub(super) fn check_operator(
