@@ -65,6 +65,17 @@ const LOCAL_0900: [&str; 7] = [
     "2030-12-02",
 ];
 
+/// `campaigns schedule 1` at a time already past (`--now`): the worker
+/// starts it at once.
+const DUE_NOW: [&str; 6] = [
+    "campaigns",
+    "schedule",
+    "1",
+    "--at",
+    "2020-01-01 09:00",
+    "--now",
+];
+
 /// Campaign 1, to the sister cities at 09:00 local time on 2030-12-02.
 fn local_time_campaign() -> Cli {
     let cli = sister_cities_draft();
@@ -354,15 +365,7 @@ fn event<'a>(events: &'a [serde_json::Value], name: &str) -> &'a serde_json::Val
 #[test]
 fn the_worker_logs_what_it_does_as_json_lines() {
     let cli = sister_cities_draft();
-    // A time already past: the worker starts it at once.
-    cli.ok(&[
-        "campaigns",
-        "schedule",
-        "1",
-        "--at",
-        "2020-01-01 09:00",
-        "--now",
-    ]);
+    cli.ok(&DUE_NOW);
     let mut worker = cli.spawn(
         &["--log-format", "json", "worker"],
         &[
@@ -406,14 +409,7 @@ fn the_worker_logs_what_it_does_as_json_lines() {
 #[test]
 fn the_worker_reports_a_due_unapproved_campaign_once_and_starts_it_once_approved() {
     let cli = sister_cities_draft();
-    cli.ok(&[
-        "campaigns",
-        "schedule",
-        "1",
-        "--at",
-        "2020-01-01 09:00",
-        "--now",
-    ]);
+    cli.ok(&DUE_NOW);
     cli.ok(&["users", "add", "ken@example.org", "--role", "operator"]);
     let mut worker = cli.spawn(
         &["--log-format", "json", "worker"],
@@ -470,14 +466,7 @@ fn worker_logs_written_to_a_file_have_no_colour_and_show_the_office_zone() {
 /// once, and a worker logging JSON with quick retries, against `port`.
 fn smtp_campaign_and_worker(port: u16, max_attempts: &str) -> (Cli, Running) {
     let (cli, _) = draft("country = FR or country = GB", &["--transport", "smtp"]);
-    cli.ok(&[
-        "campaigns",
-        "schedule",
-        "1",
-        "--at",
-        "2020-01-01 09:00",
-        "--now",
-    ]);
+    cli.ok(&DUE_NOW);
     let port = port.to_string();
     let worker = cli.spawn(
         &["--log-format", "json", "worker"],

@@ -863,6 +863,16 @@ struct Counting {
     refuse: bool,
 }
 
+impl Counting {
+    fn new(refuse: bool) -> Counting {
+        Counting {
+            seen: Vec::new(),
+            pages: 0,
+            refuse,
+        }
+    }
+}
+
 impl whatsup::store::campaigns::FrozenCheck for Counting {
     async fn page(&mut self, rows: Vec<whatsup::store::campaigns::Claimed>) -> anyhow::Result<()> {
         self.pages += 1;
@@ -885,11 +895,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
     common::save_sample_issue(&db.store).await;
     let id = common::draft_campaign(&db.store, "gate", "").await;
     let due: std::collections::HashMap<String, i64> = [(String::new(), 0)].into();
-    let mut check = Counting {
-        seen: Vec::new(),
-        pages: 0,
-        refuse: true,
-    };
+    let mut check = Counting::new(true);
     let started = db
         .store
         .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
@@ -928,11 +934,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
         )
         .await
         .unwrap());
-    let mut check = Counting {
-        seen: Vec::new(),
-        pages: 0,
-        refuse: false,
-    };
+    let mut check = Counting::new(false);
     let started = db
         .store
         .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
@@ -946,11 +948,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
     assert_eq!(seen.len(), 8);
     assert_eq!(db.store.delivery_counts(id).await.unwrap().pending, 8);
     // Running: not startable again, and the check is not asked.
-    let mut check = Counting {
-        seen: Vec::new(),
-        pages: 0,
-        refuse: true,
-    };
+    let mut check = Counting::new(true);
     let again = db
         .store
         .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
@@ -1288,11 +1286,7 @@ async fn timelines_count_matching_contacts_and_open_deliveries_by_zone(db: TestD
     ]
     .into_iter()
     .collect();
-    let mut check = Counting {
-        seen: Vec::new(),
-        pages: 0,
-        refuse: false,
-    };
+    let mut check = Counting::new(false);
     let started = db
         .store
         .start_campaign(id, 1, Some(&seg), &due, &common::actor(), &mut check)
