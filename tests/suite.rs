@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod api_gate;
 mod api_permissions;
 mod api_sessions;
 mod api_workflow;
@@ -29,6 +30,7 @@ mod ops_service;
 mod send_conversation;
 mod send_crash;
 mod send_dkim;
+mod send_gate;
 mod send_reliability;
 mod send_restart;
 mod send_smtp;

@@ -157,7 +157,8 @@ async fn a_preflight_failure_shows_at_its_field_and_blocks_the_approval_request(
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .campaign;
     let editor = Browser::sign_in(api.addr, "editor@example.org", PASSWORD).await;
     let mut form = form_of(&latest_source(&api, 214).await);
     set(&mut form, "s0-a0-image_alt", "");

@@ -158,15 +158,17 @@ pub async fn discard_draft(store: &Store, actor: &Actor, number: u32) -> Result<
     Ok(store.discard_draft(number, user_id(actor)?).await?)
 }
 
-/// The preflight check of an issue.
+/// The preflight check of an issue, as the send gate checks it (with
+/// tracking and the media library).
 pub async fn check(
-    _store: &Store,
+    store: &Store,
     config: &Config,
     actor: &Actor,
     issue: Issue,
 ) -> Result<preflight::Report, AppError> {
     require(actor, Action::IssuesPreview)?;
-    Ok(preflight::check(issue, &config.newsletter))
+    let context = crate::send::gate::context(store, config).await?;
+    Ok(preflight::check_with(issue, &config.newsletter, &context))
 }
 
 /// Whom a preview is rendered for: a contact, or a sample embassy contact.
@@ -261,7 +263,10 @@ pub async fn test_send(
         ))
         .into());
     }
-    let report = preflight::check(issue.clone(), &config.newsletter);
+    let context = crate::send::gate::context(store, config)
+        .await
+        .map_err(AppError::from)?;
+    let report = preflight::check_with(issue.clone(), &config.newsletter, &context);
     if !report.passed() {
         return Err(TestSendError::Preflight(
             report

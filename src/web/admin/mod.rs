@@ -536,6 +536,9 @@ impl From<AppError> for AdminError {
             AppError::NotFound(m) => AdminError::NotFound(m),
             AppError::Conflict(m) => AdminError::Conflict(m),
             AppError::Forbidden(m) => AdminError::Forbidden(m),
+            // The send gate's refusals: a page that shows the campaign
+            // shows them in full; elsewhere, the message.
+            AppError::Refused(_) | AppError::Blocked { .. } => AdminError::Conflict(e.to_string()),
             AppError::Internal(e) => AdminError::Internal(e),
         }
     }

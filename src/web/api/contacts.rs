@@ -109,6 +109,10 @@ pub struct ContactIn {
     pub name: String,
     #[serde(default)]
     pub title: String,
+    /// The greeting used verbatim ("Your Excellency"); empty: built from
+    /// the name and title.
+    #[serde(default)]
+    pub salutation: String,
     pub organisation_id: Option<i64>,
     /// e.g. en, fr, pt-BR
     pub language: Option<String>,
@@ -118,6 +122,12 @@ pub struct ContactIn {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+fn salutation_field(s: &str) -> ApiResult<String> {
+    crate::domain::check_salutation(s.trim())
+        .map_err(|e| ApiError::invalid("salutation", None, e))?;
+    Ok(s.trim().to_string())
 }
 
 fn email_field(field: &str, s: &str) -> ApiResult<EmailAddress> {
@@ -201,6 +211,7 @@ pub async fn create_contact(
                 email,
                 name: input.name,
                 title: input.title,
+                salutation: salutation_field(&input.salutation)?,
                 organisation_id: input.organisation_id,
                 language: language_field(input.language.as_deref().unwrap_or(""))?,
                 consent_source: caller.actor.label(),
@@ -219,6 +230,8 @@ pub struct ContactPatchIn {
     pub email: Option<String>,
     pub name: Option<String>,
     pub title: Option<String>,
+    /// The greeting used verbatim; "" to build it from the name and title.
+    pub salutation: Option<String>,
     /// Attach to this organisation.
     pub organisation_id: Option<i64>,
     /// Detach from its organisation.
@@ -260,6 +273,11 @@ pub async fn update_contact(
             .transpose()?,
         name: input.name,
         title: input.title,
+        salutation: input
+            .salutation
+            .as_deref()
+            .map(salutation_field)
+            .transpose()?,
         organisation_id: if input.no_organisation {
             Some(None)
         } else {
