@@ -37,6 +37,7 @@ mod send_smtp;
 mod store_conformance;
 mod store_copy;
 mod store_workspace;
+mod web_admin_browser;
 mod web_admin_issues;
 mod web_admin_shell;
 mod web_assets;

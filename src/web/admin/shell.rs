@@ -118,12 +118,13 @@ async fn login_page(
     )
 }
 
-/// Whether a POST comes from this site (or says nothing of its origin).
+/// Whether a POST comes from this site. Browsers that send
+/// `Sec-Fetch-Site` are believed (the admin's `no-referrer` policy makes
+/// their `Origin` "null"); otherwise the `Origin`, when there is one, must
+/// be this host.
 fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return false;
-        }
+        return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
