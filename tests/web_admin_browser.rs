@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
-use whatsup::app::campaign_actions::{self, CreateCampaign};
-use whatsup::domain::Actor;
 
+use crate::common::admin_pages::embassy_campaign;
 use crate::common::browser::{assert_clean, Browser, DESKTOP, PHONE, TABLET};
 use crate::common::workspace::{Api, PASSWORD};
 use crate::common::{self};
@@ -222,25 +221,13 @@ async fn an_editor_writes_an_issue_with_an_uploaded_image_fixes_its_preflight_er
 
     // Now that it passes its preflight, an operator makes the campaign
     // (the send gate refuses one for an issue that fails it).
-    let operator = Actor::Cli {
-        unix_user: "operator".into(),
-        account: None,
-    };
-    let campaign = campaign_actions::create(
+    let campaign = embassy_campaign(
         &api.db.store,
         &api.db.config,
-        &operator,
-        &CreateCampaign {
-            issue: 1,
-            segment: "kind = embassy".into(),
-            name: Some("Lantern issue to embassies".into()),
-            transport: Some("outbox".into()),
-            ..CreateCampaign::default()
-        },
+        1,
+        "Lantern issue to embassies",
     )
-    .await
-    .unwrap()
-    .campaign;
+    .await;
     browser.open(&format!("{base}/admin/issues/1")).await;
     let button = format!("#request-approval-{}", campaign.id);
     let disabled = js(

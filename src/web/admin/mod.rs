@@ -791,14 +791,8 @@ async fn check_csrf(req: Request, expected: &str, max_body: usize) -> (bool, Req
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     let (parts, body) = req.into_parts();
-    match essence.as_str() {
+    match super::form::essence(&ct).as_str() {
         "application/x-www-form-urlencoded" => {
             let bytes = match axum::body::to_bytes(body, max_body).await {
                 Ok(b) => b,
