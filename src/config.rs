@@ -74,6 +74,10 @@ pub struct General {
     pub timezone: String,
     /// Log filter (tracing EnvFilter syntax); `RUST_LOG` wins if set.
     pub log: String,
+    /// `text` (for people: colour only on a terminal, times in `timezone`)
+    /// or `json` (one object a line, for journald and Loki); `--log-format`
+    /// wins.
+    pub log_format: String,
     /// Seconds `serve` and `worker` wait, after SIGTERM, for requests and
     /// messages in flight to finish and be recorded before they exit.
     pub stop_timeout_secs: u64,
@@ -85,6 +89,7 @@ impl Default for General {
             data_dir: PathBuf::from("data"),
             timezone: "Asia/Tokyo".into(),
             log: "info".into(),
+            log_format: "text".into(),
             stop_timeout_secs: 30,
         }
     }
@@ -775,13 +780,44 @@ impl Config {
     }
 }
 
-/// Where the settings came from, for `whatsup config show`.
+/// Where the settings came from, for `whatsup config`.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
     pub file: Option<PathBuf>,
     pub env_overrides: Vec<String>,
+    /// `WHATSUP_*` variables that are no setting (misspelt, or of another
+    /// version), each with the nearest known name.
+    pub unknown_env: Vec<UnknownVariable>,
 }
+
+/// A `WHATSUP_*` environment variable whatsup does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownVariable {
+    pub name: String,
+    /// The known variable nearest to it.
+    pub nearest: Option<String>,
+}
+
+impl fmt::Display for UnknownVariable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is not a whatsup setting; it is ignored", self.name)?;
+        match &self.nearest {
+            Some(n) => write!(f, " (did you mean {n}?)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `WHATSUP_*` variables read outside the configuration (besides those of
+/// command-line flags, which the CLI adds): the test suite's and the
+/// fuzzer's.
+pub const OTHER_VARIABLES: &[&str] = &[
+    "WHATSUP_CONFIG",
+    "WHATSUP_TEST_POSTGRES_URL",
+    "WHATSUP_FUZZ_SECS",
+    "WHATSUP_BLESS",
+];
 
 /// The config file used when `--config` is not given, if it exists.
 /// What whatsup does with what comes back (see docs/bounces.md).
@@ -947,6 +983,9 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e))?;
             merge(&mut value, from_file);
         }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let known = setting_variables(&value);
+        let unknown_env = unknown_variables(env.iter().map(|(k, _)| k.as_str()), &known, &[]);
         let env_overrides = apply_env(&mut value, env)?;
         let config = Config::deserialize(value).context("applying environment overrides")?;
         config.validate()?;
@@ -954,6 +993,7 @@ impl Config {
             config,
             file,
             env_overrides,
+            unknown_env,
         })
     }
 
@@ -989,6 +1029,12 @@ impl Config {
             bail!(
                 "import.batch_size: must be between 1 and 100000, got {}",
                 self.import.batch_size
+            );
+        }
+        if !matches!(self.general.log_format.as_str(), "text" | "json") {
+            bail!(
+                "general.log_format: {:?} is not one of text, json",
+                self.general.log_format
             );
         }
         if self.general.timezone.parse::<chrono_tz::Tz>().is_err() {
@@ -1178,6 +1224,10 @@ impl Config {
     /// hidden.
     pub fn redacted(&self) -> Result<toml::Value> {
         fn walk(v: &mut toml::Value) {
+            // Arrays of tables too: each `[[smtp.fallback]]` has a password.
+            if let toml::Value::Array(items) = v {
+                items.iter_mut().for_each(walk);
+            }
             if let toml::Value::Table(t) = v {
                 for (k, slot) in t.iter_mut() {
                     if SECRET_KEYS.contains(&k.as_str()) {
@@ -1214,7 +1264,8 @@ impl Config {
                     a.bind
                 );
             };
-            if a.bind == self.web.bind {
+            // Port 0 (any free port) gives each listener a port of its own.
+            if a.bind == self.web.bind && bind.port() != 0 {
                 bail!("admin.bind: the admin listener cannot share web.bind ({bind}), the recipients' listener");
             }
             if a.bind == self.web.metrics_bind && bind.port() != 0 {
@@ -1337,6 +1388,62 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
     }
 }
 
+/// The `WHATSUP_<SECTION>_<KEY>` name of every setting in `value` (the
+/// defaults: every key exists there).
+fn setting_variables(value: &toml::Value) -> Vec<String> {
+    fn walk(prefix: &str, table: &toml::map::Map<String, toml::Value>, out: &mut Vec<String>) {
+        for (key, v) in table {
+            let name = format!("{prefix}_{}", key.to_uppercase());
+            match v {
+                toml::Value::Table(inner) => walk(&name, inner, out),
+                _ => out.push(name),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let toml::Value::Table(t) = value {
+        walk("WHATSUP", t, &mut out);
+    }
+    out
+}
+
+/// The `WHATSUP_*` names among `names` that are neither a setting
+/// (`settings`), nor in [`OTHER_VARIABLES`] or `also_known`, each with the
+/// nearest known name.
+pub fn unknown_variables<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    settings: &[String],
+    also_known: &[String],
+) -> Vec<UnknownVariable> {
+    let known: Vec<&str> = settings
+        .iter()
+        .chain(also_known)
+        .map(String::as_str)
+        .chain(OTHER_VARIABLES.iter().copied())
+        .collect();
+    let mut out: Vec<UnknownVariable> = names
+        .into_iter()
+        .filter(|n| n.starts_with("WHATSUP_") && !known.contains(n))
+        .map(|name| UnknownVariable {
+            name: name.to_string(),
+            nearest: known
+                .iter()
+                .min_by_key(|k| strsim::damerau_levenshtein(name, k))
+                .map(|k| k.to_string()),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup();
+    out
+}
+
+/// The `WHATSUP_<SECTION>_<KEY>` name of every setting.
+pub fn all_setting_variables() -> Vec<String> {
+    toml::Value::try_from(Config::default())
+        .map(|v| setting_variables(&v))
+        .unwrap_or_default()
+}
+
 /// Applies `WHATSUP_<SECTION>_<KEY>` variables to the known keys, parsing each
 /// by the type of its default. Returns the names of the variables applied.
 fn apply_env(
@@ -1428,6 +1535,35 @@ mod tests {
     }
 
     #[test]
+    fn redacted_settings_hide_every_secret_including_the_fallback_relays() {
+        let mut c = Config::default();
+        c.smtp.password = Secret::new("hunter2-primary");
+        c.database.url = Secret::new("postgres://u:dbpass@localhost/db");
+        c.smtp.fallback = vec![SmtpServer {
+            name: "backup".into(),
+            password: Secret::new("hunter2-fallback"),
+            ..SmtpServer::default()
+        }];
+        let shown = toml::to_string(&c.redacted().unwrap()).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("dbpass"), "{shown}");
+        assert_eq!(shown.matches("[redacted]").count(), 2, "{shown}");
+        assert!(shown.contains("backup"), "{shown}");
+    }
+
+    #[test]
+    fn the_admin_listener_may_not_share_the_recipients_address_but_both_may_take_any_free_port() {
+        let mut c = Config::default();
+        c.web.bind = "127.0.0.1:8080".into();
+        c.admin.bind = "127.0.0.1:8080".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("cannot share web.bind"), "{e}");
+        c.web.bind = "127.0.0.1:0".into();
+        c.admin.bind = "127.0.0.1:0".into();
+        c.validate().unwrap();
+    }
+
+    #[test]
     fn environment_variables_override_file_and_defaults() {
         let env = vec![
             (
@@ -1498,6 +1634,43 @@ mod tests {
         )];
         let loaded = Config::load(Some(Path::new("/dev/null")), env).unwrap();
         assert_eq!(loaded.config.database.sqlite_page_size, 8192);
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_reported_with_the_nearest_known_name() {
+        let env = vec![
+            ("WHATSUP_SMTP_PROT".to_string(), "2525".to_string()),
+            ("WHATSUP_SMTP_PORT".to_string(), "2526".to_string()),
+            ("WHATSUP_CONFIG".to_string(), "/dev/null".to_string()),
+            ("WHATSUP_TEST_POSTGRES_URL".to_string(), "x".to_string()),
+            ("NOT_OURS_SMTP_PROT".to_string(), "1".to_string()),
+        ];
+        let loaded = Config::load(Some(Path::new("/dev/null")), env).unwrap();
+        assert_eq!(loaded.config.smtp.port, 2526);
+        assert_eq!(
+            loaded.unknown_env,
+            [UnknownVariable {
+                name: "WHATSUP_SMTP_PROT".into(),
+                nearest: Some("WHATSUP_SMTP_PORT".into()),
+            }]
+        );
+        assert_eq!(
+            loaded.unknown_env[0].to_string(),
+            "WHATSUP_SMTP_PROT is not a whatsup setting; it is ignored \
+             (did you mean WHATSUP_SMTP_PORT?)"
+        );
+        // Nested tables' keys are known too, and names a flag reads can be added.
+        let names = ["WHATSUP_BOUNCES_IMAP_PASWORD", "WHATSUP_ADMIN_TOKEN"];
+        let unknown = unknown_variables(
+            names,
+            &all_setting_variables(),
+            &["WHATSUP_ADMIN_TOKEN".to_string()],
+        );
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(
+            unknown[0].nearest.as_deref(),
+            Some("WHATSUP_BOUNCES_IMAP_PASSWORD")
+        );
     }
 
     #[test]

@@ -315,13 +315,22 @@ async fn every_kind_of_change_is_in_the_audit_trail_with_who_when_and_where(db: 
         Some(&serde_json::json!({})),
     )
     .await;
-    api.call(
-        op,
-        "POST",
-        &format!("/api/v1/campaigns/{id}/schedule"),
-        Some(&serde_json::json!({"at": "2030-01-01 09:00"})),
-    )
-    .await;
+    let scheduled = api
+        .call(
+            op,
+            "POST",
+            &format!("/api/v1/campaigns/{id}/schedule"),
+            Some(&serde_json::json!({"at": "2030-01-01 09:00"})),
+        )
+        .await
+        .json();
+    // The API speaks RFC 3339 (never the CLI's "2030-01-01 09:00 JST"):
+    // 09:00 in Tokyo (newsletter.timezone) is midnight UTC.
+    assert_eq!(
+        scheduled["campaign"]["start_at"], "2030-01-01T00:00:00Z",
+        "{scheduled:#}"
+    );
+    assert_eq!(scheduled["campaign"]["start_ms"], 1_893_456_000_000_i64);
     assert_eq!(
         api.call(op, "POST", &format!("/api/v1/campaigns/{id}/start"), None)
             .await
@@ -580,7 +589,13 @@ async fn the_cli_and_the_api_give_the_same_results(db: TestDb) {
         .await
         .json();
     assert_eq!(r["errors"][0]["column"], 8);
-    assert!(err.contains(&format!("{}^", " ".repeat(2 + 7))), "{err}");
+    // The one segment error display: reason, then the text, the caret
+    // under column 8.
+    assert!(err.contains("column 8: \"embasy\" is not a kind"), "{err}");
+    assert!(
+        err.contains(&format!("\n{bad}\n{}^", " ".repeat(7))),
+        "{err}"
+    );
     // Accounts and the audit trail list the same.
     let users: Vec<serde_json::Value> =
         serde_json::from_slice(&cli(&api, &["users", "list", "--json"]).stdout).unwrap();

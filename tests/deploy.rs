@@ -286,6 +286,7 @@ fn serve(db: &TestDb, port: u16, public: u16, trust: bool) -> common::Running {
         .env("WHATSUP_WEB_TRACK_OPENS", "true")
         .env("WHATSUP_WEB_TRACK_IPS", "true")
         .env("WHATSUP_WEB_METRICS_BIND", "127.0.0.1:0")
+        .env("WHATSUP_ADMIN_BIND", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

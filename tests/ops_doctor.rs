@@ -448,6 +448,7 @@ async fn online_checks_that_serve_answers_at_the_base_url() {
         .arg(format!("127.0.0.1:{port}"))
         .env("WHATSUP_SECURITY_TOKEN_SECRET", GOOD_SECRET)
         .env("WHATSUP_WEB_METRICS_BIND", "127.0.0.1:0")
+        .env("WHATSUP_ADMIN_BIND", "127.0.0.1:0")
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -28,6 +28,7 @@ fn whatsup(db: &TestDb, dir: &Path) -> Command {
         .env("WHATSUP_SENDING_BOUNCE_ADDRESS", "bounces@example.org")
         .env("WHATSUP_SMTP_HOST", "127.0.0.1")
         .env("WHATSUP_WEB_METRICS_BIND", "127.0.0.1:0")
+        .env("WHATSUP_ADMIN_BIND", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c

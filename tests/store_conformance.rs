@@ -863,6 +863,16 @@ struct Counting {
     refuse: bool,
 }
 
+impl Counting {
+    fn new(refuse: bool) -> Counting {
+        Counting {
+            seen: Vec::new(),
+            pages: 0,
+            refuse,
+        }
+    }
+}
+
 impl whatsup::store::campaigns::FrozenCheck for Counting {
     async fn page(&mut self, rows: Vec<whatsup::store::campaigns::Claimed>) -> anyhow::Result<()> {
         self.pages += 1;
@@ -885,11 +895,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
     common::save_sample_issue(&db.store).await;
     let id = common::draft_campaign(&db.store, "gate", "").await;
     let due: std::collections::HashMap<String, i64> = [(String::new(), 0)].into();
-    let mut check = Counting {
-        seen: Vec::new(),
-        pages: 0,
-        refuse: true,
-    };
+    let mut check = Counting::new(true);
     let started = db
         .store
         .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
@@ -928,11 +934,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
         )
         .await
         .unwrap());
-    let mut check = Counting {
-        seen: Vec::new(),
-        pages: 0,
-        refuse: false,
-    };
+    let mut check = Counting::new(false);
     let started = db
         .store
         .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
@@ -946,11 +948,7 @@ async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its
     assert_eq!(seen.len(), 8);
     assert_eq!(db.store.delivery_counts(id).await.unwrap().pending, 8);
     // Running: not startable again, and the check is not asked.
-    let mut check = Counting {
-        seen: Vec::new(),
-        pages: 0,
-        refuse: true,
-    };
+    let mut check = Counting::new(true);
     let again = db
         .store
         .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
@@ -1226,6 +1224,98 @@ mod migration {
     }
 }
 
+/// Open deliveries as (due, zone, status, recipients).
+fn open(groups: &[whatsup::store::campaigns::DueGroup]) -> Vec<(i64, &str, &str, i64)> {
+    groups
+        .iter()
+        .map(|g| (g.due_ms, g.zone.as_str(), g.status.as_str(), g.recipients))
+        .collect()
+}
+
+/// What `campaigns schedule` and `show` count: the active contacts a
+/// segment matches by zone before the start, the open deliveries by due
+/// time and zone after it.
+async fn timelines_count_matching_contacts_and_open_deliveries_by_zone(db: TestDb) {
+    let r = import(
+        &db.store,
+        &common::seed("sister-cities.csv"),
+        &ImportOptions::default(),
+    )
+    .await;
+    assert_eq!(r.rejected, 0, "{:?}", r.errors);
+    db.store
+        .set_status(
+            "press@nyc.example.com",
+            &StatusChange {
+                status: ContactStatus::Unsubscribed,
+                reason: "asked",
+                actor: "test",
+                evidence: serde_json::json!({}),
+            },
+            &common::actor(),
+        )
+        .await
+        .unwrap();
+    let seg = Segment::parse("country in (US, AU, FR)").unwrap();
+    let zones = db.store.matching_by_zone(Some(&seg)).await.unwrap();
+    assert_eq!(
+        zones,
+        [
+            ("America/New_York".to_string(), 1),
+            ("Australia/Sydney".to_string(), 2),
+            ("Europe/Paris".to_string(), 1),
+        ]
+    );
+    let everyone: i64 = db
+        .store
+        .matching_by_zone(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(everyone, 17);
+
+    common::save_sample_issue(&db.store).await;
+    let id = common::draft_campaign(&db.store, "timeline", "country in (US, AU, FR)").await;
+    let due: std::collections::HashMap<String, i64> = [
+        (String::new(), 5_000),
+        ("Australia/Sydney".to_string(), 1_000),
+        ("Europe/Paris".to_string(), 3_000),
+        ("America/New_York".to_string(), 4_000),
+    ]
+    .into_iter()
+    .collect();
+    let mut check = Counting::new(false);
+    let started = db
+        .store
+        .start_campaign(id, 1, Some(&seg), &due, &common::actor(), &mut check)
+        .await
+        .unwrap();
+    assert_eq!(started, whatsup::store::campaigns::Started::Running(4));
+    let groups = db.store.open_by_due(id).await.unwrap();
+    assert_eq!(
+        open(&groups),
+        [
+            (1_000, "Australia/Sydney", "pending", 2),
+            (3_000, "Europe/Paris", "pending", 1),
+            (4_000, "America/New_York", "pending", 1),
+        ]
+    );
+    // A claimed row counts at its lease's end; done rows are not open.
+    let claimed = db.store.claim(id, "w1", 2_000, 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let groups = db.store.open_by_due(id).await.unwrap();
+    assert_eq!(
+        open(&groups),
+        [
+            (3_000, "Europe/Paris", "pending", 1),
+            (4_000, "America/New_York", "pending", 1),
+            (60_000, "Australia/Sydney", "sending", 2),
+        ]
+    );
+}
+
 /// One event of `kind` for `email`, matched to its contact as given.
 fn bounce_event(contact: i64, email: &str, kind: &str, verified: bool) -> NewBounceEvent {
     NewBounceEvent {
@@ -1400,6 +1490,7 @@ async fn a_deliverys_time_and_stored_message_id_are_found_for_the_web_and_the_in
 }
 
 on_both_backends!(
+    timelines_count_matching_contacts_and_open_deliveries_by_zone,
     a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its_reason,
     an_override_is_kept_on_the_campaign_and_written_to_its_history,
     a_contacts_salutation_is_stored_edited_imported_and_exported,

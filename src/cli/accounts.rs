@@ -6,10 +6,10 @@
 use std::io::BufRead as _;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Subcommand;
 
-use super::output::{print_json, print_table};
+use super::output::{self, print_json, print_table};
 use crate::app::accounts;
 use crate::domain::Role;
 use crate::store::users::User;
@@ -19,10 +19,12 @@ use crate::store::Store;
 pub enum UsersCmd {
     /// Add an account
     Add {
+        /// The account's email address (its login)
         email: String,
         /// viewer, editor, operator or admin
         #[arg(long)]
         role: String,
+        /// The person's name, as shown in the admin and the audit trail
         #[arg(long, default_value = "")]
         name: String,
         /// Read the password from the first line of standard input (at
@@ -30,30 +32,47 @@ pub enum UsersCmd {
         /// has no password until `users reset-password`
         #[arg(long)]
         password_stdin: bool,
+        /// Print the account as JSON
         #[arg(long)]
         json: bool,
     },
     /// List accounts
     List {
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
     /// Show one account with its tokens
     Show {
+        /// The account's email address
         email: String,
+        /// Print it as JSON
         #[arg(long)]
         json: bool,
     },
     /// Change an account's role
-    SetRole { email: String, role: String },
+    SetRole {
+        /// The account's email address
+        email: String,
+        /// viewer, editor, operator or admin
+        role: String,
+    },
     /// Disable an account: its sessions end and its tokens stop at once
-    Disable { email: String },
+    Disable {
+        /// The account's email address
+        email: String,
+    },
     /// Enable a disabled account
-    Enable { email: String },
+    Enable {
+        /// The account's email address
+        email: String,
+    },
     /// Set a new password, read from the first line of standard input (its
     /// sessions end)
     ResetPassword {
+        /// The account's email address
         email: String,
+        /// Read the new password from the first line of standard input
         #[arg(long, required = true)]
         password_stdin: bool,
     },
@@ -70,6 +89,7 @@ pub enum TokensCmd {
         /// What the token is for, e.g. "nightly export"
         #[arg(long)]
         name: String,
+        /// Print the token and its id as JSON
         #[arg(long)]
         json: bool,
     },
@@ -78,11 +98,15 @@ pub enum TokensCmd {
         /// Only this account's
         #[arg(long)]
         user: Option<String>,
+        /// Print them as JSON
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token: it stops working at once
-    Revoke { id: i64 },
+    Revoke {
+        /// The token's id (from `tokens list`)
+        id: i64,
+    },
 }
 
 fn read_password() -> Result<String> {
@@ -214,9 +238,9 @@ pub async fn tokens(store: &Store, cmd: TokensCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A time for people (`general.timezone`, or UTC with `--utc`), or `-`.
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| "-".into())
+    t.map(output::when).unwrap_or_else(|| "-".into())
 }
 
 fn print_users(list: &[User]) {
@@ -261,29 +285,4 @@ fn print_tokens(list: &[crate::store::users::ApiToken]) {
         &["ID", "USER", "NAME", "TOKEN", "LAST USED", "STATE"],
         &rows,
     );
-}
-
-/// Parses `--since`: a date, an RFC 3339 time, or an age such as `24h`,
-/// `7d` or `30m`.
-pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    let s = s.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-    }
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| {
-        anyhow!(
-            "--since {s:?}: expected YYYY-MM-DD, an RFC 3339 time, or an age such as 24h, 7d, 30m"
-        )
-    })?;
-    let age = match unit {
-        "m" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        _ => bail!("--since {s:?}: the age's unit must be m, h or d"),
-    };
-    Ok(chrono::Utc::now() - age)
 }

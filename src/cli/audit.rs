@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 
-use super::output::{print_json, print_table};
+use super::output::{self, print_json, print_table};
 use crate::domain::Action;
 use crate::store::audit::AuditFilter;
 use crate::store::Store;
@@ -15,7 +15,8 @@ use crate::store::Store;
 pub enum AuditCmd {
     /// List audit entries, newest first
     List {
-        /// Only entries since this date (YYYY-MM-DD), time (RFC 3339) or
+        /// Only entries since this date (YYYY-MM-DD, midnight in
+        /// general.timezone), time (RFC 3339) or
         /// age (24h, 7d, 30m)
         #[arg(long)]
         since: Option<String>,
@@ -26,8 +27,10 @@ pub enum AuditCmd {
         /// Only entries about one kind of object (contact, campaign, user…)
         #[arg(long)]
         object: Option<String>,
+        /// At most this many entries
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// Print them as JSON (times in RFC 3339)
         #[arg(long)]
         json: bool,
     },
@@ -45,10 +48,7 @@ pub async fn run(store: &Store, cmd: AuditCmd) -> Result<ExitCode> {
             json,
         } => {
             let filter = AuditFilter {
-                since: since
-                    .as_deref()
-                    .map(super::accounts::parse_since)
-                    .transpose()?,
+                since: since.as_deref().map(output::parse_since).transpose()?,
                 actor,
                 object_kind: object,
                 limit,
@@ -62,7 +62,7 @@ pub async fn run(store: &Store, cmd: AuditCmd) -> Result<ExitCode> {
                     .iter()
                     .map(|r| {
                         vec![
-                            r.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            output::when_secs(r.created_at),
                             r.actor.clone(),
                             r.ip.clone().unwrap_or_default(),
                             r.action.clone(),
@@ -72,7 +72,7 @@ pub async fn run(store: &Store, cmd: AuditCmd) -> Result<ExitCode> {
                     })
                     .collect();
                 print_table(
-                    &["WHEN (UTC)", "ACTOR", "IP", "ACTION", "OBJECT", "DETAILS"],
+                    &["WHEN", "ACTOR", "IP", "ACTION", "OBJECT", "DETAILS"],
                     &table,
                 );
             }

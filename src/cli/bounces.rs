@@ -49,7 +49,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::output::{print_json, print_table};
+use super::output::{self, print_json, print_table};
 use crate::bounce::intake::Intake;
 use crate::bounce::mailbox::{FailureKind, Protocol};
 use crate::bounce::quarantine::quarantine;
@@ -112,14 +112,16 @@ pub enum PollProtocol {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only events since: a date (2026-11-01), an RFC 3339 time, or an age (7d, 24h)
+    /// Only events since: a date (2026-11-01, midnight in general.timezone), an RFC 3339 time, or an age (7d, 24h)
     #[arg(long)]
     pub since: Option<String>,
     /// Only this kind (hard, soft, complaint, delay, auto_reply, unknown, unsubscribe)
     #[arg(long)]
     pub kind: Option<String>,
+    /// At most this many events, newest first
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -128,15 +130,17 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// An event id or an e-mail address
     pub what: String,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Only events since: a date, an RFC 3339 time, or an age (7d, 24h)
+    /// Only events since: a date (midnight in general.timezone), an RFC 3339 time, or an age (7d, 24h)
     #[arg(long)]
     pub since: Option<String>,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -171,7 +175,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
         BouncesCmd::Poll(args) => poll(config, &args).await,
         BouncesCmd::List(args) => {
             let store = Store::open(config).await?;
-            let since = args.since.as_deref().map(parse_since).transpose()?;
+            let since = args.since.as_deref().map(output::parse_since).transpose()?;
             let rows = store
                 .list_bounces(since, args.kind.as_deref(), args.limit)
                 .await?;
@@ -184,14 +188,14 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                     .map(|r| {
                         vec![
                             r.id.to_string(),
-                            r.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                            output::when(r.created_at),
                             r.email.clone(),
                             r.kind.clone(),
                             r.reason.clone(),
                             r.status.clone(),
                             matched(&r.matched_by, r.verified),
                             r.action.clone(),
-                            cut(&r.diagnostic, 50),
+                            r.diagnostic.clone(),
                         ]
                     })
                     .collect();
@@ -239,7 +243,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                 print_json(&rows)?;
             } else {
                 for r in &rows {
-                    println!("event {} at {}", r.id, r.created_at.to_rfc3339());
+                    println!("event {} at {}", r.id, output::when_secs(r.created_at));
                     println!("  address:    {}", r.email);
                     println!(
                         "  contact:    {} ({})",
@@ -268,7 +272,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
         }
         BouncesCmd::Report(args) => {
             let store = Store::open(config).await?;
-            let since = args.since.as_deref().map(parse_since).transpose()?;
+            let since = args.since.as_deref().map(output::parse_since).transpose()?;
             let rows = store.bounce_report(since).await?;
             store.close().await;
             if args.json {
@@ -281,7 +285,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                             r.email.clone(),
                             r.organisation.clone().unwrap_or_default(),
                             r.contact_status.clone().unwrap_or_else(|| "-".into()),
-                            r.last_at.format("%Y-%m-%d").to_string(),
+                            output::when(r.last_at),
                             format!("{} ({})", r.last_kind, r.last_reason),
                             r.last_status.clone(),
                             if r.unverified > 0 {
@@ -292,7 +296,7 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
                             } else {
                                 format!("{}h {}s {}c", r.hard, r.soft, r.complaints)
                             },
-                            cut(&r.last_diagnostic, 60),
+                            r.last_diagnostic.clone(),
                         ]
                     })
                     .collect();
@@ -440,6 +444,14 @@ async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
         });
     }
     let interval = protocol.poll_interval(config);
+    if !args.once {
+        // Ready (the signals are caught): say what it does until stopped.
+        eprintln!(
+            "bounces poll {}: a pass now and every {} s until Ctrl-C or SIGTERM",
+            protocol.name(),
+            interval.as_secs()
+        );
+    }
     let code = loop {
         let report = protocol.pass(&intake, config, &stop).await;
         let c = &report.counts;
@@ -492,37 +504,6 @@ async fn poll(config: &Config, args: &PollArgs) -> Result<ExitCode> {
     };
     store.close().await;
     Ok(code)
-}
-
-/// `2026-11-01`, an RFC 3339 time, or an age: `7d`, `24h`, `30m`.
-pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    use chrono::{DateTime, NaiveDate, Utc};
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-    }
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--since {s:?}: expected a date (2026-11-01), an RFC 3339 time or an age (7d, 24h, 30m)"))?;
-    let age = match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
-        _ => anyhow::bail!("--since {s:?}: the age unit must be d, h or m"),
-    };
-    Ok(Utc::now() - age)
-}
-
-fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n - 1).collect::<String>() + "…"
-    }
 }
 
 fn classify_files(args: &ClassifyArgs) -> Result<ExitCode> {

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use chrono::{TimeZone as _, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::output::{print_json, print_table};
+use super::output::{self, print_json, print_table_wide};
+use super::timeline;
 use crate::app::approval::{self, ApprovalView};
 use crate::app::campaign_actions::{
     self as actions, Checked, Control, CreateCampaign, ScheduleAt, ScheduleCampaign,
@@ -18,8 +19,9 @@ use crate::app::campaign_actions::{
 use crate::app::AppError;
 use crate::config::Config;
 use crate::domain::approval::ApprovalStatus;
+use crate::domain::segment::SegmentError;
 use crate::domain::{Actor, CampaignState, DeliveryStatus};
-use crate::send::engine::RunEnd;
+use crate::send::engine::{self, RunEnd};
 use crate::send::worker::Worker;
 use crate::store::campaigns::{Campaign, Counts};
 use crate::store::Store;
@@ -28,35 +30,45 @@ use crate::store::Store;
 pub enum CampaignsCmd {
     /// Create a draft campaign: an issue, a segment and a sender
     Create(CreateArgs),
-    /// List campaigns
+    /// List campaigns (drafts and scheduled ones count the contacts that
+    /// match now)
     List {
+        /// Print the list as JSON
         #[arg(long)]
         json: bool,
     },
-    /// Show a campaign: settings, state history, counts and failures
+    /// Show a campaign: settings, timeline and next due time, state
+    /// history, counts and failures
     Show {
+        /// Campaign id
         id: i64,
+        /// Print it as JSON
         #[arg(long)]
         json: bool,
     },
     /// Schedule a campaign at a time in the newsletter's zone, or at a local
-    /// time in each recipient's zone
+    /// time in each recipient's zone; prints when each zone is due
     Schedule(ScheduleArgs),
     /// Change a draft, scheduled or blocked campaign's name or segment (a
     /// new segment voids its approval)
     Edit {
+        /// Campaign id
         id: i64,
+        /// New name
         #[arg(long)]
         name: Option<String>,
+        /// New segment expression
         #[arg(long)]
         segment: Option<String>,
     },
     /// Ask for a second person's approval of the campaign as it is now
     RequestApproval {
+        /// Campaign id
         id: i64,
         /// A note for the approver
         #[arg(long, default_value = "")]
         note: String,
+        /// Print the approval as JSON
         #[arg(long)]
         json: bool,
     },
@@ -64,9 +76,12 @@ pub enum CampaignsCmd {
     /// admin other than its creator and the revision's author; name your
     /// account with --as EMAIL); the revision must pass its preflight check
     Approve {
+        /// Campaign id
         id: i64,
+        /// A note kept with the approval
         #[arg(long, default_value = "")]
         note: String,
+        /// Print the approval as JSON
         #[arg(long)]
         json: bool,
     },
@@ -74,6 +89,7 @@ pub enum CampaignsCmd {
     /// the recipients and renders every message once; `whatsup worker` or
     /// `whatsup send` then delivers
     Start {
+        /// Campaign id
         id: i64,
         /// Send despite the issue's preflight failures, for this reason
         /// (recorded in the campaign's history)
@@ -81,16 +97,30 @@ pub enum CampaignsCmd {
         override_check: Option<String>,
     },
     /// Pause a running campaign
-    Pause { id: i64 },
+    Pause {
+        /// Campaign id
+        id: i64,
+    },
     /// Resume a paused campaign where it stopped
-    Resume { id: i64 },
+    Resume {
+        /// Campaign id
+        id: i64,
+    },
     /// Cancel a campaign that has not finished
-    Cancel { id: i64 },
+    Cancel {
+        /// Campaign id
+        id: i64,
+    },
     /// Queue a campaign's failed deliveries again
-    RetryFailed { id: i64 },
+    RetryFailed {
+        /// Campaign id
+        id: i64,
+    },
     /// Counts of a campaign's deliveries by status
     Status {
+        /// Campaign id
         id: i64,
+        /// Print the counts as JSON
         #[arg(long)]
         json: bool,
     },
@@ -123,12 +153,14 @@ pub struct CreateArgs {
     /// (recorded in the campaign's history)
     #[arg(long, value_name = "REASON")]
     pub override_check: Option<String>,
+    /// Print the new campaign's id, matching count and check as JSON
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
+    /// Campaign id (a draft, or a scheduled campaign to reschedule)
     pub id: i64,
     /// "YYYY-MM-DD HH:MM" in the newsletter's time zone (Asia/Tokyo by default)
     #[arg(long, conflicts_with = "local")]
@@ -146,6 +178,9 @@ pub struct ScheduleArgs {
     /// (recorded in the campaign's history)
     #[arg(long, value_name = "REASON")]
     pub override_check: Option<String>,
+    /// Print the schedule and its timeline as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `whatsup send` arguments.
@@ -153,6 +188,14 @@ pub struct ScheduleArgs {
 pub struct SendArgs {
     /// Campaign id; a draft, scheduled or blocked campaign starts now
     pub id: i64,
+    /// When nothing is due yet (local-time slots, retries), say until when
+    /// and wait for it (the default)
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// When nothing is due yet, say until when and exit (0 if nothing
+    /// failed); `whatsup worker` or another `send` goes on later
+    #[arg(long, overrides_with = "wait")]
+    pub no_wait: bool,
     /// Start it despite the issue's preflight failures, for this reason
     /// (recorded in the campaign's history)
     #[arg(long, value_name = "REASON")]
@@ -185,34 +228,9 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
             let v = approval::approve(store, config, &actor, id, &note).await?;
             print_approval(id, &v, json, "approved")
         }
-        CampaignsCmd::List { json } => list(store, config, json).await,
+        CampaignsCmd::List { json } => list(store, json).await,
         CampaignsCmd::Show { id, json } => show(store, config, id, json).await,
-        CampaignsCmd::Schedule(a) => {
-            let when = match (a.at, a.local, a.date) {
-                (Some(at), None, _) => ScheduleAt::At(at),
-                (None, Some(time), Some(date)) => ScheduleAt::Local { date, time },
-                _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
-            };
-            let input = ScheduleCampaign {
-                when,
-                now: a.now,
-                override_check: a.override_check,
-            };
-            let s = actions::schedule(store, config, &actor, a.id, &input)
-                .await
-                .map_err(|e| cli_error(e, ""))?;
-            let now_ms = Utc::now().timestamp_millis();
-            if let Some(w) = crate::send::schedule::far_off_warning(s.first_due_ms, now_ms) {
-                eprintln!("warning: {w}");
-            }
-            println!(
-                "campaign {} scheduled: first recipients due {}{}",
-                a.id,
-                local_time(s.first_due_ms, config),
-                checked(&s.checked)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        CampaignsCmd::Schedule(a) => schedule_campaign(store, config, a, &actor).await,
         CampaignsCmd::Start { id, override_check } => {
             let s = actions::start(store, config, &actor, id, override_check.as_deref())
                 .await
@@ -255,9 +273,14 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
 
 /// What the gate said, after a create or schedule.
 fn checked(c: &Checked) -> String {
+    format!(" ({})", checked_text(c))
+}
+
+/// `issue revision 3 checked: 1 warning(s)`.
+fn checked_text(c: &Checked) -> String {
     let (revision, warnings) = (c.revision, c.warnings);
     format!(
-        " (issue revision {revision} checked: {}{warnings} warning(s))",
+        "issue revision {revision} checked: {}{warnings} warning(s)",
         if c.overridden {
             "failures overridden, "
         } else {
@@ -294,7 +317,8 @@ async fn control(
     Ok(ExitCode::SUCCESS)
 }
 
-/// An error of the service, with a segment's column pointed at.
+/// An error of the service, with a segment's column pointed at the way
+/// every command shows segment errors.
 fn cli_error(e: AppError, segment: &str) -> anyhow::Error {
     match &e {
         AppError::Invalid(errors) => {
@@ -302,11 +326,14 @@ fn cli_error(e: AppError, segment: &str) -> anyhow::Error {
             for f in errors {
                 let field = f.field.as_deref().unwrap_or("input");
                 match (field, f.column) {
-                    ("segment", Some(col)) => out.push(format!(
-                        "--segment: {}\n  {segment}\n  {}^",
-                        f.detail,
-                        " ".repeat(col.saturating_sub(1) as usize)
-                    )),
+                    ("segment", Some(col)) => out.push(
+                        SegmentError {
+                            column: col as usize,
+                            message: f.detail.clone(),
+                        }
+                        .with_text(segment)
+                        .to_string(),
+                    ),
                     _ => out.push(format!("--{}: {}", field.replace('_', "-"), f.detail)),
                 }
             }
@@ -331,7 +358,7 @@ fn print_approval(id: i64, v: &ApprovalView, json: bool, what: &str) -> Result<E
 
 fn describe_approval(s: &ApprovalStatus) -> String {
     match s {
-        ApprovalStatus::NotRequired => "approval not required".into(),
+        ApprovalStatus::NotRequired => "not required (newsletter.require_approval = false)".into(),
         ApprovalStatus::Approved { by, revision } => {
             format!("approved by {by} for revision {revision}")
         }
@@ -382,27 +409,56 @@ async fn create(store: &Store, config: &Config, actor: &Actor, a: CreateArgs) ->
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list(store: &Store, config: &Config, json: bool) -> Result<ExitCode> {
+/// A campaign in `campaigns list --json`: the stored row, and for drafts
+/// and scheduled campaigns the contacts that match now.
+#[derive(Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    campaign: &'a Campaign,
+    matching_contacts: Option<i64>,
+}
+
+async fn list(store: &Store, json: bool) -> Result<ExitCode> {
     let list = store.campaigns().await?;
-    if json {
-        print_json(&list)?;
-        return Ok(ExitCode::SUCCESS);
+    let mut listed = Vec::with_capacity(list.len());
+    for c in &list {
+        let unfrozen = matches!(
+            c.state()?,
+            CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
+        );
+        let matching = if unfrozen {
+            Some(actions::matching_contacts(store, &c.segment).await?)
+        } else {
+            None
+        };
+        listed.push(Listed {
+            campaign: c,
+            matching_contacts: matching,
+        });
     }
-    let rows = list
+    if json {
+        return print_json(&listed).map(|_| ExitCode::SUCCESS);
+    }
+    let rows = listed
         .iter()
-        .map(|c| {
+        .map(|l| {
+            let c = l.campaign;
             vec![
                 c.id.to_string(),
                 c.name.clone(),
                 c.issue_number.to_string(),
                 c.state.clone(),
-                when(c, config),
-                c.recipients.to_string(),
+                when(c),
+                match l.matching_contacts {
+                    Some(n) => format!("{n} match now"),
+                    None => c.recipients.to_string(),
+                },
                 c.transport.clone(),
+                c.segment.clone(),
             ]
         })
         .collect::<Vec<_>>();
-    print_table(
+    print_table_wide(
         &[
             "id",
             "name",
@@ -411,8 +467,10 @@ async fn list(store: &Store, config: &Config, json: bool) -> Result<ExitCode> {
             "schedule",
             "recipients",
             "transport",
+            "segment",
         ],
         &rows,
+        &["segment"],
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -426,10 +484,18 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
         .await?;
     let tracking = store.tracking_counts(id).await?;
     let approval = approval::view(store, config, &c).await?;
+    let plan = timeline::plan(store, config, &c).await?;
+    let now = Utc::now().timestamp_millis();
+    // A blocked campaign waits for a person, not for a time.
+    let blocked = c.state()? == CampaignState::Blocked;
+    let next = plan.as_ref().filter(|_| !blocked).and_then(|p| p.next(now));
     if json {
         print_json(&serde_json::json!({
             "campaign": c, "counts": counts, "events": events, "failed": failed,
             "tracking": tracking, "approval": approval,
+            "matching_contacts": plan.as_ref().filter(|p| !p.frozen).map(|p| p.recipients),
+            "next_due": next.map(|s| output::rfc3339_ms(s.due_ms)),
+            "timeline": plan.as_ref().map(|p| p.json_slots()),
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -452,13 +518,38 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     println!("  from       {} <{}>", c.from_name, c.from_address);
     println!("  transport  {}", c.transport);
     println!("  state      {}", state_line(&c));
-    println!("  schedule   {}", when(&c, config));
+    println!("  schedule   {}", when(&c));
     println!("  approval   {}", describe_approval(&approval.status));
     if let Some(rev) = c.override_revision {
         println!(
             "  override   preflight failures of revision {rev} overridden by {}: {}",
             c.override_actor, c.override_reason
         );
+    }
+    if let Some(plan) = plan.as_ref().filter(|p| !p.frozen) {
+        println!("  matching   {} active contacts now", plan.recipients);
+    }
+    match (&plan, next) {
+        (Some(plan), Some(next)) => {
+            println!("  next due   {}", timeline::slot_text(next, config));
+            println!(
+                "  timeline   {} recipients in {} slots (times in {}):",
+                plan.recipients,
+                plan.slots.len(),
+                output::clock().zone_name()
+            );
+            for line in timeline::lines(plan, config, "    ") {
+                println!("{line}");
+            }
+        }
+        _ if blocked => println!(
+            "  next due   - (blocked: nothing is sent until it is started again; \
+             `whatsup campaigns start {id}` after a fix, or with --override-check REASON)"
+        ),
+        (Some(_), None) if c.state()? == CampaignState::Draft => {
+            println!("  next due   - (a draft: schedule it, or `whatsup send {id}`)")
+        }
+        _ => println!("  next due   -"),
     }
     print_counts(&counts);
     if tracking.opens > 0 || !tracking.clicks.is_empty() {
@@ -473,7 +564,7 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
         let first = e.reason.lines().next().unwrap_or("");
         println!(
             "  {}  {} -> {}  by {}  {}",
-            e.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            output::when_secs(e.created_at),
             e.old_state.as_deref().unwrap_or("-"),
             e.new_state,
             e.actor,
@@ -498,32 +589,72 @@ async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn local_time(ms: i64, config: &Config) -> String {
-    let tz: chrono_tz::Tz = config
-        .newsletter
-        .timezone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Tokyo);
-    actions::local_time(ms, tz)
+async fn schedule_campaign(
+    store: &Store,
+    config: &Config,
+    a: ScheduleArgs,
+    actor: &Actor,
+) -> Result<ExitCode> {
+    let when = match (a.at, a.local, a.date) {
+        (Some(at), None, _) => ScheduleAt::At(at),
+        (None, Some(time), Some(date)) => ScheduleAt::Local { date, time },
+        _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
+    };
+    let input = ScheduleCampaign {
+        when,
+        now: a.now,
+        override_check: a.override_check,
+    };
+    let s = actions::schedule(store, config, actor, a.id, &input)
+        .await
+        .map_err(|e| cli_error(e, ""))?;
+    let c = &s.campaign;
+    let now_ms = Utc::now().timestamp_millis();
+    if let Some(w) = crate::send::schedule::far_off_warning(s.first_due_ms, now_ms) {
+        eprintln!("warning: {w}");
+    }
+    let plan = timeline::plan(store, config, c)
+        .await?
+        .ok_or_else(|| anyhow!("campaign {} has nothing ahead", a.id))?;
+    if a.json {
+        print_json(&serde_json::json!({
+            "id": c.id,
+            "state": c.state,
+            "mode": c.schedule_mode,
+            "at": c.start_ms.filter(|_| c.schedule_mode != "local").map(output::rfc3339_ms),
+            "local_date": c.local_date,
+            "local_time": c.local_time,
+            "matching_contacts": plan.recipients,
+            "timeline": plan.json_slots(),
+            "revision": s.checked.revision,
+            "warnings": s.checked.warnings,
+            "overridden": s.checked.overridden,
+        }))?;
+    } else {
+        for line in timeline::echo(c, &plan, config) {
+            println!("{line}");
+        }
+        println!("{}", checked_text(&s.checked));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn when(c: &Campaign, config: &Config) -> String {
+/// The schedule column: a time in the shown zone, or the local time.
+fn when(c: &Campaign) -> String {
     match (c.schedule_mode.as_str(), c.start_ms) {
         ("local", _) => format!(
             "{} {} local time",
             c.local_date.as_deref().unwrap_or("?"),
             c.local_time.as_deref().unwrap_or("?")
         ),
-        (_, Some(ms)) => local_time(ms, config),
+        (_, Some(ms)) => output::when_ms(ms),
         _ => "-".into(),
     }
 }
 
-/// When a campaign started waiting for its relay, in UTC.
+/// When a campaign started waiting for its relay, for JSON (RFC 3339).
 fn waiting_since(c: &Campaign) -> Option<String> {
-    c.waiting_since_ms
-        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    c.waiting_since_ms.map(output::rfc3339_ms)
 }
 
 /// A campaign's state with its reason, and whether it waits for its relay.
@@ -531,9 +662,10 @@ fn waiting_since(c: &Campaign) -> Option<String> {
 /// line in brackets, or indented lines below.
 fn state_line(c: &Campaign) -> String {
     let mut line = c.state.clone();
-    if let Some(since) = waiting_since(c) {
+    if let Some(since) = c.waiting_since_ms {
         line.push_str(&format!(
-            ", waiting for relay since {since}: {}",
+            ", waiting for relay since {}: {}",
+            output::when_ms(since),
             c.waiting_reason
         ));
     }
@@ -564,6 +696,8 @@ struct SendSummary {
     seconds: f64,
     messages_per_second: f64,
     outbox: Option<String>,
+    /// With `--no-wait`: when the next message is due (RFC 3339).
+    waiting_until: Option<String>,
     /// Stopped by SIGINT or SIGTERM before the campaign was done.
     interrupted: bool,
     /// Since when the campaign waits for an unreachable relay, if it does.
@@ -571,9 +705,11 @@ struct SendSummary {
 }
 
 /// `whatsup send CAMPAIGN`: starts it if needed and delivers in the
-/// foreground with a progress bar; SIGINT (Ctrl-C) or SIGTERM stop it
-/// cleanly: messages in flight finish and are recorded, the rest of the
-/// claims are given back, and the summary says so.
+/// foreground with a progress bar; when nothing is due yet (local-time
+/// slots, retries) it says what it waits for and until when, then waits
+/// (`--wait`, the default) or exits (`--no-wait`). SIGINT (Ctrl-C) or
+/// SIGTERM stop it cleanly: messages in flight finish and are recorded,
+/// the rest of the claims are given back, and the summary says so.
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
     if matches!(
@@ -581,7 +717,7 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
         CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
     ) {
         let actor = super::cli_actor(store).await?;
-        actions::start(
+        let n = actions::start(
             store,
             config,
             &actor,
@@ -589,7 +725,12 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
             args.override_check.as_deref(),
         )
         .await
-        .map_err(|e| cli_error(e, ""))?;
+        .map_err(|e| cli_error(e, ""))?
+        .recipients;
+        // Without a terminal the log line `campaign.started` says it.
+        if std::io::stderr().is_terminal() {
+            eprintln!("campaign {} started: {n} recipients frozen", args.id);
+        }
     }
     // SIGTERM (a supervisor, `kill`) and SIGINT (Ctrl-C) alike: messages
     // in flight finish and are recorded, claimed ones are given back.
@@ -607,30 +748,55 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
         });
     }
     let start_counts = store.delivery_counts(args.id).await?;
-    let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(start_counts.total() as u64).with_style(
-            indicatif::ProgressStyle::with_template(
-                "sending [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+    let bar = output::send_bar(start_counts.total() as u64);
+    if let Some(b) = &bar {
         b.set_position(start_counts.done() as u64);
         b.reset_eta();
-        Some(b)
-    } else {
-        None
-    };
+    }
     let began = std::time::Instant::now();
     let mut worker = Worker::new(store.clone(), config.clone())?;
-    let end = worker
-        .send_campaign(args.id, &stop, |counts| {
-            if let Some(b) = &bar {
-                b.set_position(counts.done() as u64);
-                b.set_message(format!("{} failed, {} retry", counts.failed, counts.retry));
+    let mut said: Option<i64> = None;
+    let end = loop {
+        let end = worker
+            .send_campaign_with(
+                args.id,
+                &stop,
+                |counts| {
+                    if let Some(b) = &bar {
+                        b.set_position(counts.done() as u64);
+                        b.set_message(format!("{} failed, {} retry", counts.failed, counts.retry));
+                    }
+                },
+                |_| false,
+            )
+            .await?;
+        let RunEnd::Idle(until) = end else {
+            break end;
+        };
+        // The engine looks again at least every poll interval; what it
+        // waits for may be further off.
+        let next = store.next_due(args.id).await?.unwrap_or(until).max(until);
+        if said != Some(next) {
+            let text = timeline::waiting(store, config, args.id, next).await?;
+            let line = if args.no_wait {
+                format!(
+                    "campaign {}: nothing due {text}; not waiting (--no-wait)",
+                    args.id
+                )
+            } else {
+                format!("campaign {}: waiting {text}", args.id)
+            };
+            match &bar {
+                Some(b) => b.suspend(|| eprintln!("{line}")),
+                None => eprintln!("{line}"),
             }
-        })
-        .await?;
+            said = Some(next);
+        }
+        if args.no_wait {
+            break RunEnd::Idle(next);
+        }
+        engine::sleep_until(until, &stop).await;
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -638,6 +804,10 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
     let c = store.campaign_or_err(args.id).await?;
     let counts = store.delivery_counts(args.id).await?;
     let sent_now = (counts.sent - start_counts.sent).max(0);
+    let waiting_until = match end {
+        RunEnd::Idle(until) => Some(until),
+        _ => None,
+    };
     let summary = SendSummary {
         campaign: args.id,
         state: c.state.clone(),
@@ -655,6 +825,7 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
                 .display()
                 .to_string()
         }),
+        waiting_until: waiting_until.map(output::rfc3339_ms),
         interrupted: end == RunEnd::Stopped,
         waiting_for_relay_since: waiting_since(&c),
     };
@@ -662,13 +833,20 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
         print_json(&summary)?;
     } else {
         println!(
-            "campaign {}: {} after {:.1} s ({:.0} messages/s)",
+            "campaign {}: {} after {:.1} s ({})",
             args.id,
             state_line(&c),
             secs,
-            summary.messages_per_second
+            output::rate(summary.messages_per_second).replace("/s", " messages/s")
         );
         print_counts(&counts);
+        if let Some(until) = waiting_until {
+            println!(
+                "  next due   {}: `whatsup worker` or `whatsup send {}` sends the rest",
+                output::when_ms(until),
+                args.id
+            );
+        }
         if let Some(dir) = &summary.outbox {
             println!("  messages written to {dir}");
         }
@@ -680,11 +858,13 @@ pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<Exit
             );
         }
     }
-    // 0 only when the campaign is finished (by this run or an earlier one)
-    // and none failed; 3 otherwise (failures, paused, cancelled or
-    // interrupted), like an import with rejected rows.
-    let finished =
-        end == RunEnd::Finished || matches!(end, RunEnd::NotRunning(CampaignState::Finished));
+    // 0 when the campaign is finished (by this run or an earlier one), or
+    // with --no-wait has only messages not yet due, and none failed; 3
+    // otherwise (failures, paused, cancelled or interrupted), like an
+    // import with rejected rows.
+    let finished = end == RunEnd::Finished
+        || matches!(end, RunEnd::NotRunning(CampaignState::Finished))
+        || waiting_until.is_some();
     Ok(if finished && counts.failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -16,6 +16,7 @@ pub struct DoctorArgs {
     /// Also check that `whatsup serve` answers at newsletter.base_url
     #[arg(long)]
     pub online: bool,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::NaiveDate;
 use clap::Subcommand;
 
-use super::output::{print_json, print_table};
+use super::output::{self, print_json, print_table};
 use crate::compose::issue::{skeleton, Issue, IssueRef};
 use crate::compose::{preflight, preview, send, CompiledIssue, LinkTokens, Recipient};
 use crate::config::Config;
@@ -34,25 +34,30 @@ pub enum IssuesCmd {
     },
     /// Record issue files in the database (a new revision when changed)
     Import {
-        #[arg(required = true)]
+        /// Issue files (Markdown with TOML front matter)
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// List stored issues
     List {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Show a stored issue: its history and the text of a revision
     Show {
+        /// Issue number
         number: u32,
         /// Revision to print [default: latest]
         #[arg(long)]
         revision: Option<i64>,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Compare two revisions, or the latest revision with the file on disk
     Diff {
+        /// Issue number
         number: u32,
         /// Older revision [default: latest]
         #[arg(long)]
@@ -65,6 +70,7 @@ pub enum IssuesCmd {
     Check {
         /// Issue file or number
         issue: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -161,13 +167,13 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                             i.number.to_string(),
                             i.issue_date.to_string(),
                             i.revisions.to_string(),
-                            i.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+                            output::when(i.updated_at),
                             i.subject.clone(),
                         ]
                     })
                     .collect();
                 print_table(
-                    &["number", "date", "revisions", "updated (UTC)", "subject"],
+                    &["number", "date", "revisions", "updated", "subject"],
                     &rows,
                 );
             }
@@ -200,7 +206,7 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                     println!(
                         "  revision {}  {}  {}  {}",
                         h.revision,
-                        h.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        output::when_secs(h.created_at),
                         h.actor,
                         h.subject
                     );
@@ -252,6 +258,11 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             let store = Store::open(config).await?;
             let (file, parsed) = load(&store, &issue).await?;
             let recipient = recipient(&store, as_contact.as_deref(), None).await?;
+            // --serve watches a file: for a number, the one it was imported from.
+            let watched = match (&file, serve) {
+                (None, true) => Some(imported_from(&store, parsed.number).await?),
+                _ => file,
+            };
             store.close().await;
             let compiled = CompiledIssue::compile(parsed, &config.newsletter)?;
             let w = preview::write_files(&compiled, &recipient, &out)?;
@@ -270,17 +281,15 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                 w.text.display(),
                 w.eml.display()
             );
-            if serve {
-                let path = match file {
-                    Some(p) => p,
-                    None => bail!("--serve watches a file: give the issue's file, not its number"),
-                };
+            if let Some(path) = watched.filter(|_| serve) {
                 let port = port.unwrap_or(config.newsletter.preview_port);
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                     .await
                     .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+                // Caught before it says it is ready.
+                let mut signals = super::signals::StopSignals::install()?;
                 println!(
-                    "serving the preview on http://{} (Ctrl-C to stop)",
+                    "serving the preview on http://{} (Ctrl-C or SIGTERM stops)",
                     listener.local_addr()?
                 );
                 let src = preview::Source {
@@ -288,10 +297,7 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
                     newsletter: config.newsletter.clone(),
                     recipient,
                 };
-                preview::serve(listener, src, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+                preview::serve(listener, src, async move { signals.recv().await }).await?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -413,6 +419,28 @@ async fn load(store: &Store, arg: &str) -> Result<(Option<PathBuf>, Issue)> {
             Ok((None, Issue::parse(&name, &rev.source)?))
         }
     }
+}
+
+/// The file a stored issue was imported from, for `preview --serve` to
+/// watch; an error saying so when it is not there.
+async fn imported_from(store: &Store, number: u32) -> Result<PathBuf> {
+    let issue = store
+        .issue(number)
+        .await?
+        .ok_or_else(|| anyhow!("no issue number {number} in the database"))?;
+    let path = PathBuf::from(&issue.source_path);
+    if !path.is_file() {
+        bail!(
+            "--serve watches the issue's file, and issue {number} was imported from {}, which \
+             is not here; give the file's path instead of the number",
+            path.display()
+        );
+    }
+    eprintln!(
+        "watching {} (issue {number} was imported from it)",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// The contact to personalise for, or a sample.

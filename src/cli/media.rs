@@ -17,19 +17,24 @@ pub enum MediaCmd {
     /// Add a JPEG, PNG, WebP or GIF image: checked, stripped of metadata,
     /// scaled to media.max_width and stored under its content hash
     Add {
+        /// The image file
         file: PathBuf,
         /// What the image shows, for people who cannot see it (required)
         #[arg(long)]
         alt: String,
+        /// Print the stored image (with its URL) as JSON
         #[arg(long)]
         json: bool,
     },
     /// List the library, newest first
     List {
+        /// At most this many images
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// Skip this many first (with --limit: pages)
         #[arg(long, default_value_t = 0)]
         offset: i64,
+        /// Print the list as JSON
         #[arg(long)]
         json: bool,
     },

@@ -1,6 +1,8 @@
 //! Command-line interface: clap definitions and dispatch to one file per
 //! command group. Commands print human-readable text by default and JSON with
-//! `--json`; every failure returns a non-zero exit code.
+//! `--json`; every failure returns a non-zero exit code. Times are shown in
+//! `general.timezone` with the zone named (`--utc` for UTC); logs go to
+//! stderr, in colour only on a terminal, or as JSON (`--log-format json`).
 
 mod accounts;
 mod audit;
@@ -15,15 +17,19 @@ mod orgs;
 mod output;
 mod serve;
 mod service;
+mod shell;
 mod signals;
 mod subscribers;
+mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
+use std::io::IsTerminal as _;
+
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Loaded, Secret};
 use crate::domain::Actor;
@@ -42,12 +48,30 @@ pub struct Cli {
     /// More logging (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Show times in UTC instead of general.timezone
+    #[arg(long, global = true)]
+    pub utc: bool,
+    /// Tables: show every column and shorten nothing to fit the terminal
+    #[arg(long, global = true)]
+    pub wide: bool,
+    /// Log lines as text for people or as JSON for machines [default: general.log_format]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Act as this account (its role applies, and the audit trail names
     /// it); without it the CLI acts as cli:<unix user>
     #[arg(long = "as", global = true, value_name = "EMAIL", env = "WHATSUP_AS")]
     pub as_account: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people: colour only on a terminal, times in general.timezone
+    Text,
+    /// One JSON object a line (journald, Loki), times in RFC 3339 UTC
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,9 +129,19 @@ pub enum Command {
     Audit(audit::AuditCmd),
     /// Show the effective configuration (secrets redacted)
     Config {
+        /// Print it as JSON
         #[arg(long)]
         json: bool,
+        /// Check the configuration and the environment: exit 1 when a
+        /// WHATSUP_* variable is no setting (a misspelling)
+        #[arg(long)]
+        check: bool,
     },
+    /// Print a shell completion script (source it, or save it where your
+    /// shell looks for completions)
+    Completions(shell::CompletionsArgs),
+    /// Write the man pages (one per command) into a directory
+    Man(shell::ManArgs),
 }
 
 /// Exit code for an import that completed but rejected some rows.
@@ -116,14 +150,23 @@ pub const EXIT_REJECTED_ROWS: u8 = 3;
 /// Parses the command line, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let loaded = match Config::load(cli.config.as_deref(), std::env::vars()) {
+    let mut loaded = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::from(1);
         }
     };
-    init_tracing(&loaded.config, cli.verbose);
+    // Variables read by flags (`env = …`) are known too.
+    let flag_vars = flag_variables();
+    loaded.unknown_env.retain(|v| !flag_vars.contains(&v.name));
+    if !matches!(cli.command, Command::Config { check: true, .. }) {
+        for v in &loaded.unknown_env {
+            eprintln!("warning: {v}");
+        }
+    }
+    output::init(&loaded.config, cli.utc, cli.wide);
+    init_tracing(&loaded.config, &cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -155,27 +198,75 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(config: &Config, verbose: u8) {
+/// The environment variables that flags read (`#[arg(env = …)]`), in
+/// every command.
+fn flag_variables() -> Vec<String> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.push(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Cli::command(), &mut out);
+    out
+}
+
+/// Whether a command reports what it does in log lines at info level by
+/// default: the long-running worker and server, and `send` when there is no
+/// terminal for its progress bar (cron, systemd). Other commands print their
+/// own results; their logs are for diagnostics (warnings and errors).
+fn reports_at_info(command: &Command) -> bool {
+    match command {
+        Command::Worker | Command::Serve(_) => true,
+        Command::Send(_) => !std::io::stderr().is_terminal(),
+        _ => false,
+    }
+}
+
+fn init_tracing(config: &Config, cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let filter = match verbose {
+    let filter = match cli.verbose {
         0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            // Commands print their own results; logs are for diagnostics.
             // sqlx warns of every statement over a second; a long scan
             // (store copy, export) is not a problem to report.
-            let level = if config.general.log == "info" {
-                "warn,sqlx::query=error"
-            } else {
+            let level = if config.general.log != "info" {
                 config.general.log.as_str()
+            } else if reports_at_info(&cli.command) {
+                "info,sqlx::query=error"
+            } else {
+                "warn,sqlx::query=error"
             };
             EnvFilter::new(level)
         }),
         1 => EnvFilter::new("info"),
         _ => EnvFilter::new("debug"),
     };
-    let _ = tracing_subscriber::fmt()
+    let format = cli
+        .log_format
+        .unwrap_or(if config.general.log_format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        });
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .with_timer(output::LogClock(output::clock()))
+            .try_init(),
+    };
 }
 
 async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
@@ -185,10 +276,9 @@ async fn run(cli: Cli, mut loaded: Loaded) -> Result<ExitCode> {
     let _ = AS_ACCOUNT.set(cli.as_account.clone());
     let config = loaded.config.clone();
     match cli.command {
-        Command::Config { json } => {
-            output::print_config(&loaded, json)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Config { json, check } => output::print_config(&loaded, json, check),
+        Command::Completions(args) => shell::completions(&args),
+        Command::Man(args) => shell::man(&args),
         Command::Migrate => {
             let store = Store::connect(&config.database_url(), &config).await?;
             store.migrate().await?;

@@ -25,6 +25,7 @@ pub struct BackupArgs {
     /// PostgreSQL: run pg_dump instead of printing the command
     #[arg(long)]
     pub run: bool,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -36,6 +37,7 @@ pub struct RestoreArgs {
     /// PostgreSQL: run pg_restore instead of printing the command
     #[arg(long)]
     pub run: bool,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -56,6 +58,7 @@ pub struct CopyArgs {
     /// Rows per chunk (each chunk commits with its position)
     #[arg(long, default_value_t = copy::CHUNK_ROWS)]
     pub chunk_rows: usize,
+    /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }

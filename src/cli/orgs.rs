@@ -16,6 +16,7 @@ pub enum OrgsCmd {
         /// Only this kind: city, embassy, representative_office, international_org, other
         #[arg(long)]
         kind: Option<String>,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -23,20 +24,25 @@ pub enum OrgsCmd {
     Add {
         #[command(flatten)]
         fields: OrgArgs,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Show one organisation (by name or id)
     Show {
+        /// Organisation name (any case) or id
         org: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Change an organisation (by name or id); give an empty value to clear a field
     Edit {
+        /// Organisation name (any case) or id
         org: String,
         #[command(flatten)]
         fields: OrgArgs,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -44,15 +50,19 @@ pub enum OrgsCmd {
 
 #[derive(Debug, Args)]
 pub struct OrgArgs {
+    /// city, embassy, representative_office, international_org or other
     #[arg(long)]
     kind: Option<String>,
+    /// The organisation's name, e.g. "Embassy of Chile in Japan"
     #[arg(long)]
     name: Option<String>,
     /// ISO 3166-1 alpha-2 code, e.g. FR
     #[arg(long)]
     country: Option<String>,
+    /// Region used by segments, e.g. Europe, Asia, Americas
     #[arg(long)]
     region: Option<String>,
+    /// City, e.g. Tokyo
     #[arg(long)]
     city: Option<String>,
     /// IANA time zone, e.g. Europe/Paris
@@ -64,6 +74,7 @@ pub struct OrgArgs {
     /// For cities: the year the relationship began
     #[arg(long)]
     since: Option<String>,
+    /// Free-text notes for the team (never shown to recipients)
     #[arg(long)]
     notes: Option<String>,
 }

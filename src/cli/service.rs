@@ -67,8 +67,8 @@ where
 }
 
 /// Lets `finishing` complete within the stop timeout; a second signal ends
-/// the wait at once. Returns the exit code and says what happened on
-/// stderr.
+/// the wait at once. Returns the exit code and says what happened in the
+/// log (a JSON line with `--log-format json`).
 pub async fn drain(
     name: &str,
     config: &Config,
@@ -79,12 +79,18 @@ pub async fn drain(
     tokio::select! {
         done = tokio::time::timeout(grace, finishing) => match done {
             Ok(Ok(())) => {
-                eprintln!("{name}: stopped; every message in flight was recorded");
+                tracing::info!(
+                    event = "service.stopped",
+                    service = name,
+                    "{name}: stopped; every message in flight was recorded"
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Ok(Err(e)) => Err(e),
             Err(_) => {
-                eprintln!(
+                tracing::warn!(
+                    event = "service.stop_timeout",
+                    service = name,
                     "{name}: stop timeout ({} s) reached with work still in flight: exiting; \
                      those messages stay claimed and are sent or retried after their lease \
                      (sending.lease_secs = {} s)",
@@ -95,7 +101,9 @@ pub async fn drain(
             }
         },
         _ = signals.recv() => {
-            eprintln!(
+            tracing::warn!(
+                event = "service.killed",
+                service = name,
                 "{name}: second signal: exiting at once; messages in flight stay claimed until \
                  their lease expires"
             );
@@ -112,7 +120,10 @@ pub fn announce(name: &str, config: &Config, reason: &StopReason) {
         StopReason::Ended(Ok(())) => "finished".to_string(),
         StopReason::Ended(Err(e)) => format!("error: {e:#}"),
     };
-    eprintln!(
+    tracing::info!(
+        event = "service.stopping",
+        service = name,
+        reason = why.as_str(),
         "{name}: stopping ({why}); finishing what is in flight, at most {} s",
         config.general.stop_timeout_secs
     );

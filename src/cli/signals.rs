@@ -1,5 +1,5 @@
 //! SIGTERM and SIGINT for the long-running commands (`serve`, `worker`,
-//! `bounces poll`). Both are caught from the moment [`StopSignals::install`]
+//! `bounces poll`, `issues preview --serve`). Both are caught from the moment [`StopSignals::install`]
 //! returns, so a command installs them before it announces that it is ready:
 //! a signal that arrives before its handler is installed ends the process
 //! with no shutdown at all.

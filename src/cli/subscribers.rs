@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use super::output::{print_json, print_table, progress};
+use super::output::{self, print_json, print_table, print_table_wide, progress};
 use super::{cli_actor, require, EXIT_REJECTED_ROWS};
 use crate::config::Config;
 use crate::domain::segment::Segment;
@@ -27,6 +27,7 @@ pub enum SubscribersCmd {
         /// Only contacts matching this segment expression
         #[arg(long)]
         segment: Option<String>,
+        /// csv (the import format, one column per custom attribute) or json
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
         /// Write to this file instead of standard output
@@ -41,27 +42,34 @@ pub enum SubscribersCmd {
         /// At most this many rows
         #[arg(long)]
         limit: Option<i64>,
+        /// Skip this many rows first (with --limit: pages)
         #[arg(long, default_value_t = 0)]
         offset: i64,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Add one contact
     Add {
+        /// Email address of the contact
         email: String,
         #[command(flatten)]
         fields: ContactFields,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Show one contact with its status history
     Show {
+        /// Email address of the contact
         email: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Change a contact's details or tags (not its status: see set-status)
     Edit {
+        /// Email address of the contact
         email: String,
         /// New address
         #[arg(long = "email")]
@@ -77,28 +85,37 @@ pub enum SubscribersCmd {
         /// Remove a custom attribute (repeatable)
         #[arg(long = "unset-attr")]
         unset_attrs: Vec<String>,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Delete a contact and its history (to stop mail for good, set-status blocklisted instead)
-    Remove { email: String },
+    Remove {
+        /// Email address of the contact
+        email: String,
+    },
     /// Change a contact's status: active, unsubscribed, bounced or blocklisted
     SetStatus {
+        /// Email address of the contact
         email: String,
+        /// active, unsubscribed, bounced or blocklisted
         status: String,
         /// Why (kept in the audit trail)
         #[arg(long)]
         reason: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Counts by organisation kind and region, and by status
     Summary {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Tags in use, with the number of contacts carrying each
     Tags {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -133,8 +150,10 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct ContactFields {
+    /// The person's name, e.g. "Anna Schmidt"
     #[arg(long)]
     name: Option<String>,
+    /// The person's role, e.g. "Counsellor (Culture)"
     #[arg(long)]
     title: Option<String>,
     /// The greeting as written, e.g. "Your Excellency" or "Dear Ambassador
@@ -446,13 +465,14 @@ async fn import(
     })
 }
 
-/// Parses a segment expression, pointing at the column where it goes wrong.
+/// Parses a segment expression, pointing at the column where it goes wrong
+/// (the one format every command uses: [`SegmentError::with_text`]).
+///
+/// [`SegmentError::with_text`]: crate::domain::segment::SegmentError::with_text
 pub fn parse_segment(expr: Option<&str>) -> Result<Option<Segment>> {
     match expr {
         None => Ok(None),
-        Some(s) => Segment::parse(s)
-            .map(Some)
-            .map_err(|e| anyhow!("invalid segment: {e}\n{}", e.render(s))),
+        Some(s) => Ok(Some(Segment::parse(s).map_err(|e| e.with_text(s))?)),
     }
 }
 
@@ -485,22 +505,29 @@ fn print_contacts(contacts: &[Contact]) {
                 c.org_name.clone().unwrap_or_default(),
                 c.org_kind.clone().unwrap_or_default(),
                 c.status.clone(),
-                c.status_changed_at.format("%Y-%m-%d").to_string(),
+                output::date(c.status_changed_at),
                 c.status_reason.clone(),
+                c.title.clone(),
+                c.org_country.clone().unwrap_or_default(),
+                c.tag_list().join(";"),
             ]
         })
         .collect();
-    print_table(
+    print_table_wide(
         &[
-            "EMAIL",
-            "NAME",
-            "ORGANISATION",
-            "KIND",
-            "STATUS",
-            "SINCE",
-            "REASON",
+            "EMAIL".to_string(),
+            "NAME".into(),
+            "ORGANISATION".into(),
+            "KIND".into(),
+            "STATUS".into(),
+            output::header("SINCE"),
+            "REASON".into(),
+            "TITLE".into(),
+            "COUNTRY".into(),
+            "TAGS".into(),
         ],
         &rows,
+        &["TITLE", "COUNTRY", "TAGS"],
     );
 }
 
@@ -529,7 +556,7 @@ async fn show(store: &Store, c: &Contact, json: bool) -> Result<()> {
     println!(
         "status:       {} since {}{}",
         c.status,
-        c.status_changed_at.format("%Y-%m-%d %H:%M UTC"),
+        output::when(c.status_changed_at),
         if c.status_reason.is_empty() {
             String::new()
         } else {
@@ -539,23 +566,18 @@ async fn show(store: &Store, c: &Contact, json: bool) -> Result<()> {
     println!(
         "consent:      {} at {}",
         c.consent_source,
-        c.consent_at
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_else(|| "-".into())
+        c.consent_at.map(output::when).unwrap_or_else(|| "-".into())
     );
     if !c.attributes.0.is_empty() {
         println!("attributes:   {}", serde_json::to_string(&c.attributes.0)?);
     }
-    println!(
-        "created:      {}",
-        c.created_at.format("%Y-%m-%d %H:%M UTC")
-    );
+    println!("created:      {}", output::when(c.created_at));
     if !history.is_empty() {
         println!("history:");
         for h in &history {
             println!(
                 "  {}  {} → {}  by {}: {}",
-                h.created_at.format("%Y-%m-%d %H:%M"),
+                output::when(h.created_at),
                 h.old_status.as_deref().unwrap_or("-"),
                 h.new_status,
                 h.actor,

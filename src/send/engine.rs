@@ -373,6 +373,7 @@ impl Engine {
                     recording_len = 0;
                     let recorded = joined_or_unwind(recorded)?;
                     held.forget(&recorded.ids);
+                    super::report::recorded(id, &recorded.outcomes);
                     if let Some((counts, took)) = &recorded.counts {
                         progress(counts);
                         report_every = Duration::from_secs(1).max(*took * REPORT_SHARE);
@@ -390,7 +391,7 @@ impl Engine {
                                 )
                             })
                             .await?;
-                        tracing::warn!(campaign = id, "paused: {reason}");
+                        super::report::paused_by_worker(id, &reason);
                         end = Some(RunEnd::NotRunning(CampaignState::Paused));
                     }
                 }
@@ -481,7 +482,7 @@ impl Engine {
                     })
                     .await?;
                 if !self.waiting {
-                    tracing::warn!(campaign = id, "waiting for relay: {reason}");
+                    super::report::waiting_for_relay(id, reason);
                     self.waiting = true;
                 }
                 match since {
@@ -497,7 +498,7 @@ impl Engine {
                 self.db
                     .run("noting that the relay answers", || store.clear_waiting(id))
                     .await?;
-                tracing::info!(campaign = id, "the relay answers again; sending goes on");
+                super::report::relay_back(id);
                 self.waiting = false;
                 Ok(None)
             }
@@ -890,7 +891,7 @@ impl Deliverer {
             }
             Err(Failure::Ceiling { until_ms }) => {
                 self.not_attempted(&mut out, until_ms);
-                out.reply = "waiting: the hourly or daily sending ceiling is reached".into();
+                out.reply = super::report::CEILING_REPLY.into();
             }
             Err(Failure::Unreachable {
                 server,

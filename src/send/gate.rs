@@ -320,11 +320,7 @@ pub async fn start(
     Ok(match started {
         Started::Running(n) => {
             let render_secs = check.elapsed_secs();
-            tracing::info!(
-                campaign = id,
-                recipients = n,
-                "every message rendered in {render_secs:.2} s"
-            );
+            super::report::started(id, n, render_secs);
             StartOutcome::Started {
                 recipients: n,
                 render_secs,

@@ -8,7 +8,9 @@
 //! - [`engine`]: claim → render → send → complete;
 //! - [`gate`]: the send gate: the preflight on the exact revision, the
 //!   override, and every recipient rendered once before a start commits;
-//! - [`worker`]: the loop behind `whatsup worker` and `whatsup send`.
+//! - [`worker`]: the loop behind `whatsup worker` and `whatsup send`;
+//! - [`report`]: the worker's log events (started, progress, retries,
+//!   blocked, paused, finished, relay down and up).
 //!
 //! The queue itself (claims, leases, outcomes, ceilings) is SQL and lives in
 //! `store::campaigns`.
@@ -16,6 +18,7 @@
 pub mod engine;
 pub mod gate;
 pub mod identity;
+pub mod report;
 pub mod schedule;
 pub mod smtp;
 pub mod transport;

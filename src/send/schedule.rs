@@ -98,6 +98,54 @@ pub fn backoff_ms(attempt: i64, base_secs: u64, max_secs: u64, seed: u64) -> i64
     (capped as f64 * (0.8 + 0.4 * frac)) as i64
 }
 
+/// One slot of a timeline: an instant and who is due then, by zone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Slot {
+    /// Unix ms.
+    pub due_ms: i64,
+    /// Recipients due at this instant.
+    pub recipients: i64,
+    /// Zone name (`""`: contacts without a zone) and recipients, by name.
+    pub zones: Vec<(String, i64)>,
+}
+
+/// Groups (instant, zone, recipients) into slots, earliest first; the
+/// zones of a slot are sorted by name and counted once each.
+pub fn slots(rows: impl IntoIterator<Item = (i64, String, i64)>) -> Vec<Slot> {
+    let mut by_time: std::collections::BTreeMap<i64, std::collections::BTreeMap<String, i64>> =
+        Default::default();
+    for (due, zone, n) in rows {
+        *by_time.entry(due).or_default().entry(zone).or_default() += n;
+    }
+    by_time
+        .into_iter()
+        .map(|(due_ms, zones)| Slot {
+            due_ms,
+            recipients: zones.values().sum(),
+            zones: zones.into_iter().collect(),
+        })
+        .collect()
+}
+
+/// The timeline of a local-time schedule: when each zone's recipients
+/// (`zone_counts`, `""` for contacts without a zone) reach `time` on
+/// `date`. Contacts without a zone, and zones that are not IANA names,
+/// follow `default_tz`.
+pub fn local_timeline(
+    date: NaiveDate,
+    time: NaiveTime,
+    zone_counts: &[(String, i64)],
+    default_tz: Tz,
+) -> Vec<Slot> {
+    let zones: Vec<String> = zone_counts.iter().map(|(z, _)| z.clone()).collect();
+    let due = local_due_times(date, time, &zones, default_tz);
+    slots(
+        zone_counts
+            .iter()
+            .map(|(z, n)| (due.get(z).copied().unwrap_or(due[""]), z.clone(), *n)),
+    )
+}
+
 /// A warning for a start time (Unix ms) far from `now_ms`: more than a day
 /// in the past (the campaign would start at once, which a typo such as
 /// 1926 for 2026 makes likely unintended) or more than a year ahead.
@@ -169,6 +217,46 @@ mod tests {
         assert_eq!(due[""], at("2026-12-01T00:00:00Z"));
         assert_eq!(due["Not/AZone"], due[""]);
         assert!(earliest(d, t).timestamp_millis() <= *due.values().min().unwrap());
+    }
+
+    #[test]
+    fn a_local_timeline_puts_each_zone_at_its_own_instant_earliest_first() {
+        let (d, t) = check_local("2026-12-07", "09:00").unwrap();
+        let counts = vec![
+            (String::new(), 3),
+            ("Asia/Tokyo".to_string(), 5),
+            ("Australia/Sydney".to_string(), 2),
+            ("Europe/Paris".to_string(), 4),
+            ("America/New_York".to_string(), 1),
+            ("Asia/Seoul".to_string(), 2),
+        ];
+        let timeline = local_timeline(d, t, &counts, chrono_tz::Asia::Tokyo);
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+        let got: Vec<(i64, i64, Vec<&str>)> = timeline
+            .iter()
+            .map(|s| {
+                (
+                    s.due_ms,
+                    s.recipients,
+                    s.zones.iter().map(|(z, _)| z.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // Sydney is UTC+11 in December: 22:00 UTC the day before.
+                (at("2026-12-06T22:00:00Z"), 2, vec!["Australia/Sydney"]),
+                // Tokyo and Seoul share UTC+9; no zone follows Tokyo.
+                (
+                    at("2026-12-07T00:00:00Z"),
+                    10,
+                    vec!["", "Asia/Seoul", "Asia/Tokyo"]
+                ),
+                (at("2026-12-07T08:00:00Z"), 4, vec!["Europe/Paris"]),
+                (at("2026-12-07T14:00:00Z"), 1, vec!["America/New_York"]),
+            ]
+        );
     }
 
     #[test]

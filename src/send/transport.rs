@@ -662,7 +662,7 @@ impl Server {
         match result {
             Ok(c) => {
                 if h.failures > 0 {
-                    tracing::info!(server = %self.cfg.name, "SMTP server reachable again");
+                    super::report::relay_up(&self.cfg.name);
                 }
                 *h = Health::default();
                 Ok(c)
@@ -674,7 +674,9 @@ impl Server {
                     .min(BACKOFF_LONGEST);
                 let until = Instant::now() + backoff;
                 h.retry_at = Some(until);
-                if h.failures == 1 || h.failures % 10 == 0 {
+                if h.failures == 1 {
+                    super::report::relay_down(&self.cfg.name, &text, backoff);
+                } else if h.failures % 10 == 0 {
                     tracing::warn!(
                         server = %self.cfg.name,
                         failures = h.failures,

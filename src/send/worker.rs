@@ -19,6 +19,7 @@ use chrono::Utc;
 use super::engine::{self, Engine, RunEnd};
 use super::gate::{self, StartOutcome};
 use super::identity::Identity;
+use super::report::{self, Reporter};
 use super::transport::Transport;
 use super::{build_transport, worker_id};
 use crate::config::Config;
@@ -36,6 +37,8 @@ pub struct Worker {
     identity: Arc<Identity>,
     transports: HashMap<String, Arc<Transport>>,
     engines: HashMap<i64, Engine>,
+    /// When to log each campaign's progress.
+    reporters: HashMap<i64, Reporter>,
     /// Due campaigns still waiting for their approval, warned about once.
     unapproved: std::collections::HashSet<i64>,
 }
@@ -43,6 +46,9 @@ pub struct Worker {
 impl Worker {
     pub fn new(store: Store, config: Config) -> Result<Worker> {
         let identity = Arc::new(Identity::from_config(&config)?);
+        if let Ok(tz) = config.general.timezone.parse() {
+            report::set_zone(tz);
+        }
         Ok(Worker {
             store,
             config,
@@ -50,6 +56,7 @@ impl Worker {
             identity,
             transports: HashMap::new(),
             engines: HashMap::new(),
+            reporters: HashMap::new(),
             unapproved: std::collections::HashSet::new(),
         })
     }
@@ -87,18 +94,68 @@ impl Worker {
         &mut self,
         id: i64,
         stop: &AtomicBool,
+        progress: impl FnMut(&Counts),
+    ) -> Result<RunEnd> {
+        self.send_campaign_with(id, stop, progress, |_| true).await
+    }
+
+    /// Like [`Worker::send_campaign`], but when nothing is due before Unix
+    /// ms `until` it asks `wait(until)`: `true` waits, `false` returns
+    /// [`RunEnd::Idle`] (call again to go on where it stopped).
+    pub async fn send_campaign_with(
+        &mut self,
+        id: i64,
+        stop: &AtomicBool,
         mut progress: impl FnMut(&Counts),
+        mut wait: impl FnMut(i64) -> bool,
     ) -> Result<RunEnd> {
         loop {
-            let end = self.engine(id).await?.run(stop, &mut progress).await?;
+            let end = self.run_engine(id, stop, &mut progress).await?;
             match end {
-                RunEnd::Idle(until) => engine::sleep_until(until, stop).await,
+                RunEnd::Idle(until) if wait(until) => engine::sleep_until(until, stop).await,
+                RunEnd::Idle(until) => return Ok(RunEnd::Idle(until)),
                 other => {
                     self.engines.remove(&id);
                     return Ok(other);
                 }
             }
         }
+    }
+
+    /// One run of the campaign's engine, with its progress reported in
+    /// the log, and its end (finished, paused, cancelled) too.
+    async fn run_engine(
+        &mut self,
+        id: i64,
+        stop: &AtomicBool,
+        mut progress: impl FnMut(&Counts),
+    ) -> Result<RunEnd> {
+        let mut reporter = self
+            .reporters
+            .remove(&id)
+            .unwrap_or_else(|| Reporter::new(id));
+        let end = self
+            .engine(id)
+            .await?
+            .run(stop, |c| {
+                reporter.update(c);
+                progress(c)
+            })
+            .await?;
+        match &end {
+            RunEnd::Finished => {
+                report::finished(id, &self.store.delivery_counts(id).await?);
+            }
+            RunEnd::NotRunning(_) => {
+                if let Some(c) = self.store.campaign(id).await? {
+                    report::stopped(&c);
+                }
+            }
+            RunEnd::Idle(_) | RunEnd::Stopped => {
+                self.reporters.insert(id, reporter);
+            }
+        }
+        Ok(end)
     }
 
     /// The worker loop: start due campaigns, send running ones, sleep
@@ -139,22 +196,19 @@ impl Worker {
             // The gate runs again: templates or config may have changed
             // since the campaign was scheduled.
             match gate::start(&self.store, &self.config, id, &me, None).await {
-                Ok(StartOutcome::Started { recipients, .. }) => {
-                    tracing::info!(campaign = id, recipients, "campaign started")
-                }
-                Ok(StartOutcome::Blocked { reason, .. }) => {
-                    tracing::error!(campaign = id, "blocked, nothing sent: {reason}")
-                }
+                // gate::start logs campaign.started.
+                Ok(StartOutcome::Started { .. }) => {}
+                Ok(StartOutcome::Blocked { reason, .. }) => report::blocked(id, &reason),
                 Ok(StartOutcome::Lost | StartOutcome::NotStartable(_)) => {}
                 // It stays scheduled and starts once approved.
                 Err(e) if e.downcast_ref::<NotApproved>().is_some() => {
                     if self.unapproved.insert(id) {
-                        tracing::warn!(campaign = id, "not started: {e:#}");
+                        report::not_approved(id, &format!("{e:#}"));
                     }
                 }
                 Err(e) => {
                     let reason = format!("could not start: {e:#}");
-                    tracing::error!(campaign = id, "{reason}");
+                    report::paused_by_worker(id, &reason);
                     self.pause(id, CampaignState::Scheduled, &reason).await?;
                 }
             }
@@ -169,10 +223,7 @@ impl Worker {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let result = match self.engine(id).await {
-                Ok(e) => e.run(stop, |_| {}).await,
-                Err(e) => Err(e),
-            };
+            let result = self.run_engine(id, stop, |_| {}).await;
             match result {
                 Ok(RunEnd::Idle(t)) => wake = wake.min(t),
                 Ok(_) => {
@@ -181,7 +232,7 @@ impl Worker {
                 Err(e) => {
                     self.engines.remove(&id);
                     let reason = format!("worker error: {e:#}");
-                    tracing::error!(campaign = id, "{reason}");
+                    report::paused_by_worker(id, &reason);
                     self.pause(id, CampaignState::Running, &reason).await?;
                 }
             }

@@ -223,6 +223,19 @@ pub struct Outcome {
     pub uncounted: i64,
 }
 
+/// Open deliveries of a campaign that fall due at one time, in one zone,
+/// with one status (see [`Store::open_by_due`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct DueGroup {
+    /// Unix ms.
+    pub due_ms: i64,
+    /// The recipients' organisation's time zone; `""` for none.
+    pub zone: String,
+    /// `pending`, `retry` or `sending`.
+    pub status: String,
+    pub recipients: i64,
+}
+
 /// A delivery row as listed by `campaigns show`.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct DeliveryRow {
@@ -648,6 +661,40 @@ impl Store {
             tx.commit().await?;
             Ok(())
         })
+    }
+
+    /// Active contacts matching `segment` (every active contact when
+    /// `None`), counted by their organisation's time zone (`""` for none):
+    /// who a local-time schedule would send to when.
+    pub async fn matching_by_zone(&self, segment: Option<&Segment>) -> Result<Vec<(String, i64)>> {
+        let filter = segment.map(|s| segment_sql::compile(s, self.dialect(), 1));
+        let sql = format!(
+            "SELECT COALESCE(o.timezone, '') AS zone, COUNT(*) FROM contacts c \
+             LEFT JOIN organisations o ON o.id = c.organisation_id \
+             WHERE c.status = 'active' AND ({}) GROUP BY COALESCE(o.timezone, '') ORDER BY 1",
+            filter.as_ref().map(|f| f.sql.as_str()).unwrap_or("1 = 1")
+        );
+        let params = filter.map(|f| f.params).unwrap_or_default();
+        Ok(on_pool!(self, p => {
+            let q = bind_params!(sqlx::query_as::<_, (String, i64)>(&sql), &params);
+            q.fetch_all(p).await?
+        }))
+    }
+
+    /// A campaign's open deliveries (pending, retry, or claimed: `sending`
+    /// counts at its lease expiry) by due time, zone (the recipient's
+    /// organisation's, `""` for none) and status, earliest first.
+    pub async fn open_by_due(&self, campaign: i64) -> Result<Vec<DueGroup>> {
+        let sql = "SELECT CASE WHEN d.status = 'sending' THEN COALESCE(d.lease_ms, d.due_ms) \
+                   ELSE d.due_ms END AS due_ms, \
+                   COALESCE(o.timezone, '') AS zone, d.status AS status, COUNT(*) AS recipients \
+                   FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
+                   LEFT JOIN organisations o ON o.id = c.organisation_id \
+                   WHERE d.campaign_id = $1 AND d.status IN ('pending', 'retry', 'sending') \
+                   GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+        Ok(on_pool!(self, p => {
+            sqlx::query_as::<_, DueGroup>(sql).bind(campaign).fetch_all(p).await?
+        }))
     }
 
     /// The distinct time zones of organisations.

@@ -7,6 +7,7 @@
 pub mod admin_pages;
 pub mod bounces;
 pub mod browser;
+pub mod cli;
 pub mod dovecot;
 pub mod http;
 pub mod nsd;

@@ -206,7 +206,11 @@ pub struct CampaignOut {
     pub state_reason: String,
     /// at (everyone at start_ms) or local (local_time on local_date in each zone)
     pub schedule_mode: String,
+    /// Unix milliseconds of the start (mode at) or of the earliest zone's
+    /// slot (mode local); null for a draft.
     pub start_ms: Option<i64>,
+    /// The same instant as RFC 3339 (UTC).
+    pub start_at: Option<DateTime<Utc>>,
     pub local_date: Option<String>,
     pub local_time: Option<String>,
     pub recipients: i64,
@@ -246,6 +250,7 @@ impl From<&Campaign> for CampaignOut {
             state_reason: c.state_reason.clone(),
             schedule_mode: c.schedule_mode.clone(),
             start_ms: c.start_ms,
+            start_at: c.start_ms.and_then(DateTime::from_timestamp_millis),
             local_date: c.local_date.clone(),
             local_time: c.local_time.clone(),
             recipients: c.recipients,
@@ -406,7 +411,10 @@ pub struct DeliveryOut {
     /// pending, sending, retry, sent, failed or skipped
     pub status: String,
     pub attempts: i64,
+    /// Unix milliseconds when it is due (next attempt, or its zone's slot).
     pub due_ms: i64,
+    /// The same instant as RFC 3339 (UTC).
+    pub due_at: Option<DateTime<Utc>>,
     pub server: Option<String>,
     /// The server's reply code, e.g. "550 5.1.1".
     pub last_code: Option<String>,
@@ -424,6 +432,7 @@ impl From<&DeliveryRow> for DeliveryOut {
             status: d.status.clone(),
             attempts: d.attempts,
             due_ms: d.due_ms,
+            due_at: DateTime::from_timestamp_millis(d.due_ms),
             server: d.server.clone(),
             last_code: d.last_code.clone(),
             last_reply: d.last_reply.clone(),
