@@ -6,11 +6,9 @@
 //! approval request (refused while problems remain), and a test message
 //! that reaches smtp-sink.
 
-use whatsup::app::campaign_actions::{self, CreateCampaign};
 use whatsup::compose::Issue;
-use whatsup::domain::Actor;
 
-use crate::common::admin_pages::{html, Browser};
+use crate::common::admin_pages::{embassy_campaign, html, Browser};
 use crate::common::sink::{self, Sink};
 use crate::common::workspace::{Api, As, PASSWORD};
 use crate::common::{self, TestDb};
@@ -140,25 +138,7 @@ async fn a_preflight_failure_shows_at_its_field_and_blocks_the_approval_request(
     config.newsletter.require_approval = true;
     let api = Api::start_with(db, config).await;
     common::save_sample_issue(&api.db.store).await;
-    let operator = Actor::Cli {
-        unix_user: "test".into(),
-        account: None,
-    };
-    let campaign = campaign_actions::create(
-        &api.db.store,
-        &api.db.config,
-        &operator,
-        &CreateCampaign {
-            issue: 214,
-            segment: "kind = embassy".into(),
-            name: Some("July to embassies".into()),
-            transport: Some("outbox".into()),
-            ..CreateCampaign::default()
-        },
-    )
-    .await
-    .unwrap()
-    .campaign;
+    let campaign = embassy_campaign(&api.db.store, &api.db.config, 214, "July to embassies").await;
     let editor = Browser::sign_in(api.addr, "editor@example.org", PASSWORD).await;
     let mut form = form_of(&latest_source(&api, 214).await);
     set(&mut form, "s0-a0-image_alt", "");

@@ -41,6 +41,25 @@
         if (b && area) { format(area, b.getAttribute("data-md")); }
       });
     });
+    // A save waits for an autosave in flight (never aborting it), and no
+    // autosave starts once the page is being sent.
+    var form = document.getElementById("issue-form");
+    if (form) {
+      form.addEventListener("htmx:confirm", function (e) {
+        if (form.dataset.submitting) { e.preventDefault(); }
+      });
+      form.addEventListener("submit", function (e) {
+        if (form.classList.contains("htmx-request")) {
+          e.preventDefault();
+          var submitter = e.submitter;
+          form.addEventListener("htmx:afterRequest", function () {
+            setTimeout(function () { form.requestSubmit(submitter); }, 0);
+          }, { once: true });
+          return;
+        }
+        form.dataset.submitting = "1";
+      });
+    }
     var controls = document.getElementById("preview-controls");
     if (controls) {
       controls.addEventListener("change", function (e) {

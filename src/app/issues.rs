@@ -158,8 +158,8 @@ pub async fn discard_draft(store: &Store, actor: &Actor, number: u32) -> Result<
     Ok(store.discard_draft(number, user_id(actor)?).await?)
 }
 
-/// The preflight check of an issue, as the send gate checks it (tracking
-/// and the media library).
+/// The preflight check of an issue, as the send gate checks it (with
+/// tracking and the media library).
 pub async fn check(
     store: &Store,
     config: &Config,

@@ -123,6 +123,18 @@ impl Field {
     }
 }
 
+/// The field of a finding about the whole issue that names one by its
+/// rule (a missing subject or preheader has no line of its own).
+pub fn field_of_rule(rule: &str) -> Option<Field> {
+    if rule.starts_with("subject-") {
+        Some(Field::Subject)
+    } else if rule.starts_with("preheader-") {
+        Some(Field::Preheader)
+    } else {
+        None
+    }
+}
+
 /// Which field each line of a written draft belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldMap {

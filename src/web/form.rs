@@ -23,23 +23,27 @@ pub enum FormError {
     InvalidUtf8,
 }
 
-/// Parses a body by its Content-Type.
-pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Fields, FormError> {
-    let ct = content_type.unwrap_or("").trim();
-    let essence = ct
+/// A Content-Type's type and subtype, lower-cased, without parameters.
+pub fn essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
+        .to_ascii_lowercase()
+}
+
+/// Parses a body by its Content-Type.
+pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Fields, FormError> {
+    let ct = content_type.unwrap_or("").trim();
+    match essence(ct).as_str() {
         "multipart/form-data" => match boundary(ct) {
             Some(b) => multipart(body, &b),
             None => Ok(Vec::new()),
         },
         // Some clients omit the type; urlencoded is what RFC 8058 shows.
         "application/x-www-form-urlencoded" | "" => urlencoded(body),
-        _ => Err(FormError::UnsupportedType(essence)),
+        _ => Err(FormError::UnsupportedType(essence(ct))),
     }
 }
 

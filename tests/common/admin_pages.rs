@@ -199,3 +199,33 @@ impl Browser {
 pub fn html(r: &Reply) -> String {
     r.body.replace("&#x2f;", "/")
 }
+
+/// A draft campaign of issue `issue` to the embassies, made by the CLI
+/// user (an operator's work, set up by the test).
+pub async fn embassy_campaign(
+    store: &whatsup::store::Store,
+    config: &whatsup::config::Config,
+    issue: i64,
+    name: &str,
+) -> whatsup::store::campaigns::Campaign {
+    use whatsup::app::campaign_actions::{self, CreateCampaign};
+    let operator = whatsup::domain::Actor::Cli {
+        unix_user: "operator".into(),
+        account: None,
+    };
+    campaign_actions::create(
+        store,
+        config,
+        &operator,
+        &CreateCampaign {
+            issue,
+            segment: "kind = embassy".into(),
+            name: Some(name.into()),
+            transport: Some("outbox".into()),
+            ..CreateCampaign::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create the campaign: {e}"))
+    .campaign
+}

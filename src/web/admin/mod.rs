@@ -536,7 +536,8 @@ impl From<AppError> for AdminError {
             AppError::NotFound(m) => AdminError::NotFound(m),
             AppError::Conflict(m) => AdminError::Conflict(m),
             AppError::Forbidden(m) => AdminError::Forbidden(m),
-            // The send gate's refusals: the state does not allow it now.
+            // The send gate's refusals: a page that shows the campaign
+            // shows them in full; elsewhere, the message.
             AppError::Refused(_) | AppError::Blocked { .. } => AdminError::Conflict(e.to_string()),
             AppError::Internal(e) => AdminError::Internal(e),
         }
@@ -790,14 +791,8 @@ async fn check_csrf(req: Request, expected: &str, max_body: usize) -> (bool, Req
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     let (parts, body) = req.into_parts();
-    match essence.as_str() {
+    match super::form::essence(&ct).as_str() {
         "application/x-www-form-urlencoded" => {
             let bytes = match axum::body::to_bytes(body, max_body).await {
                 Ok(b) => b,

@@ -118,23 +118,17 @@ async fn login_page(
     )
 }
 
-/// Whether a POST comes from this site (or says nothing of its origin).
+/// Whether a POST comes from this site. Browsers that send
+/// `Sec-Fetch-Site` are believed (the admin's `no-referrer` policy makes
+/// their `Origin` "null"); otherwise the `Origin`, when there is one, must
+/// be this host.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if let Some(site) = fetch_site {
-        if !matches!(site, "same-origin" | "none") {
-            return false;
-        }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    // Under `Referrer-Policy: no-referrer` browsers send `Origin: null`
-    // with a form POST; then Sec-Fetch-Site (same-origin, checked above)
-    // is what says where it came from.
-    if origin == "null" {
-        return fetch_site.is_some();
-    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

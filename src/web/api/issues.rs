@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::dto::{IssueOut, RevisionOut};
-use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, InvalidParam};
+use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::ApiShared;
 use crate::app::issues::{self as app_issues, Part, TestSendError};
 use crate::compose::Issue;
@@ -415,20 +415,7 @@ pub async fn test_send(
     )
     .await
     .map_err(|e| match e {
-        TestSendError::Preflight(ref failures) => {
-            let mut p = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-                .with_type("preflight");
-            p.0.errors = failures
-                .iter()
-                .map(|f| InvalidParam {
-                    field: Some("source".into()),
-                    line: Some(f.line as u64),
-                    column: Some(f.column as u64),
-                    detail: f.message.clone(),
-                })
-                .collect();
-            p
-        }
+        TestSendError::Preflight(ref failures) => ApiError::preflight(e.to_string(), failures),
         TestSendError::Smtp(m) => ApiError::new(StatusCode::BAD_GATEWAY, m).with_type("smtp"),
         TestSendError::App(a) => ApiError::from(a),
     })?;

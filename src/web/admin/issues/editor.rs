@@ -215,9 +215,12 @@ pub(super) async fn check(
             text: f.message,
             line: f.line,
             column: f.column,
-            field: map
-                .and_then(|m| m.field_at(f.line))
-                .map(|x| x.for_rule(f.rule).name()),
+            field: map.and_then(|m| {
+                m.field_at(f.line)
+                    .map(|x| x.for_rule(f.rule))
+                    .or_else(|| crate::compose::source::field_of_rule(f.rule))
+                    .map(|x| x.name())
+            }),
         });
     }
     Ok(checked)

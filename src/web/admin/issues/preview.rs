@@ -223,6 +223,14 @@ pub(super) async fn frame(
     if text_only {
         return Ok(plain(&state, StatusCode::OK, body));
     }
+    // Library images go out under the public base URL; here they are
+    // served by this listener too, so the preview shows them before the
+    // public site does.
+    let public_media = format!(
+        "{}/media/",
+        state.config().newsletter.base_url.trim_end_matches('/')
+    );
+    let body = body.replace(&public_media, "/media/");
     let body = if q.dark.as_deref() == Some("1") {
         force_dark(&body)
     } else {
