@@ -43,7 +43,6 @@ mod store_copy;
 mod store_workspace;
 mod web_admin_bounces;
 mod web_admin_browser;
-mod web_admin_browser;
 mod web_admin_campaigns;
 mod web_admin_contacts;
 mod web_admin_imports;
