@@ -34,6 +34,7 @@ mod send_restart;
 mod send_smtp;
 mod store_conformance;
 mod store_copy;
+mod store_stats;
 mod store_workspace;
 mod web_assets;
 mod web_browser;

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod approval;
 pub mod campaign_actions;
 mod error;
+pub mod stats;
 
 pub use error::AppError;
 
