@@ -157,7 +157,7 @@ async fn the_assets_router_serves_fingerprinted_files_with_long_caching() {
 fn the_admin_layout_renders_for_a_signed_out_page_with_only_the_required_context() {
     let assets = Assets::new("/admin/assets", &Branding::default()).unwrap();
     let tz: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
-    let (mut env, _) = whatsup::compose::templates::environment(None, tz);
+    let mut env = whatsup::web::admin::environment(tz);
     env.add_template(
         "admin/test-login.html",
         "{% extends \"admin/base.html\" %}{% block content %}<h1>Sign in</h1>{% endblock %}",

@@ -146,7 +146,7 @@ async fn the_admin_layout_loads_its_embedded_scripts_under_the_admin_csp_and_pas
     };
     let assets = Arc::new(Assets::new("/admin/assets", &Branding::default()).unwrap());
     let tz: chrono_tz::Tz = "Asia/Tokyo".parse().unwrap();
-    let (env, _) = whatsup::compose::templates::environment(None, tz);
+    let env = whatsup::web::admin::environment(tz);
     let state = Arc::new(Styleguide {
         env,
         assets: assets.clone(),

@@ -76,19 +76,6 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/web/archive.html"),
     ),
     ("web/web.css", include_str!("../../templates/web/web.css")),
-    // The web admin's layout (its files are in assets/, src/web/assets.rs).
-    (
-        "admin/base.html",
-        include_str!("../../templates/admin/base.html"),
-    ),
-    (
-        "admin/macros.html",
-        include_str!("../../templates/admin/macros.html"),
-    ),
-    (
-        "admin/styleguide.html",
-        include_str!("../../templates/admin/styleguide.html"),
-    ),
 ];
 
 /// Where the text of each loaded template came from, for error columns.

@@ -80,7 +80,8 @@ pub fn urlencoded(body: &[u8]) -> Result<Fields, FormError> {
         .collect()
 }
 
-fn boundary(content_type: &str) -> Option<String> {
+/// The `boundary` parameter of a multipart Content-Type.
+pub fn boundary(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
         (k.trim().eq_ignore_ascii_case("boundary"))
@@ -96,19 +97,44 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     memchr::memmem::find(&hay[from..], needle).map(|i| i + from)
 }
 
-/// Text fields of a multipart/form-data body (RFC 7578). A body without
-/// the delimiter gives no fields.
-pub fn multipart(body: &[u8], boundary: &str) -> Result<Fields, FormError> {
+/// One complete part of a multipart body: its field name, the file name
+/// when it is a file, and its bytes.
+struct Part<'a> {
+    name: Option<String>,
+    filename: Option<String>,
+    value: &'a [u8],
+}
+
+impl Part<'_> {
+    fn is_file(&self) -> bool {
+        self.filename.is_some()
+    }
+}
+
+/// A file sent in a multipart form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePart {
+    /// The form field's name.
+    pub field: String,
+    /// The file name the browser sent (for display only).
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The complete parts of a multipart/form-data body (RFC 7578), in order,
+/// and whether the close delimiter was reached. A part cut off by the end
+/// of `body` (a prefix of a longer body) is not returned.
+fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<(Vec<Part<'a>>, bool), FormError> {
     let delimiter = format!("--{boundary}");
     let d = delimiter.as_bytes();
     let mut out = Vec::new();
     let Some(mut pos) = find(body, d, 0) else {
-        return Ok(out);
+        return Ok((out, false));
     };
     loop {
         pos += d.len();
         if body[pos..].starts_with(b"--") {
-            break; // the close delimiter
+            return Ok((out, true)); // the close delimiter
         }
         // Skip the rest of the delimiter line.
         let Some(eol) = find(body, b"\n", pos) else {
@@ -135,20 +161,76 @@ pub fn multipart(body: &[u8], boundary: &str) -> Result<Fields, FormError> {
             },
         };
         let head = std::str::from_utf8(head).map_err(|_| FormError::InvalidUtf8)?;
-        let (name, is_file) = disposition(head);
-        if let (Some(n), false) = (name, is_file) {
-            let value = std::str::from_utf8(value).map_err(|_| FormError::InvalidUtf8)?;
-            out.push((n, value.to_string()));
-        }
+        let (name, filename) = disposition(head);
+        out.push(Part {
+            name,
+            filename,
+            value,
+        });
         pos = next;
     }
-    Ok(out)
+    Ok((out, false))
 }
 
-/// The field name in a part's headers, and whether the part is a file.
-fn disposition(head: &str) -> (Option<String>, bool) {
+/// Text fields of a multipart/form-data body (RFC 7578). A body without
+/// the delimiter gives no fields; file parts are left out.
+pub fn multipart(body: &[u8], boundary: &str) -> Result<Fields, FormError> {
+    Ok(multipart_with_files(body, boundary)?.0)
+}
+
+/// The text fields and the files of a multipart/form-data body.
+pub fn multipart_with_files(
+    body: &[u8],
+    boundary: &str,
+) -> Result<(Fields, Vec<FilePart>), FormError> {
+    let (parts, _) = parts(body, boundary)?;
+    let mut files = Vec::new();
+    let mut texts = Vec::new();
+    for p in parts {
+        match (p.name, p.filename) {
+            (Some(field), Some(filename)) => files.push(FilePart {
+                field,
+                filename,
+                bytes: p.value.to_vec(),
+            }),
+            (Some(n), None) => texts.push((n, p.value)),
+            (None, _) => {}
+        }
+    }
+    let fields = texts
+        .into_iter()
+        .map(|(n, v)| {
+            let v = std::str::from_utf8(v).map_err(|_| FormError::InvalidUtf8)?;
+            Ok((n, v.to_string()))
+        })
+        .collect::<Result<Fields, FormError>>()?;
+    Ok((fields, files))
+}
+
+/// Looks for the text field `name` at the start of a multipart body that
+/// may still be arriving (`prefix`): `Some(Some(value))` when it is there
+/// complete, `Some(None)` when a file part comes first or the body ended
+/// without it, `None` when more of the body is needed to tell.
+pub fn multipart_first_field(prefix: &[u8], boundary: &str, name: &str) -> Option<Option<String>> {
+    let Ok((parts, closed)) = parts(prefix, boundary) else {
+        return Some(None);
+    };
+    for p in parts {
+        if p.is_file() {
+            return Some(None);
+        }
+        if p.name.as_deref() == Some(name) {
+            return Some(std::str::from_utf8(p.value).ok().map(String::from));
+        }
+    }
+    closed.then_some(None)
+}
+
+/// The field name in a part's headers, and the file name when the part
+/// is a file.
+fn disposition(head: &str) -> (Option<String>, Option<String>) {
     let mut name = None;
-    let mut is_file = false;
+    let mut filename = None;
     for line in head.lines() {
         let Some((k, v)) = line.split_once(':') else {
             continue;
@@ -161,13 +243,13 @@ fn disposition(head: &str) -> (Option<String>, bool) {
                 let pv = pv.trim().trim_matches('"').to_string();
                 match pk.trim().to_ascii_lowercase().as_str() {
                     "name" => name = Some(pv),
-                    "filename" => is_file = true,
+                    "filename" => filename = Some(pv),
                     _ => {}
                 }
             }
         }
     }
-    (name, is_file)
+    (name, filename)
 }
 
 #[cfg(test)]

@@ -31,12 +31,13 @@
 //! Only `src/store/` speaks SQL; status changes go through `record_change!`
 //! with actor `web` and the campaign from the token as evidence.
 
+pub mod admin;
 pub mod api;
 mod archive;
 pub mod assets;
 pub mod auth;
-mod form;
-mod media;
+pub(crate) mod form;
+pub(crate) mod media;
 pub mod metrics;
 mod pages;
 mod tracking;

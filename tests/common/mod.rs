@@ -4,6 +4,7 @@
 //! skipped.
 #![allow(dead_code)]
 
+pub mod admin_pages;
 pub mod bounces;
 pub mod browser;
 pub mod dovecot;

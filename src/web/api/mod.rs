@@ -146,16 +146,20 @@ pub fn router(store: Store, config: Config) -> Result<(Router, ApiShared)> {
         jobs,
     });
     let max_body = state.config.admin.max_body_bytes;
+    // The admin pages answer every path the API does not route; their
+    // fallback gives the API's 404 problem outside `/admin`.
+    let pages = super::admin::router(state.clone())?;
     let app = routes
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::guard))
-        .fallback(not_found)
+        .fallback_service(pages)
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(security_headers))
         .with_state(state.clone());
     Ok((app, state))
 }
 
-async fn not_found() -> Response {
+/// The 404 problem of a path that is neither the API's nor the admin's.
+pub async fn not_found() -> Response {
     problem::ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
         .into_response()
 }
@@ -202,7 +206,7 @@ async fn ping() -> &'static str {
     "ok\n"
 }
 
-/// The admin listener: the API (and later the admin pages).
+/// The admin listener: the API and the admin pages.
 pub struct AdminServer {
     pub addr: SocketAddr,
     pub state: ApiShared,
