@@ -36,6 +36,7 @@ mod store_conformance;
 mod store_copy;
 mod store_stats;
 mod store_workspace;
+mod web_admin_accounts;
 mod web_admin_shell;
 mod web_assets;
 mod web_browser;
