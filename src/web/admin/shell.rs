@@ -120,7 +120,8 @@ async fn login_page(
 
 /// Whether a POST comes from this site (or says nothing of its origin).
 fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if let Some(site) = site {
         if !matches!(site, "same-origin" | "none") {
             return false;
         }
@@ -128,6 +129,11 @@ fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    // Under `Referrer-Policy: no-referrer` a browser sends `Origin: null`
+    // with a form's POST; its own `Sec-Fetch-Site: same-origin` vouches.
+    if origin == "null" {
+        return site == Some("same-origin");
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
