@@ -35,7 +35,7 @@ async fn raw(store: &Store, sql: &str, params: &[i64]) -> u64 {
 /// its deliveries as a send would leave them: five sent over three
 /// minutes (four at 00:01 UTC, one at 00:03), one failed at 01:10, one
 /// skipped, one still pending. Returns the campaign and contact ids.
-async fn sent_campaign(db: &TestDb) -> (i64, impl Fn(&str) -> i64) {
+pub(crate) async fn sent_campaign(db: &TestDb) -> (i64, impl Fn(&str) -> i64) {
     let r = import(
         &db.store,
         &data("csv/fixture.csv"),

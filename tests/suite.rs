@@ -38,6 +38,7 @@ mod store_stats;
 mod store_workspace;
 mod web_admin_accounts;
 mod web_admin_browser;
+mod web_admin_dashboard;
 mod web_admin_shell;
 mod web_assets;
 mod web_browser;

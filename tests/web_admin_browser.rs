@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::common::browser::{assert_clean, Browser, DESKTOP, TABLET};
 use crate::common::workspace::{Api, PASSWORD};
 use crate::common::{self, TestDb};
+use crate::store_stats::sent_campaign;
 
 /// The most pages the crawler opens (a bound, not an expectation).
 const MAX_PAGES: usize = 80;
@@ -131,27 +132,12 @@ async fn crawl(b: &Browser, base: &str) -> Vec<String> {
     visited
 }
 
-/// A sent campaign, so that campaign pages and the dashboard have rows.
-async fn with_a_campaign(db: &TestDb) {
-    let r = common::import(
-        &db.store,
-        &common::data("csv/fixture.csv"),
-        &whatsup::import::ImportOptions::default(),
-    )
-    .await;
-    assert_eq!(r.rejected, 0);
-    common::save_sample_issue(&db.store).await;
-    let id = common::draft_campaign(&db.store, "April issue", "").await;
-    whatsup::send::engine::start(&db.store, &db.config, id, &common::actor())
-        .await
-        .unwrap();
-}
-
 async fn started(db: TestDb) -> Option<(Api, Browser, String)> {
     let browser = Browser::start().await?;
     let mut config = db.config.clone();
     config.newsletter.require_approval = false;
-    with_a_campaign(&db).await;
+    // A campaign part sent, so that campaign pages and charts have rows.
+    let _ = sent_campaign(&db).await;
     let api = Api::start_with(db, config).await;
     let base = format!("http://{}", api.addr);
     Some((api, browser, base))
@@ -164,7 +150,13 @@ async fn every_page_reachable_from_the_menu_passes_axe_without_console_errors() 
     };
     sign_in(&b, &base, "admin@example.org").await;
     let pages = crawl(&b, &base).await;
-    for must in ["/admin/users", "/admin/tokens", "/admin/audit"] {
+    for must in [
+        "/admin/dashboard",
+        "/admin/dashboard/campaigns/1",
+        "/admin/users",
+        "/admin/tokens",
+        "/admin/audit",
+    ] {
         assert!(
             pages.iter().any(|p| p == must),
             "{must} not reached: {pages:?}"
@@ -194,6 +186,17 @@ async fn every_page_reachable_from_the_menu_passes_axe_without_console_errors() 
         }
     }
     eprintln!("crawled {} admin pages: {pages:?}", pages.len());
+    // The dashboard's charts were drawn (uPlot's canvas) from their tables.
+    for path in ["/admin/dashboard?range=all", "/admin/dashboard/campaigns/1"] {
+        b.open(&format!("{base}{path}")).await;
+        let drawn = js(
+            &b,
+            "return document.querySelectorAll('.chart canvas').length;",
+        )
+        .await;
+        assert_eq!(drawn, 1, "{path}");
+        assert!(b.console_errors().await.is_empty(), "{path}");
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     b.close().await;
     api.stop().await;

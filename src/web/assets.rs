@@ -64,6 +64,10 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "admin/admin.css",
         include_bytes!("../../assets/admin/admin.css"),
     ),
+    (
+        "admin/dashboard.js",
+        include_bytes!("../../assets/admin/dashboard.js"),
+    ),
 ];
 
 /// The largest logo read from `branding.logo_file`.

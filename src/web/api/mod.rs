@@ -20,6 +20,7 @@ pub mod issues;
 pub mod jobs;
 pub mod problem;
 pub mod session;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,6 +121,7 @@ fn parts() -> (Router<ApiShared>, OpenApiDoc) {
         .merge(issues::routes())
         .merge(jobs::routes())
         .merge(admin::routes())
+        .merge(stats::routes())
         .split_for_parts()
 }
 
