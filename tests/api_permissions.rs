@@ -79,6 +79,24 @@ async fn paused_campaign(api: &Api) -> i64 {
     id
 }
 
+/// A started campaign that was then cancelled: its event stream ends.
+async fn cancelled_campaign(api: &Api) -> i64 {
+    let id = running_campaign(api).await;
+    assert!(api
+        .db
+        .store
+        .move_campaign(
+            id,
+            &[whatsup::domain::CampaignState::Running],
+            whatsup::domain::CampaignState::Cancelled,
+            &setup(),
+            "test",
+        )
+        .await
+        .unwrap());
+    id
+}
+
 async fn fresh_user(api: &Api) -> i64 {
     whatsup::app::accounts::add_user(
         &api.db.store,
@@ -116,7 +134,16 @@ fn json(v: serde_json::Value) -> Option<(&'static str, Vec<u8>)> {
     Some(("application/json", v.to_string().into_bytes()))
 }
 
-async fn case(api: &Api, import_job: i64, method: &str, path: &str) -> Req {
+/// The jobs the job endpoints are called with.
+struct Jobs {
+    /// A finished import with a rejected row.
+    import: i64,
+    /// A finished dry run, to run for real.
+    dry_run: i64,
+}
+
+async fn case(api: &Api, jobs: &Jobs, method: &str, path: &str) -> Req {
+    let import_job = jobs.import;
     let org = api.db.store.list_orgs(None).await.unwrap()[0].id;
     let p = |s: String| Req {
         path: s,
@@ -176,6 +203,7 @@ async fn case(api: &Api, import_job: i64, method: &str, path: &str) -> Req {
         ("get", "/api/v1/jobs/{id}")
         | ("get", "/api/v1/jobs/{id}/events")
         | ("get", "/api/v1/jobs/{id}/rejects") => p(path.replace("{id}", &import_job.to_string())),
+        ("post", "/api/v1/imports/{id}/run") => p(path.replace("{id}", &jobs.dry_run.to_string())),
         ("get", "/api/v1/issues") => p(path.into()),
         ("post", "/api/v1/issues") => {
             let source = std::fs::read_to_string(
@@ -206,8 +234,13 @@ async fn case(api: &Api, import_job: i64, method: &str, path: &str) -> Req {
         ("get", "/api/v1/campaigns/{id}")
         | ("get", "/api/v1/campaigns/{id}/counts")
         | ("get", "/api/v1/campaigns/{id}/deliveries")
-        | ("get", "/api/v1/campaigns/{id}/stats") => {
+        | ("get", "/api/v1/campaigns/{id}/stats")
+        | ("get", "/api/v1/campaigns/{id}/progress")
+        | ("get", "/api/v1/campaigns/{id}/timeline") => {
             p(path.replace("{id}", &running_campaign(api).await.to_string()))
+        }
+        ("get", "/api/v1/campaigns/{id}/events") => {
+            p(path.replace("{id}", &cancelled_campaign(api).await.to_string()))
         }
         ("patch", "/api/v1/campaigns/{id}") => pb(
             path.replace("{id}", &fresh_campaign(api).await.to_string()),
@@ -304,6 +337,27 @@ async fn every_operation_answers_each_role_as_the_permission_table_says(db: Test
     assert_eq!(r.status, 202, "{}", r.body);
     let job = r.json()["id"].as_i64().unwrap();
     wait_for_job(&api, job).await;
+    // A dry run, for running it for real.
+    let r = api
+        .call_raw(
+            As::Token(&api.admin.token),
+            "POST",
+            "/api/v1/imports?dry_run=true",
+            Some((
+                "text/csv",
+                b"email,name
+dry@example.net,Z
+",
+            )),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let dry_run = r.json()["id"].as_i64().unwrap();
+    wait_for_job(&api, dry_run).await;
+    let jobs = Jobs {
+        import: job,
+        dry_run,
+    };
 
     let doc = api
         .call(As::Nobody, "GET", "/api/v1/openapi.json", None)
@@ -319,7 +373,7 @@ async fn every_operation_answers_each_role_as_the_permission_table_says(db: Test
                     Permission::Authenticated => true,
                     Permission::Action(a) => allowed(*role, a),
                 };
-                let req = case(&api, job, method, path).await;
+                let req = case(&api, &jobs, method, path).await;
                 let body = req.body.as_ref().map(|(t, b)| (*t, b.as_slice()));
                 let who = As::Token(&api.person(*role).token);
                 let r = api

@@ -306,7 +306,7 @@ async fn a_forged_arf_with_an_unsigned_or_altered_delivery_header_changes_no_sta
     assert_eq!(e.contact_id, Some(attacker.id));
     assert_eq!(status_of(&db, "victim@example.org").await, "active");
     // All of it is visible, by the address each complaint named.
-    let report = db.store.bounce_report(None).await.unwrap();
+    let report = db.store.bounce_report(&Default::default()).await.unwrap();
     let line = |email: &str| {
         let l = report.iter().find(|r| r.email == email).unwrap();
         (l.complaints, l.unverified)
@@ -550,7 +550,7 @@ Subject: Automatic reply: WHAT'S UP Tokyo\r\n\r\nI have left the embassy; my suc
         ("auto_reply", "has_moved", "recorded")
     );
     assert_eq!(status_of(&db, "away@example.org").await, "active");
-    let report = db.store.bounce_report(None).await.unwrap();
+    let report = db.store.bounce_report(&Default::default()).await.unwrap();
     assert_eq!(report.len(), 1);
     assert_eq!(report[0].last_reason, "has_moved");
     assert!(report[0].last_diagnostic.contains("successor"));

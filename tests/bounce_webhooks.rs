@@ -82,7 +82,7 @@ impl Site {
     async fn events(&self) -> usize {
         self.db
             .store
-            .list_bounces(None, None, 1000)
+            .list_bounces(&Default::default())
             .await
             .unwrap()
             .len()

@@ -13,7 +13,9 @@ use whatsup::domain::segment::Segment;
 use whatsup::domain::{ContactStatus, CountryCode, EmailAddress, OrgKind};
 use whatsup::export::{export, Format};
 use whatsup::import::ImportOptions;
-use whatsup::store::bounces::{BouncePolicy, NewBounceEvent, NewBounceMessage, UNVERIFIED_ACTION};
+use whatsup::store::bounces::{
+    BounceFilter, BouncePolicy, NewBounceEvent, NewBounceMessage, UNVERIFIED_ACTION,
+};
 use whatsup::store::{ContactPatch, NewContact, OrgFields, StatusChange, Store};
 
 fn new_contact(email: &str) -> NewContact {
@@ -963,14 +965,39 @@ async fn an_unverified_bounce_is_recorded_but_changes_no_status_unless_the_polic
     assert_eq!(status(jonas).await, "bounced");
 
     // Listed, reported and counted as such.
-    let rows = store.list_bounces(None, None, 100).await.unwrap();
+    let rows = store.list_bounces(&Default::default()).await.unwrap();
     assert_eq!(rows.iter().filter(|r| !r.verified).count(), 5);
-    let report = store.bounce_report(None).await.unwrap();
+    let report = store.bounce_report(&Default::default()).await.unwrap();
     let anne_line = report
         .iter()
         .find(|r| r.email == "anne.martin@paris.example.com")
         .unwrap();
     assert_eq!((anne_line.events, anne_line.unverified), (6, 4));
+    // Filtered by kind, by whether verified, and both.
+    let only = |kind: Option<&str>, verified: Option<bool>| BounceFilter {
+        kind: kind.map(String::from),
+        verified,
+        ..Default::default()
+    };
+    let n = |f: BounceFilter| async move { store.list_bounces(&f).await.unwrap().len() };
+    assert_eq!(n(only(Some("hard"), None)).await, 3);
+    assert_eq!(n(only(Some("hard"), Some(false))).await, 2);
+    assert_eq!(n(only(None, Some(true))).await, 2);
+    assert_eq!(n(only(Some("complaint"), Some(true))).await, 0);
+    let reason = |r: &str| BounceFilter {
+        reason: Some(r.into()),
+        ..Default::default()
+    };
+    assert_eq!(n(reason("user_unknown")).await, 7);
+    assert_eq!(n(reason("mailbox_full")).await, 0);
+    let report = store.bounce_report(&only(None, Some(false))).await.unwrap();
+    let anne_line = report
+        .iter()
+        .find(|r| r.email == "anne.martin@paris.example.com")
+        .unwrap();
+    assert_eq!((anne_line.events, anne_line.unverified), (4, 4));
+    let kinds = store.bounce_reasons().await.unwrap();
+    assert_eq!(kinds.iter().map(|k| k.2).sum::<i64>(), 7);
     let m = store.store_metrics().await.unwrap();
     assert_eq!((m.bounces, m.unverified_bounces), (7, 5));
 }

@@ -94,3 +94,16 @@ async fn record(
         .await?;
     view(store, config, &c).await
 }
+
+/// Whether `actor` may approve the campaign as it is now, and if not, why
+/// (for a page that offers the button): the same two-person check an
+/// approval runs, without recording anything.
+pub async fn may_approve(
+    store: &Store,
+    actor: &Actor,
+    c: &Campaign,
+) -> Result<Result<(), String>, AppError> {
+    let number = u32::try_from(c.issue_number).map_err(anyhow::Error::from)?;
+    let rev = store.issue_revision(number, None).await?;
+    Ok(check_approver(actor, &c.created_by, &rev.author, rev.revision).map_err(|e| e.to_string()))
+}

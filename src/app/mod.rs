@@ -6,8 +6,12 @@
 pub mod accounts;
 pub mod approval;
 pub mod campaign_actions;
+pub mod contacts;
 mod error;
+pub mod progress;
+pub mod segments;
 pub mod stats;
+pub mod timeline;
 
 pub use error::AppError;
 

@@ -55,6 +55,7 @@ use crate::bounce::mailbox::{FailureKind, Protocol};
 use crate::bounce::quarantine::quarantine;
 use crate::bounce::{classify, Classification};
 use crate::config::Config;
+use crate::store::bounces::BounceFilter;
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -115,13 +116,45 @@ pub struct ListArgs {
     /// Only events since: a date (2026-11-01), an RFC 3339 time, or an age (7d, 24h)
     #[arg(long)]
     pub since: Option<String>,
-    /// Only this kind (hard, soft, complaint, delay, auto_reply, unknown, unsubscribe)
-    #[arg(long)]
-    pub kind: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     #[arg(long, default_value_t = 100)]
     pub limit: i64,
     #[arg(long)]
     pub json: bool,
+}
+
+/// Which events, beyond their age.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Only this kind (hard, soft, complaint, delay, auto_reply, unknown, unsubscribe)
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only this reason (user_unknown, mailbox_full, spam_complaint…; see `bounces report`)
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only events that were not verified (and so changed no status)
+    #[arg(long, conflicts_with = "verified")]
+    pub unverified: bool,
+    /// Only verified events
+    #[arg(long)]
+    pub verified: bool,
+}
+
+impl FilterArgs {
+    fn filter(&self, since: Option<&str>, limit: i64) -> Result<BounceFilter> {
+        Ok(BounceFilter {
+            since: since.map(parse_since).transpose()?,
+            kind: self.kind.clone().filter(|k| !k.is_empty()),
+            reason: self.reason.clone().filter(|r| !r.is_empty()),
+            verified: match (self.verified, self.unverified) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            limit,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +170,8 @@ pub struct ReportArgs {
     /// Only events since: a date, an RFC 3339 time, or an age (7d, 24h)
     #[arg(long)]
     pub since: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -171,10 +206,8 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
         BouncesCmd::Poll(args) => poll(config, &args).await,
         BouncesCmd::List(args) => {
             let store = Store::open(config).await?;
-            let since = args.since.as_deref().map(parse_since).transpose()?;
-            let rows = store
-                .list_bounces(since, args.kind.as_deref(), args.limit)
-                .await?;
+            let filter = args.filter.filter(args.since.as_deref(), args.limit)?;
+            let rows = store.list_bounces(&filter).await?;
             store.close().await;
             if args.json {
                 print_json(&rows)?;
@@ -268,8 +301,8 @@ pub async fn run(config: &Config, cmd: BouncesCmd) -> Result<ExitCode> {
         }
         BouncesCmd::Report(args) => {
             let store = Store::open(config).await?;
-            let since = args.since.as_deref().map(parse_since).transpose()?;
-            let rows = store.bounce_report(since).await?;
+            let filter = args.filter.filter(args.since.as_deref(), 0)?;
+            let rows = store.bounce_report(&filter).await?;
             store.close().await;
             if args.json {
                 print_json(&rows)?;

@@ -196,6 +196,54 @@ pub struct BounceReportRow {
     pub last_diagnostic: String,
 }
 
+/// Which bounce events to list or report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceFilter {
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only this kind (`hard`, `soft`, `complaint`…).
+    pub kind: Option<String>,
+    /// Only this reason (`user_unknown`, `mailbox_full`…).
+    pub reason: Option<String>,
+    /// Only verified (true) or only unverified (false) events.
+    pub verified: Option<bool>,
+    /// At most this many events (lists only).
+    pub limit: i64,
+}
+
+impl Default for BounceFilter {
+    fn default() -> Self {
+        BounceFilter {
+            since: None,
+            kind: None,
+            reason: None,
+            verified: None,
+            limit: 500,
+        }
+    }
+}
+
+impl BounceFilter {
+    fn since_or_epoch(&self) -> DateTime<Utc> {
+        self.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
+
+    /// -1 any, 0 unverified only, 1 verified only.
+    fn verified_code(&self) -> i64 {
+        match self.verified {
+            None => -1,
+            Some(false) => 0,
+            Some(true) => 1,
+        }
+    }
+}
+
+/// The WHERE clause of [`BounceFilter`] over `bounce_events b`: $1 since,
+/// $2 kind ("" any), $3 reason ("" any), $4 verified (-1 any, 0, 1).
+const FILTER_WHERE: &str = "b.created_at >= $1 AND ($2 = '' OR b.kind = $2) \
+    AND ($3 = '' OR b.reason = $3) \
+    AND ($4 = -1 OR (CASE WHEN b.verified THEN 1 ELSE 0 END) = $4)";
+
 const ROW_SELECT: &str = "SELECT b.id, b.contact_id, b.campaign_id, b.delivery_id, b.email, b.kind, \
     b.reason, b.status, b.diagnostic, b.source, b.matched_by, b.verified, b.action, b.message_ref, b.created_at, \
     c.status AS contact_status, o.name AS organisation \
@@ -435,20 +483,21 @@ impl Store {
         })
     }
 
-    /// Bounce events, newest first, optionally since a time and of one kind.
-    pub async fn list_bounces(
-        &self,
-        since: Option<DateTime<Utc>>,
-        kind: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<BounceRow>> {
-        let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let sql = format!(
-            "{ROW_SELECT} WHERE b.created_at >= $1 AND ($2 = '' OR b.kind = $2) \
-             ORDER BY b.id DESC LIMIT $3"
-        );
+    /// Bounce events, newest first, as the filter says.
+    pub async fn list_bounces(&self, f: &BounceFilter) -> Result<Vec<BounceRow>> {
+        let sql = format!("{ROW_SELECT} WHERE {FILTER_WHERE} ORDER BY b.id DESC LIMIT $5");
         Ok(on_pool!(self, p => sqlx::query_as::<_, BounceRow>(&sql)
-            .bind(since).bind(kind.unwrap_or("")).bind(limit).fetch_all(p).await?))
+            .bind(f.since_or_epoch()).bind(f.kind.as_deref().unwrap_or(""))
+            .bind(f.reason.as_deref().unwrap_or("")).bind(f.verified_code())
+            .bind(f.limit.clamp(1, 100_000)).fetch_all(p).await?))
+    }
+
+    /// The kinds and reasons of recorded events with their counts, for a
+    /// filter's choices.
+    pub async fn bounce_reasons(&self) -> Result<Vec<(String, String, i64)>> {
+        let sql = "SELECT kind, reason, COUNT(*) FROM bounce_events GROUP BY kind, reason \
+                   ORDER BY kind, reason";
+        Ok(on_pool!(self, p => sqlx::query_as::<_, (String, String, i64)>(sql).fetch_all(p).await?))
     }
 
     /// One bounce event.
@@ -466,14 +515,11 @@ impl Store {
             .bind(email.trim().to_lowercase()).fetch_all(p).await?))
     }
 
-    /// One row per address with events since `since` (failures, complaints,
-    /// delays, auto-replies, unsubscribe requests), the most recent first.
-    pub async fn bounce_report(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<BounceReportRow>> {
-        let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let sql = "SELECT g.email, c.status AS contact_status, o.name AS organisation, g.events, g.hard, \
+    /// One row per address with events the filter keeps (failures,
+    /// complaints, delays, auto-replies, unsubscribe requests), the most
+    /// recent first; its `limit` is ignored.
+    pub async fn bounce_report(&self, f: &BounceFilter) -> Result<Vec<BounceReportRow>> {
+        let sql = format!("SELECT g.email, c.status AS contact_status, o.name AS organisation, g.events, g.hard, \
              g.soft, g.complaints, g.unverified, g.first_at, g.last_at, l.kind AS last_kind, l.reason AS last_reason, \
              l.status AS last_status, l.diagnostic AS last_diagnostic FROM \
              (SELECT email, COUNT(*) AS events, \
@@ -482,13 +528,16 @@ impl Store {
               SUM(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS complaints, \
               SUM(CASE WHEN verified THEN 0 ELSE 1 END) AS unverified, \
               MIN(created_at) AS first_at, MAX(created_at) AS last_at, MAX(id) AS last_id \
-              FROM bounce_events WHERE created_at >= $1 GROUP BY email) g \
+              FROM bounce_events b WHERE {FILTER_WHERE} GROUP BY email) g \
              JOIN bounce_events l ON l.id = g.last_id \
              LEFT JOIN contacts c ON c.id = l.contact_id \
              LEFT JOIN organisations o ON o.id = c.organisation_id \
-             ORDER BY g.last_at DESC, g.email";
+             ORDER BY g.last_at DESC, g.email");
         Ok(
-            on_pool!(self, p => sqlx::query_as::<_, BounceReportRow>(sql).bind(since).fetch_all(p).await?),
+            on_pool!(self, p => sqlx::query_as::<_, BounceReportRow>(&sql)
+            .bind(f.since_or_epoch()).bind(f.kind.as_deref().unwrap_or(""))
+            .bind(f.reason.as_deref().unwrap_or("")).bind(f.verified_code())
+            .fetch_all(p).await?),
         )
     }
 }

@@ -92,6 +92,7 @@ pub mod media;
 pub mod schema;
 pub mod stats;
 pub mod users;
+pub mod views;
 pub mod web;
 
 use audit::{changes, record_audit};

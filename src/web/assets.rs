@@ -68,6 +68,14 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "admin/dashboard.js",
         include_bytes!("../../assets/admin/dashboard.js"),
     ),
+    (
+        "admin/operators.css",
+        include_bytes!("../../assets/admin/operators.css"),
+    ),
+    (
+        "admin/progress.js",
+        include_bytes!("../../assets/admin/progress.js"),
+    ),
 ];
 
 /// The largest logo read from `branding.logo_file`.

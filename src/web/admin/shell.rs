@@ -120,8 +120,8 @@ async fn login_page(
 
 /// Whether a POST comes from this site (or says nothing of its origin).
 fn same_origin(headers: &HeaderMap) -> bool {
-    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if let Some(site) = site {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if let Some(site) = fetch_site {
         if !matches!(site, "same-origin" | "none") {
             return false;
         }
@@ -129,10 +129,11 @@ fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    // Under `Referrer-Policy: no-referrer` a browser sends `Origin: null`
-    // with a form's POST; its own `Sec-Fetch-Site: same-origin` vouches.
+    // Under `Referrer-Policy: no-referrer` browsers send `Origin: null`
+    // with a form POST; then Sec-Fetch-Site (same-origin, checked above)
+    // is what says where it came from.
     if origin == "null" {
-        return site == Some("same-origin");
+        return fetch_site.is_some();
     }
     let host = headers
         .get(header::HOST)

@@ -15,6 +15,7 @@ use super::ApiShared;
 use crate::app::accounts;
 use crate::domain::Role;
 use crate::store::audit::AuditFilter;
+use crate::store::bounces::{BounceFilter, BounceReportRow, BounceRow};
 use crate::web::auth::Caller;
 
 pub fn routes() -> OpenApiRouter<ApiShared> {
@@ -295,10 +296,33 @@ pub async fn settings(State(state): State<ApiShared>) -> ApiResult<Json<serde_js
 pub struct BounceQuery {
     /// Only events at or after this time (RFC 3339).
     pub since: Option<chrono::DateTime<chrono::Utc>>,
-    /// Only this kind: hard, soft, complaint, delay, autoreply, unsubscribe…
+    /// Only this kind: hard, soft, complaint, delay, auto_reply, unknown, unsubscribe.
     pub kind: Option<String>,
-    /// At most this many (1 to 10000, default 500).
+    /// Only this reason: user_unknown, mailbox_full, spam_complaint…
+    pub reason: Option<String>,
+    /// Only verified (true) or only unverified (false) events.
+    pub verified: Option<bool>,
+    /// At most this many (1 to 10000, default 500; lists only).
     pub limit: Option<i64>,
+}
+
+impl BounceQuery {
+    /// The store's filter.
+    pub fn filter(&self) -> BounceFilter {
+        let word = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
+        BounceFilter {
+            since: self.since,
+            kind: word(&self.kind),
+            reason: word(&self.reason),
+            verified: self.verified,
+            limit: self.limit.unwrap_or(500).clamp(1, 10_000),
+        }
+    }
 }
 
 /// A bounce, complaint or other report.
@@ -316,6 +340,10 @@ pub struct BounceOut {
     /// Where it came from: smtp, mailbox, ses, sendgrid, postmark…
     pub source: String,
     pub matched_by: String,
+    /// Matched by an identifier nobody else can forge (VERP, the signed
+    /// header, a random Message-ID, an SMTP rejection…). Unverified events
+    /// change no status.
+    pub verified: bool,
     /// What was done to the contact.
     pub action: String,
     pub contact_status: Option<String>,
@@ -323,7 +351,30 @@ pub struct BounceOut {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Bounce events, newest first.
+impl From<BounceRow> for BounceOut {
+    fn from(b: BounceRow) -> Self {
+        BounceOut {
+            id: b.id,
+            contact_id: b.contact_id,
+            campaign_id: b.campaign_id,
+            email: b.email,
+            kind: b.kind,
+            reason: b.reason,
+            status: b.status,
+            diagnostic: b.diagnostic,
+            source: b.source,
+            matched_by: b.matched_by,
+            verified: b.verified,
+            action: b.action,
+            contact_status: b.contact_status,
+            organisation: b.organisation,
+            created_at: b.created_at,
+        }
+    }
+}
+
+/// Bounce events, newest first, filtered by time, kind, reason and whether
+/// they were verified.
 #[utoipa::path(get, path = "/api/v1/bounces", tag = "bounces",
     extensions(("x-permission" = json!("bounces.read"))),
     params(BounceQuery),
@@ -332,42 +383,8 @@ pub async fn list_bounces(
     State(state): State<ApiShared>,
     ApiQuery(q): ApiQuery<BounceQuery>,
 ) -> ApiResult<Json<Vec<BounceOut>>> {
-    let rows = state
-        .store
-        .list_bounces(
-            q.since,
-            q.kind.as_deref().filter(|k| !k.is_empty()),
-            q.limit.unwrap_or(500).clamp(1, 10_000),
-        )
-        .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|b| BounceOut {
-                id: b.id,
-                contact_id: b.contact_id,
-                campaign_id: b.campaign_id,
-                email: b.email,
-                kind: b.kind,
-                reason: b.reason,
-                status: b.status,
-                diagnostic: b.diagnostic,
-                source: b.source,
-                matched_by: b.matched_by,
-                action: b.action,
-                contact_status: b.contact_status,
-                organisation: b.organisation,
-                created_at: b.created_at,
-            })
-            .collect(),
-    ))
-}
-
-/// Since when.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SinceQuery {
-    /// Only events at or after this time (RFC 3339).
-    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    let rows = state.store.list_bounces(&q.filter()).await?;
+    Ok(Json(rows.into_iter().map(BounceOut::from).collect()))
 }
 
 /// One address in the bounce report.
@@ -380,6 +397,8 @@ pub struct BounceReportOut {
     pub hard: i64,
     pub soft: i64,
     pub complaints: i64,
+    /// Events that were not verified (and so changed nothing).
+    pub unverified: i64,
     pub first_at: chrono::DateTime<chrono::Utc>,
     pub last_at: chrono::DateTime<chrono::Utc>,
     pub last_kind: String,
@@ -388,33 +407,37 @@ pub struct BounceReportOut {
     pub last_diagnostic: String,
 }
 
-/// One row per address with events, the most recent first.
+impl From<BounceReportRow> for BounceReportOut {
+    fn from(r: BounceReportRow) -> Self {
+        BounceReportOut {
+            email: r.email,
+            contact_status: r.contact_status,
+            organisation: r.organisation,
+            events: r.events,
+            hard: r.hard,
+            soft: r.soft,
+            complaints: r.complaints,
+            unverified: r.unverified,
+            first_at: r.first_at,
+            last_at: r.last_at,
+            last_kind: r.last_kind,
+            last_reason: r.last_reason,
+            last_status: r.last_status,
+            last_diagnostic: r.last_diagnostic,
+        }
+    }
+}
+
+/// One row per address with events (those the filter keeps), the most
+/// recent first.
 #[utoipa::path(get, path = "/api/v1/bounces/report", tag = "bounces",
     extensions(("x-permission" = json!("bounces.read"))),
-    params(SinceQuery),
+    params(BounceQuery),
     responses((status = 200, description = "The report", body = Vec<BounceReportOut>)))]
 pub async fn bounce_report(
     State(state): State<ApiShared>,
-    ApiQuery(q): ApiQuery<SinceQuery>,
+    ApiQuery(q): ApiQuery<BounceQuery>,
 ) -> ApiResult<Json<Vec<BounceReportOut>>> {
-    let rows = state.store.bounce_report(q.since).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| BounceReportOut {
-                email: r.email,
-                contact_status: r.contact_status,
-                organisation: r.organisation,
-                events: r.events,
-                hard: r.hard,
-                soft: r.soft,
-                complaints: r.complaints,
-                first_at: r.first_at,
-                last_at: r.last_at,
-                last_kind: r.last_kind,
-                last_reason: r.last_reason,
-                last_status: r.last_status,
-                last_diagnostic: r.last_diagnostic,
-            })
-            .collect(),
-    ))
+    let rows = state.store.bounce_report(&q.filter()).await?;
+    Ok(Json(rows.into_iter().map(BounceReportOut::from).collect()))
 }

@@ -15,9 +15,11 @@ use super::dto::{
     ApprovalOut, CampaignDetail, CampaignEventOut, CampaignOut, CountsOut, DeliveryOut, JobOut,
 };
 use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
-use super::ApiShared;
+use super::{stream, ApiShared};
 use crate::app::approval;
 use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
+use crate::app::progress::{self, Progress, RateMeter};
+use crate::app::timeline::{self as app_timeline, Timeline, ZoneSlot};
 use crate::domain::DeliveryStatus;
 use crate::store::stats::{GroupCount, ReasonCount};
 use crate::web::auth::Caller;
@@ -37,6 +39,9 @@ pub fn routes() -> OpenApiRouter<ApiShared> {
         .routes(routes!(counts))
         .routes(routes!(deliveries))
         .routes(routes!(stats))
+        .routes(routes!(progress))
+        .routes(routes!(progress_events))
+        .routes(routes!(timeline))
 }
 
 /// Every campaign, oldest first.
@@ -440,4 +445,178 @@ pub async fn stats(
         opens: tracking.opens,
         clicks: tracking.clicks.iter().map(|(_, n)| *n).sum(),
     }))
+}
+
+/// A campaign's progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgressOut {
+    pub campaign_id: i64,
+    /// draft, scheduled, running, paused, finished or cancelled
+    pub state: String,
+    pub state_reason: String,
+    /// Deliveries by status: `retry` is waiting for a retry.
+    pub counts: CountsOut,
+    /// Sent, failed or skipped.
+    pub done: i64,
+    /// Whole percent of the deliveries done.
+    pub percent: i64,
+    /// Messages sent per minute (in the event stream, measured over its
+    /// last 30 seconds while running; null otherwise).
+    pub rate_per_minute: Option<i64>,
+    /// Since when (Unix ms) the relay cannot be reached, if it cannot.
+    pub waiting_since_ms: Option<i64>,
+    pub waiting_reason: String,
+    /// Finished or cancelled: nothing more will change.
+    pub over: bool,
+}
+
+impl From<&Progress> for ProgressOut {
+    fn from(p: &Progress) -> Self {
+        ProgressOut {
+            campaign_id: p.campaign_id,
+            state: p.state.clone(),
+            state_reason: p.state_reason.clone(),
+            counts: CountsOut::from(&p.counts),
+            done: p.done,
+            percent: p.percent,
+            rate_per_minute: p.rate_per_minute,
+            waiting_since_ms: p.waiting_since_ms,
+            waiting_reason: p.waiting_reason.clone(),
+            over: p.over,
+        }
+    }
+}
+
+/// A campaign's progress now: deliveries by status and its state.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/progress", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.read"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "The progress", body = ProgressOut)))]
+pub async fn progress(
+    State(state): State<ApiShared>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<ProgressOut>> {
+    let p = progress::read(&state.store, id).await?;
+    Ok(Json(ProgressOut::from(&p)))
+}
+
+/// One server-sent event of a campaign's progress stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgressEvent {
+    /// Always `progress`.
+    pub event: String,
+    /// The progress as JSON (a `ProgressOut`), with the rate.
+    pub data: String,
+}
+
+/// A campaign's progress as server-sent events: a `progress` event at
+/// once and at every change (read every second), with the sending rate,
+/// until the campaign is finished or cancelled.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/events", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.read"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "A stream of `progress` events", content_type = "text/event-stream", body = ProgressEvent)))]
+pub async fn progress_events(
+    State(state): State<ApiShared>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    state.store.campaign_or_err(id).await?;
+    let closing = state.jobs.closing();
+    Ok(stream::polled(
+        "progress",
+        std::time::Duration::from_secs(1),
+        closing,
+        (state, RateMeter::default()),
+        move |(state, mut meter): (ApiShared, RateMeter)| async move {
+            let reading = match meter.read(&state.store, id).await {
+                Ok(p) => serde_json::to_string(&ProgressOut::from(&p))
+                    .ok()
+                    .map(|json| (json, p.over)),
+                Err(_) => None,
+            };
+            ((state, meter), reading)
+        },
+    ))
+}
+
+/// One time zone's recipients and when they are due.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ZoneSlotOut {
+    /// The IANA zone (the newsletter's for contacts without one).
+    pub zone: String,
+    /// These contacts have no zone of their own.
+    pub default_zone: bool,
+    /// When they are due (null: when the campaign is started).
+    pub due: Option<chrono::DateTime<chrono::Utc>>,
+    /// The due time on the recipients' clock, e.g. "2026-12-01 09:00 CET".
+    pub local: String,
+    /// The due time in `general.timezone`.
+    pub home: String,
+    pub recipients: i64,
+    /// Due already: sent as soon as the campaign runs.
+    pub past: bool,
+    pub sent: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    /// Still to send (pending, being sent or waiting for a retry).
+    pub open: i64,
+}
+
+impl From<&ZoneSlot> for ZoneSlotOut {
+    fn from(z: &ZoneSlot) -> Self {
+        ZoneSlotOut {
+            zone: z.zone.clone(),
+            default_zone: z.default_zone,
+            due: z.due,
+            local: z.local.clone(),
+            home: z.home.clone(),
+            recipients: z.recipients,
+            past: z.past,
+            sent: z.sent,
+            failed: z.failed,
+            skipped: z.skipped,
+            open: z.open,
+        }
+    }
+}
+
+/// When a campaign's recipients are due, zone by zone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineOut {
+    /// From the frozen deliveries (true), or planned from the segment now.
+    pub started: bool,
+    /// at_start, at or local
+    pub mode: String,
+    pub recipients: i64,
+    /// The zone of the `home` times.
+    pub home_zone: String,
+    pub slots: Vec<ZoneSlotOut>,
+}
+
+impl From<&Timeline> for TimelineOut {
+    fn from(t: &Timeline) -> Self {
+        TimelineOut {
+            started: t.started,
+            mode: t.mode.to_string(),
+            recipients: t.recipients,
+            home_zone: t.home_zone.clone(),
+            slots: t.slots.iter().map(ZoneSlotOut::from).collect(),
+        }
+    }
+}
+
+/// When each time zone's recipients are due: planned from the segment
+/// before the start, from the deliveries (with what each zone received)
+/// after.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/timeline", tag = "campaigns",
+    extensions(("x-permission" = json!("campaigns.read"))),
+    params(("id" = i64, Path, description = "Campaign id")),
+    responses((status = 200, description = "The timeline", body = TimelineOut)))]
+pub async fn timeline(
+    State(state): State<ApiShared>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<TimelineOut>> {
+    let c = state.store.campaign_or_err(id).await?;
+    let t = app_timeline::of_campaign(&state.store, &state.config, &c).await?;
+    Ok(Json(TimelineOut::from(&t)))
 }

@@ -14,10 +14,10 @@ use super::dto::{ContactOut, ContactPage, OrganisationOut};
 use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::ApiShared;
 use crate::app::campaign_actions::parse_segment;
-use crate::domain::{
-    ContactStatus, CountryCode, EmailAddress, Language, OrgKind, Relationship, TimeZone,
-};
-use crate::store::{Contact, ContactPatch, NewContact, OrgFields, StatusChange};
+use crate::app::contacts::{self as app_contacts, AddContact, EditContact};
+use crate::app::segments;
+use crate::domain::{CountryCode, OrgKind, Relationship, TimeZone};
+use crate::store::{Contact, OrgFields};
 use crate::web::auth::Caller;
 
 pub fn routes() -> OpenApiRouter<ApiShared> {
@@ -120,66 +120,6 @@ pub struct ContactIn {
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
-fn email_field(field: &str, s: &str) -> ApiResult<EmailAddress> {
-    EmailAddress::parse(s).map_err(|e| ApiError::invalid(field, None, e.to_string()))
-}
-
-fn language_field(s: &str) -> ApiResult<Option<Language>> {
-    if s.trim().is_empty() {
-        return Ok(None);
-    }
-    Language::parse(s)
-        .map(Some)
-        .map_err(|e| ApiError::invalid("language", None, e.to_string()))
-}
-
-fn check_attributes(attrs: &serde_json::Map<String, serde_json::Value>) -> ApiResult<()> {
-    for (k, v) in attrs {
-        let key = k.trim().to_lowercase();
-        if key.is_empty() || crate::import::COLUMNS.contains(&key.as_str()) {
-            return Err(ApiError::invalid(
-                "attributes",
-                None,
-                format!(
-                    "{k:?} is not a custom attribute name (it is empty or a documented column)"
-                ),
-            ));
-        }
-        if v.is_object() || v.is_array() {
-            return Err(ApiError::invalid(
-                "attributes",
-                None,
-                format!("{k:?}: values are strings, numbers, booleans or null"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-async fn check_org(state: &ApiShared, id: Option<i64>) -> ApiResult<()> {
-    if let Some(id) = id {
-        if state.store.org_by_id(id).await?.is_none() {
-            return Err(ApiError::invalid(
-                "organisation_id",
-                None,
-                format!("no organisation with id {id}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_tags(tags: &[String]) -> ApiResult<()> {
-    if tags.iter().any(|t| t.trim().is_empty() || t.contains(';')) {
-        return Err(ApiError::invalid(
-            "tags",
-            None,
-            "a tag must not be empty or contain ';'",
-        ));
-    }
-    Ok(())
-}
-
 /// Adds a contact.
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts",
     extensions(("x-permission" = json!("contacts.write"))),
@@ -190,26 +130,20 @@ pub async fn create_contact(
     caller: Caller,
     ApiJson(input): ApiJson<ContactIn>,
 ) -> ApiResult<(StatusCode, Json<ContactOut>)> {
-    let email = email_field("email", &input.email)?;
-    check_attributes(&input.attributes)?;
-    check_tags(&input.tags)?;
-    check_org(&state, input.organisation_id).await?;
-    let c = state
-        .store
-        .add_contact(
-            &NewContact {
-                email,
-                name: input.name,
-                title: input.title,
-                organisation_id: input.organisation_id,
-                language: language_field(input.language.as_deref().unwrap_or(""))?,
-                consent_source: caller.actor.label(),
-                attributes: input.attributes,
-                tags: input.tags,
-            },
-            &caller.actor,
-        )
-        .await?;
+    let c = app_contacts::add(
+        &state.store,
+        &caller.actor,
+        AddContact {
+            email: input.email,
+            name: input.name,
+            title: input.title,
+            organisation_id: input.organisation_id,
+            language: input.language.unwrap_or_default(),
+            tags: input.tags,
+            attributes: input.attributes,
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(ContactOut::from(&c))))
 }
 
@@ -248,35 +182,26 @@ pub async fn update_contact(
     ApiPath(id): ApiPath<i64>,
     ApiJson(input): ApiJson<ContactPatchIn>,
 ) -> ApiResult<Json<ContactOut>> {
-    let current = contact(&state, id).await?;
-    check_attributes(&input.attributes)?;
-    check_tags(&input.add_tags)?;
-    check_org(&state, input.organisation_id).await?;
-    let patch = ContactPatch {
-        email: input
-            .email
-            .as_deref()
-            .map(|e| email_field("email", e))
-            .transpose()?,
-        name: input.name,
-        title: input.title,
-        organisation_id: if input.no_organisation {
-            Some(None)
-        } else {
-            input.organisation_id.map(Some)
+    let c = app_contacts::edit(
+        &state.store,
+        &caller.actor,
+        id,
+        EditContact {
+            email: input.email,
+            name: input.name,
+            title: input.title,
+            organisation_id: if input.no_organisation {
+                Some(None)
+            } else {
+                input.organisation_id.map(Some)
+            },
+            language: input.language,
+            attributes: input.attributes,
+            add_tags: input.add_tags,
+            remove_tags: input.remove_tags,
         },
-        language: match input.language.as_deref() {
-            None => None,
-            Some(l) => Some(language_field(l)?),
-        },
-        attributes: input.attributes,
-        add_tags: input.add_tags,
-        remove_tags: input.remove_tags,
-    };
-    let c = state
-        .store
-        .edit_contact(&current.email, &patch, &caller.actor)
-        .await?;
+    )
+    .await?;
     Ok(Json(ContactOut::from(&c)))
 }
 
@@ -328,31 +253,15 @@ pub async fn set_contact_status(
     ApiPath(id): ApiPath<i64>,
     ApiJson(input): ApiJson<StatusIn>,
 ) -> ApiResult<Json<StatusOut>> {
-    let status = ContactStatus::parse(&input.status)
-        .map_err(|e| ApiError::invalid("status", None, e.to_string()))?;
-    if input.reason.trim().is_empty() {
-        return Err(ApiError::invalid(
-            "reason",
-            None,
-            "must say why the status changes",
-        ));
-    }
-    let c = contact(&state, id).await?;
-    let label = caller.actor.label();
-    let old = state
-        .store
-        .set_status(
-            &c.email,
-            &StatusChange {
-                status,
-                reason: input.reason.trim(),
-                actor: &label,
-                evidence: serde_json::json!({"source": "api"}),
-            },
-            &caller.actor,
-        )
-        .await?;
-    let c = contact(&state, id).await?;
+    let (c, old) = app_contacts::set_status(
+        &state.store,
+        &caller.actor,
+        id,
+        &input.status,
+        &input.reason,
+        "api",
+    )
+    .await?;
     Ok(Json(StatusOut {
         contact: ContactOut::from(&c),
         old_status: old.map(|s| s.as_str().to_string()),
@@ -593,19 +502,10 @@ pub async fn count_segment(
     State(state): State<ApiShared>,
     ApiJson(input): ApiJson<SegmentIn>,
 ) -> ApiResult<Json<SegmentCount>> {
-    let segment = parse_segment("segment", &input.segment)?;
-    let count = state.store.count_contacts(segment.as_ref()).await?;
-    let active =
-        crate::app::campaign_actions::matching_contacts(&state.store, &input.segment).await?;
-    let n = input.sample.unwrap_or(5).clamp(0, 50);
-    let sample = if n > 0 {
-        state.store.contact_page(segment.as_ref(), None, n).await?
-    } else {
-        Vec::new()
-    };
+    let p = segments::preview(&state.store, &input.segment, input.sample.unwrap_or(5)).await?;
     Ok(Json(SegmentCount {
-        count,
-        active,
-        sample: sample.iter().map(ContactOut::from).collect(),
+        count: p.count,
+        active: p.active,
+        sample: p.sample.iter().map(ContactOut::from).collect(),
     }))
 }

@@ -15,7 +15,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -26,7 +25,8 @@ use utoipa_axum::routes;
 
 use super::dto::{JobOut, Paging};
 use super::problem::{ApiError, ApiPath, ApiQuery, ApiResult};
-use super::ApiShared;
+use super::{stream, ApiShared};
+use crate::app::AppError;
 use crate::config::Config;
 use crate::domain::{Actor, CampaignState};
 use crate::import::{import_file, ImportOptions};
@@ -37,11 +37,24 @@ use crate::web::auth::Caller;
 pub fn routes() -> OpenApiRouter<ApiShared> {
     OpenApiRouter::new()
         .routes(routes!(create_import))
+        .routes(routes!(run_import))
         .routes(routes!(list_jobs))
         .routes(routes!(get_job))
         .routes(routes!(job_events))
         .routes(routes!(job_rejects))
 }
+
+/// The options of an import, kept beside its upload so that a dry run
+/// can be run for real with exactly the same ones.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SavedOptions {
+    update: bool,
+    force_reactivate: bool,
+    tags: Vec<String>,
+    consent_source: Option<String>,
+}
+
+const OPTIONS_FILE: &str = "options.json";
 
 /// Runs the API's background work and stops it cleanly.
 pub struct Runner {
@@ -176,8 +189,91 @@ impl Runner {
         self.store.job(id).await
     }
 
+    /// The end of event streams: changes to true when the server stops.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Where an import job keeps its upload and its reject file.
+    pub fn rejects_path(&self, id: i64) -> PathBuf {
+        self.dir(id).join("rejects.csv")
+    }
+
     /// Starts an import of `csv` in the background; returns its job.
-    async fn import(&self, csv: Bytes, opts: ImportOptions, actor: &Actor) -> anyhow::Result<Job> {
+    pub async fn import(
+        &self,
+        csv: Bytes,
+        opts: ImportOptions,
+        actor: &Actor,
+    ) -> anyhow::Result<Job> {
+        let (id, dir) = self
+            .new_import_job(csv.len() as u64, &opts, actor, None)
+            .await?;
+        tokio::fs::write(dir.join("upload.csv"), &csv).await?;
+        self.spawn_import(id, csv.len() as i64, opts, actor).await
+    }
+
+    /// Runs the file of a finished dry run for real, with the dry run's
+    /// options, as a new job: what the dry run reported is what happens
+    /// (unless the contacts changed meanwhile).
+    pub async fn run_dry_run(&self, from: i64, actor: &Actor) -> Result<Job, AppError> {
+        let job = self
+            .store
+            .job(from)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no job with id {from}")))?;
+        if job.kind != JobKind::Import.as_str() {
+            return Err(AppError::NotFound(format!("job {from} is not an import")));
+        }
+        if job.state() != JobState::Succeeded || job.result.0["dry_run"] != true {
+            return Err(AppError::Conflict(format!(
+                "job {from} is not a finished dry run (it is {}); upload the file again",
+                job.state
+            )));
+        }
+        let saved: SavedOptions = tokio::fs::read(self.dir(from).join(OPTIONS_FILE))
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| {
+                AppError::Conflict(format!(
+                    "the file of job {from} is no longer on the server; upload it again"
+                ))
+            })?;
+        let source = self.dir(from).join("upload.csv");
+        let len = tokio::fs::metadata(&source)
+            .await
+            .map_err(|_| {
+                AppError::Conflict(format!(
+                    "the file of job {from} is no longer on the server; upload it again"
+                ))
+            })?
+            .len();
+        let opts = ImportOptions {
+            dry_run: false,
+            update: saved.update,
+            force_reactivate: saved.force_reactivate,
+            tags: saved.tags,
+            reject_file: None,
+            consent_source: saved.consent_source,
+            batch_size: self.config.import.batch_size,
+            actor: actor.label(),
+        };
+        let (id, dir) = self.new_import_job(len, &opts, actor, Some(from)).await?;
+        tokio::fs::copy(&source, dir.join("upload.csv"))
+            .await
+            .map_err(anyhow::Error::from)?;
+        Ok(self.spawn_import(id, len as i64, opts, actor).await?)
+    }
+
+    /// Creates an import job (queued) and its directory with the options.
+    async fn new_import_job(
+        &self,
+        bytes: u64,
+        opts: &ImportOptions,
+        actor: &Actor,
+        from: Option<i64>,
+    ) -> anyhow::Result<(i64, PathBuf)> {
         let id = self
             .store
             .create_job(
@@ -185,16 +281,34 @@ impl Runner {
                 JobState::Queued,
                 None,
                 actor,
-                serde_json::json!({"bytes": csv.len(), "dry_run": opts.dry_run,
-                                   "update": opts.update, "tags": opts.tags}),
+                serde_json::json!({"bytes": bytes, "dry_run": opts.dry_run,
+                                   "update": opts.update, "tags": opts.tags,
+                                   "from_job": from}),
             )
             .await?;
         let dir = self.dir(id);
+        tokio::fs::create_dir_all(&dir).await?;
+        let saved = SavedOptions {
+            update: opts.update,
+            force_reactivate: opts.force_reactivate,
+            tags: opts.tags.clone(),
+            consent_source: opts.consent_source.clone(),
+        };
+        tokio::fs::write(dir.join(OPTIONS_FILE), serde_json::to_vec(&saved)?).await?;
+        Ok((id, dir))
+    }
+
+    /// Runs the import of job `id`'s `upload.csv` in the background.
+    async fn spawn_import(
+        &self,
+        id: i64,
+        total: i64,
+        opts: ImportOptions,
+        actor: &Actor,
+    ) -> anyhow::Result<Job> {
+        let dir = self.dir(id);
         let input = dir.join("upload.csv");
         let rejects = dir.join("rejects.csv");
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::write(&input, &csv).await?;
-        let total = csv.len() as i64;
         self.store
             .update_job(id, JobState::Running, 0, Some(total))
             .await?;
@@ -290,6 +404,36 @@ pub struct ImportQuery {
     pub consent_source: Option<String>,
 }
 
+impl ImportQuery {
+    /// The importer's options; `default_source` is the consent source
+    /// when none is given.
+    pub fn options(&self, config: &Config, actor: &Actor, default_source: &str) -> ImportOptions {
+        ImportOptions {
+            dry_run: self.dry_run,
+            update: self.update,
+            force_reactivate: self.force_reactivate,
+            tags: self
+                .tags
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect(),
+            reject_file: None,
+            consent_source: Some(
+                self.consent_source
+                    .clone()
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or_else(|| default_source.into()),
+            ),
+            batch_size: config.import.batch_size,
+            actor: actor.label(),
+        }
+    }
+}
+
 /// Imports contacts from a CSV file (the CLI's format). Answers 202 with
 /// the job: its result is the import's report (counts, and each rejected
 /// row's line, column and reason); rejected rows can be downloaded.
@@ -307,35 +451,33 @@ pub async fn create_import(
     if body.is_empty() {
         return Err(ApiError::invalid("body", None, "the CSV file is empty"));
     }
-    let opts = ImportOptions {
-        dry_run: q.dry_run,
-        update: q.update,
-        force_reactivate: q.force_reactivate,
-        tags: q
-            .tags
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(String::from)
-            .collect(),
-        reject_file: None,
-        consent_source: Some(
-            q.consent_source
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or_else(|| "import:api".into()),
-        ),
-        batch_size: state.config.import.batch_size,
-        actor: caller.actor.label(),
-    };
+    let opts = q.options(&state.config, &caller.actor, "import:api");
     let job = state.jobs.import(body, opts, &caller.actor).await?;
-    let out = JobOut::from(&job);
-    let mut res = (StatusCode::ACCEPTED, Json(out)).into_response();
+    Ok(accepted(&job))
+}
+
+/// Runs a finished dry run's file for real, with the same options, as a
+/// new job (202). Refused (409) unless the job is a dry run that finished.
+#[utoipa::path(post, path = "/api/v1/imports/{id}/run", tag = "jobs",
+    extensions(("x-permission" = json!("imports.run"))),
+    params(("id" = i64, Path, description = "The dry run's job id")),
+    responses((status = 202, description = "Importing; follow the job", body = JobOut)))]
+pub async fn run_import(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Response> {
+    let job = state.jobs.run_dry_run(id, &caller.actor).await?;
+    Ok(accepted(&job))
+}
+
+/// 202 with the job and its Location.
+fn accepted(job: &Job) -> Response {
+    let mut res = (StatusCode::ACCEPTED, Json(JobOut::from(job))).into_response();
     if let Ok(v) = format!("/api/v1/jobs/{}", job.id).parse() {
         res.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(res)
+    res
 }
 
 /// Jobs, newest first.
@@ -395,58 +537,23 @@ pub async fn job_events(
     State(state): State<ApiShared>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Response> {
-    let first = job(&state, id).await?;
-    let closing = state.jobs.closing.subscribe();
-    struct Cursor {
-        state: ApiShared,
-        last: Option<String>,
-        done: bool,
-        closing: tokio::sync::watch::Receiver<bool>,
-    }
-    let start = Cursor {
-        state: state.clone(),
-        last: None,
-        done: false,
+    job(&state, id).await?;
+    let closing = state.jobs.closing();
+    Ok(stream::polled(
+        "job",
+        Duration::from_millis(500),
         closing,
-    };
-    let pending_first = Some(first);
-    let stream = futures_util::stream::unfold(
-        (start, pending_first),
-        move |(mut cur, mut first)| async move {
-            if cur.done {
-                return None;
-            }
-            loop {
-                let j = match first.take() {
-                    Some(j) => j,
-                    None => {
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                            _ = cur.closing.changed() => return None,
-                        }
-                        if *cur.closing.borrow() {
-                            return None;
-                        }
-                        match cur.state.jobs.refresh(id).await {
-                            Ok(Some(j)) => j,
-                            _ => return None,
-                        }
-                    }
-                };
-                let json = serde_json::to_string(&JobOut::from(&j)).unwrap_or_default();
-                if cur.last.as_deref() == Some(json.as_str()) {
-                    continue;
-                }
-                cur.done = j.state().is_final();
-                cur.last = Some(json.clone());
-                let event = Event::default().event("job").data(json);
-                return Some((Ok::<_, std::convert::Infallible>(event), (cur, None)));
-            }
+        state,
+        move |state: ApiShared| async move {
+            let reading = match state.jobs.refresh(id).await {
+                Ok(Some(j)) => serde_json::to_string(&JobOut::from(&j))
+                    .ok()
+                    .map(|json| (json, j.state().is_final())),
+                _ => None,
+            };
+            (state, reading)
         },
-    );
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    ))
 }
 
 /// An import's rejected rows, with the header, to fix and import again.
@@ -462,7 +569,7 @@ pub async fn job_rejects(
     if j.kind != JobKind::Import.as_str() {
         return Err(ApiError::not_found(format!("job {id} is not an import")));
     }
-    let path = state.jobs.dir(id).join("rejects.csv");
+    let path = state.jobs.rejects_path(id);
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

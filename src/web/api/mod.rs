@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod problem;
 pub mod session;
 pub mod stats;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
