@@ -37,7 +37,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_import import generate, psql  # noqa: E402
-from benchlib import free_port  # noqa: E402
+from benchlib import free_port, wrk_rps  # noqa: E402
 
 PASSWORD = "violet kettle harbour sings"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,16 +77,8 @@ def sign_in(base):
 
 
 def wrk(url, cookie, args):
-    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
-           "--latency", "-H", f"Cookie: {cookie}", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        sys.exit(f"wrk saw {non2xx.group(1)} responses other than 200 from {url}:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return rps, float(p99.group(1)) * scale
+    """wrk with the session cookie (each page was checked to answer 200 first)."""
+    return wrk_rps(url, args, [f"Cookie: {cookie}"])
 
 
 def bench_backend(name, url, args, csv, tmp):
