@@ -8,7 +8,15 @@ use crate::common::{self, TestDb};
 use crate::store_stats::sent_campaign;
 
 async fn the_dashboard_shows_each_view_as_a_table_and_its_csv_is_the_apis(db: TestDb) {
-    let (campaign, _) = sent_campaign(&db).await;
+    let (campaign, id) = sent_campaign(&db).await;
+    // Two opens by one person and a click, recorded while tracking was on.
+    let anne = id("anne.martin@paris.example.com");
+    for url in [None, None, Some("https://www.example.org/events/hanami")] {
+        db.store
+            .record_tracking(campaign, anne, url, None)
+            .await
+            .unwrap();
+    }
     let api = Api::start(db).await;
     // Viewers read statistics.
     let viewer = Browser::sign_in(api.addr, "viewer@example.org", PASSWORD).await;
@@ -44,6 +52,9 @@ async fn the_dashboard_shows_each_view_as_a_table_and_its_csv_is_the_apis(db: Te
         r#"<th scope="row">Europe</th><td class="num">5</td>"#,
         r#"<th scope="row">Embassy</th><td class="num">3</td>"#,
         "Messages that finished per hour (times in Asia/Tokyo)",
+        "1 person opened it (2 opens)",
+        "1 clicked a link (1 click)",
+        "<tr><td>https://www.example.org/events/hanami</td><td class=\"num\">1</td></tr>",
     ] {
         assert!(body.contains(text), "{text}: {body}");
     }
