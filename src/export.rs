@@ -98,6 +98,7 @@ fn csv_fields(c: &Contact, keys: &[String], out: &mut Vec<String>) {
         c.org_since.map(|y| y.to_string()).unwrap_or_default(),
         s(&c.language),
         c.tag_list().join(";"),
+        c.salutation.clone(),
     ]);
     for k in keys {
         out.push(match c.attributes.0.get(k) {
@@ -114,6 +115,7 @@ pub struct JsonContact<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub title: &'a str,
+    pub salutation: &'a str,
     pub organisation: Option<JsonOrg<'a>>,
     pub language: Option<&'a str>,
     pub tags: Vec<&'a str>,
@@ -145,6 +147,7 @@ impl<'a> From<&'a Contact> for JsonContact<'a> {
             email: &c.email,
             name: &c.name,
             title: &c.title,
+            salutation: &c.salutation,
             organisation: c.org_name.as_deref().map(|name| JsonOrg {
                 name,
                 kind: c.org_kind.as_deref(),

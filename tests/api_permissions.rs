@@ -36,6 +36,7 @@ async fn fresh_contact(api: &Api) -> i64 {
                 email: whatsup::domain::EmailAddress::parse(&email).unwrap(),
                 name: "Fresh".into(),
                 title: String::new(),
+                salutation: String::new(),
                 organisation_id: None,
                 language: None,
                 consent_source: "test".into(),

@@ -267,7 +267,7 @@ fn export_writes_the_import_format_and_json() {
         &out.display().to_string(),
     ]);
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with("email,name,title,organisation,kind,country,city,region,timezone,relationship,since,language,tags,department\n"), "{text}");
+    assert!(text.starts_with("email,name,title,organisation,kind,country,city,region,timezone,relationship,since,language,tags,salutation,department\n"), "{text}");
     assert_eq!(text.lines().count(), 5, "{text}");
     let json = cli.json(&[
         "subscribers",

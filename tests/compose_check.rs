@@ -213,3 +213,187 @@ fn the_check_command_exits_non_zero_and_names_the_place_of_a_failure() {
     assert!(text.contains("bad.md:4:"), "{text}");
     assert!(text.contains("NOT ready to send"), "{text}");
 }
+
+#[test]
+fn relative_http_local_and_data_images_fail_and_unsized_ones_warn() {
+    let src = sample_text()
+        .replacen(
+            "src = \"https://www.example.org/whatsup/214/cool-spot.jpg\"",
+            "src = \"images/ferry.jpg\"",
+            1,
+        )
+        .replacen(
+            "src = \"https://www.example.org/whatsup/214/lanterns.jpg\"",
+            "src = \"http://www.example.org/whatsup/214/lanterns.jpg\"",
+            1,
+        )
+        .replacen(
+            "src = \"https://www.example.org/whatsup/214/rikugien-night.jpg\"",
+            "src = \"file:///home/editor/rikugien.jpg\"",
+            1,
+        )
+        .replacen(
+            ", width = 536, height = 320 }",
+            " }",
+            1,
+        )
+        .replacen(
+            "Entry to the evening openings",
+            "![The pond](/Users/editor/pond.png)\n\n<img src=\"data:image/png;base64,AAAA\" alt=\"x\" width=\"1\" height=\"1\">\n\nEntry to the evening openings",
+            1,
+        );
+    let r = rules(&src, &Newsletter::default());
+    let at = |rule: &str, line: usize| {
+        r.iter()
+            .any(|f| f.1 == rule && f.2 == line && f.0 == Severity::Failure)
+    };
+    assert!(at("image-src", 29), "relative path: {r:?}");
+    assert!(at("image-src", 64), "http: {r:?}");
+    assert!(at("image-src", 106), "file: {r:?}");
+    let body_images: Vec<_> = r
+        .iter()
+        .filter(|f| f.1 == "image-src" && (f.2 == 99 || f.2 == 101))
+        .collect();
+    assert_eq!(
+        body_images.len(),
+        2,
+        "a local path and a data: image in a body: {r:?}"
+    );
+    let no_size: Vec<_> = r.iter().filter(|f| f.1 == "image-size-missing").collect();
+    assert!(no_size.iter().all(|f| f.0 == Severity::Warning), "{r:?}");
+    assert!(
+        no_size.iter().any(|f| f.2 == 64),
+        "the lanterns lost their size: {r:?}"
+    );
+    assert!(
+        no_size.iter().any(|f| f.2 == 99),
+        "a Markdown image has no size: {r:?}"
+    );
+    let report = preflight::check_source("t.md", &src, &Newsletter::default());
+    let text = report.to_text();
+    assert!(
+        text.contains("images/ferry.jpg is a relative path"),
+        "{text}"
+    );
+    assert!(text.contains("whatsup media add FILE"), "{text}");
+    assert!(text.contains("https address"), "{text}");
+}
+
+#[test]
+fn empty_headings_section_titles_and_subjects_fail_where_they_stand() {
+    let src = sample_text()
+        .replacen("title = \"Events\"", "title = \"  \"", 1)
+        .replacen(
+            "heading = \"Greener rooftops for a thousand public buildings\"",
+            "heading = \"\"",
+            1,
+        )
+        .replacen(
+            "subject = \"Night gardens, river lanterns and a cooler Tokyo this summer\"",
+            "subject = \" \"",
+            1,
+        );
+    let r = rules(&src, &Newsletter::default());
+    assert!(
+        r.contains(&(Severity::Failure, "subject-missing", 2, 11)),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&(Severity::Failure, "heading-empty", 33, 11)),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&(Severity::Failure, "section-title-empty", 48, 9)),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn merge_tag_and_front_matter_errors_are_filed_under_their_own_rules() {
+    let src = sample_text().replacen(
+        "Summers in Tokyo are growing longer",
+        "Dear {{ recipient.nmae }}, summers in Tokyo are growing longer",
+        1,
+    );
+    let r = rules(&src, &Newsletter::default());
+    assert_eq!(r, vec![(Severity::Failure, "merge-tag", 13, 9)]);
+    let text = preflight::check_source("t.md", &src, &Newsletter::default()).to_text();
+    assert!(text.contains("t.md:13:9: error[merge-tag]: unknown value `recipient.nmae`: did you mean `recipient.name`?"), "{text}");
+    let broken = sample_text().replacen("number = 214", "number = \"214\"", 1);
+    let r = rules(&broken, &Newsletter::default());
+    assert_eq!(r, vec![(Severity::Failure, "front-matter", 4, 10)]);
+}
+
+#[test]
+fn a_greeting_branch_only_a_salutation_or_a_cjk_name_reaches_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("greeting.txt"),
+        "{% if recipient.salutation %}{{ recipient.honorific }}{% else %}Dear {{ recipient.addressee }},{% endif %}",
+    )
+    .unwrap();
+    let nl = Newsletter {
+        templates_dir: dir.path().to_path_buf(),
+        ..Newsletter::default()
+    };
+    let r = preflight::check_source("t.md", &sample_text(), &nl);
+    let f: Vec<_> = r.findings.iter().filter(|f| f.rule == "template").collect();
+    assert_eq!(f.len(), 1, "reported once: {}", r.to_text());
+    assert!(
+        f[0].message.contains("recipient.honorific"),
+        "{}",
+        r.to_text()
+    );
+}
+
+#[test]
+fn the_new_issue_skeleton_has_every_field_and_fails_the_check_until_filled_in() {
+    let s = whatsup::compose::issue::skeleton(
+        300,
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
+    );
+    for field in [
+        "subject",
+        "preheader",
+        "number",
+        "date",
+        "title",
+        "heading",
+        "body",
+        "# image",
+        "# read_more",
+        "# when",
+        "# place",
+        "alt",
+        "credit",
+        "width",
+        "height",
+        "label",
+    ] {
+        assert!(s.contains(field), "{field} missing from the skeleton:\n{s}");
+    }
+    let r = preflight::check_source("new.md", &s, &Newsletter::default());
+    let failed: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Failure)
+        .map(|f| f.rule)
+        .collect();
+    assert!(
+        failed.contains(&"subject-missing") && failed.contains(&"heading-empty"),
+        "{}",
+        r.to_text()
+    );
+    // Uncommenting the optional fields gives a valid issue.
+    let filled = s
+        .replace("subject = \"\"", "subject = \"A subject\"")
+        .replace("heading = \"\"", "heading = \"A heading\"")
+        .replace("# image = ", "image = ")
+        .replace("# read_more = ", "read_more = ")
+        .replace("# when = ", "when = ")
+        .replace("# place = ", "place = ");
+    let i = whatsup::compose::Issue::parse("filled.md", &filled).unwrap();
+    assert_eq!(i.article_count(), 3);
+    assert!(i.sections[1].articles[0].when.is_some());
+    assert!(i.sections[0].articles[0].image.is_some());
+}

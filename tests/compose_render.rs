@@ -26,6 +26,7 @@ fn ambassador() -> Recipient {
         email: "ambassador@embassy.example.org".into(),
         name: "Amélie Durand".into(),
         title: "H.E.".into(),
+        salutation: String::new(),
         organisation: "Embassy of France in Japan".into(),
         kind: Some(OrgKind::Embassy),
         country: "FR".into(),
@@ -40,6 +41,7 @@ fn mayor() -> Recipient {
         email: "international@city.example.net".into(),
         name: "Jordan Lee".into(),
         title: "Mayor".into(),
+        salutation: String::new(),
         organisation: "City of Example".into(),
         kind: Some(OrgKind::City),
         country: "US".into(),
@@ -53,30 +55,7 @@ fn compiled() -> CompiledIssue {
     CompiledIssue::compile(sample(), &Newsletter::default()).expect("the sample compiles")
 }
 
-fn snapshot(name: &str, actual: &str) {
-    let path = root().join("tests/snapshots").join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some()
-        || !path.exists() && std::env::var_os("CI").is_none()
-    {
-        std::fs::write(&path, actual).unwrap();
-        eprintln!("wrote snapshot {}", path.display());
-        return;
-    }
-    let expected =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    if expected != actual {
-        let new = path.with_extension(format!(
-            "{}.new",
-            path.extension().and_then(|e| e.to_str()).unwrap_or("")
-        ));
-        std::fs::write(&new, actual).unwrap();
-        panic!(
-            "{} differs from the rendering (written to {}); rerun with UPDATE_SNAPSHOTS=1 if the change is intended",
-            path.display(),
-            new.display()
-        );
-    }
-}
+use crate::common::snapshot;
 
 #[test]
 fn the_html_part_matches_its_snapshot() {
@@ -351,4 +330,135 @@ fn an_editor_override_replaces_one_template_and_keeps_the_rest() {
         html.contains("Lantern evenings on the Sumida River"),
         "built-in issue.html still used"
     );
+}
+
+/// The sample issue with merge tags in every field that takes them.
+fn tagged() -> CompiledIssue {
+    let src = std::fs::read_to_string(root().join("samples/issue-214.md"))
+        .unwrap()
+        .replacen(
+            "subject = \"Night gardens, river lanterns and a cooler Tokyo this summer\"",
+            "subject = \"Summer in Tokyo, for {{ recipient.organisation or 'our partners' }}\"",
+            1,
+        )
+        .replacen(
+            "preheader = \"Tokyo's heat plan,",
+            "preheader = \"For {{ recipient.name }}: Tokyo's heat plan,",
+            1,
+        )
+        .replacen(
+            "title = \"Events\"",
+            "title = \"Events for {{ recipient.city or \\\"you\\\" }}\"",
+            1,
+        )
+        .replacen(
+            "heading = \"Tokyo Friendship Sports Day\"",
+            "heading = \"A team from {{ recipient.country_name }}?\"",
+            1,
+        )
+        .replacen(
+            "Registration is open until 31 August.",
+            "Registration is open until 31 August, {{ recipient.title or \"colleague\" }}. [Your preferences]({{ links.preferences }}).",
+            1,
+        )
+        .replacen(
+            "alt = \"Paper lanterns glowing on the dark water of the Sumida River\"",
+            "alt = \"Lanterns for {{ recipient.name }}\"",
+            1,
+        )
+        .replacen(
+            "label = \"Register a team\"",
+            "label = \"Register {{ recipient.organisation }}\"",
+            1,
+        )
+        .replacen(
+            "Welcome to the July issue of WHAT'S UP.",
+            "{{ recipient.salutation or \"Welcome\" }} to the July issue of WHAT'S UP.",
+            1,
+        );
+    let issue = Issue::parse("tagged.md", &src).expect("the tagged issue parses");
+    CompiledIssue::compile(issue, &Newsletter::default()).expect("and compiles")
+}
+
+#[test]
+fn merge_tags_in_every_field_take_each_recipients_values() {
+    let c = tagged();
+    let a = ambassador();
+    let html = c.html_for(&a).unwrap();
+    let text = c.text_for(&a).unwrap();
+    assert!(html.contains("Events for Tokyo"), "section title");
+    // The text part upper-cases titles; a value is printed as it is.
+    assert!(text.contains("EVENTS FOR Tokyo"), "section title");
+    for part in [&html, &text] {
+        assert!(part.contains("A team from France?"), "heading");
+        assert!(part.contains("open until 31 August, H.E.."), "body");
+        assert!(
+            part.contains("Register Embassy of France in Japan"),
+            "button label"
+        );
+        assert!(part.contains("Welcome to the July issue"), "intro, default");
+        assert!(!part.contains("{{") && !part.contains("{%"), "no braces");
+    }
+    assert!(html.contains("For Amélie Durand: Tokyo"), "preheader");
+    assert!(
+        html.contains("alt=\"Lanterns for Amélie Durand\""),
+        "alt text"
+    );
+    assert!(
+        html.contains("href=\"https://whatsup.tokyo.example.org/p/tok_abc123\""),
+        "a personal link in a body: {html}"
+    );
+    assert!(text.contains("https://whatsup.tokyo.example.org/p/tok_abc123"));
+    let m = c.render_for(&a).unwrap();
+    let parsed = MessageParser::default().parse(&m.bytes).unwrap();
+    assert_eq!(
+        parsed.subject(),
+        Some("Summer in Tokyo, for Embassy of France in Japan")
+    );
+    let mut saluted = mayor();
+    saluted.salutation = "Dear Mayor Lee".into();
+    saluted.organisation = String::new();
+    let html = c.html_for(&saluted).unwrap();
+    assert!(html.contains("Dear Mayor Lee to the July issue"), "{html}");
+    let m = c.render_for(&saluted).unwrap();
+    let parsed = MessageParser::default().parse(&m.bytes).unwrap();
+    assert_eq!(parsed.subject(), Some("Summer in Tokyo, for our partners"));
+}
+
+#[test]
+fn merge_tag_values_are_escaped_in_html() {
+    let c = tagged();
+    let mut r = ambassador();
+    r.name = "<script>alert(1)</script>".into();
+    let html = c.html_for(&r).unwrap();
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(
+        html.contains("Lanterns for &lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+            || html.contains("Lanterns for &lt;script&gt;alert(1)&lt;/script&gt;"),
+        "escaped in an attribute"
+    );
+    assert!(html.contains("For &lt;script&gt;"), "escaped in text");
+    let text = c.text_for(&r).unwrap();
+    assert!(text.contains("<script>alert(1)</script>"), "plain in text");
+}
+
+#[test]
+fn a_public_copy_shows_defaults_and_neutral_words_never_a_recipients_values() {
+    let c = tagged();
+    let html = c
+        .html_public(whatsup::compose::PersonalLinks {
+            preferences: "https://whatsup.tokyo.example.org/links".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(html.contains("Events for you"), "the default");
+    assert!(html.contains("For colleague: Tokyo"), "a neutral word");
+    assert!(html.contains("A team from your country?"));
+    assert!(
+        html.contains("Greetings from Tokyo,"),
+        "the generic greeting"
+    );
+    assert!(!html.contains("{{"));
+    assert!(!html.contains("tok_"));
+    assert_eq!(c.subject, "Summer in Tokyo, for our partners");
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use crate::common::{data, import, temp_csv, TestDb};
 use whatsup::config::Secret;
 use whatsup::domain::segment::Segment;
-use whatsup::domain::{ContactStatus, CountryCode, EmailAddress, OrgKind};
+use whatsup::domain::{CampaignState, ContactStatus, CountryCode, EmailAddress, OrgKind};
 use whatsup::export::{export, Format};
 use whatsup::import::ImportOptions;
 use whatsup::store::bounces::{
@@ -23,6 +23,7 @@ fn new_contact(email: &str) -> NewContact {
         email: EmailAddress::parse(email).unwrap(),
         name: "Test Person".into(),
         title: "Officer".into(),
+        salutation: String::new(),
         organisation_id: None,
         language: None,
         consent_source: "test".into(),
@@ -588,6 +589,7 @@ async fn an_import_batch_that_refers_to_a_missing_organisation_fails_and_writes_
         o: Some(999_999),
         l: None,
         a: &attrs,
+        s: "",
     }];
     // PostgreSQL's reference trigger refuses the rows; on SQLite the
     // batch's reference check does.
@@ -856,6 +858,376 @@ async fn the_seed_data_imports_without_a_single_rejected_row(db: TestDb) {
     }
 }
 
+/// A start check that sees every frozen recipient and refuses when told to.
+struct Counting {
+    seen: Vec<String>,
+    pages: usize,
+    refuse: bool,
+}
+
+impl whatsup::store::campaigns::FrozenCheck for Counting {
+    async fn page(&mut self, rows: Vec<whatsup::store::campaigns::Claimed>) -> anyhow::Result<()> {
+        self.pages += 1;
+        self.seen.extend(rows.into_iter().map(|r| r.email));
+        Ok(())
+    }
+
+    async fn verdict(&mut self) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .refuse
+            .then(|| format!("{} recipients seen; refused", self.seen.len())))
+    }
+}
+
+async fn a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its_reason(
+    db: TestDb,
+) {
+    use whatsup::store::campaigns::Started;
+    fixture(&db).await;
+    common::save_sample_issue(&db.store).await;
+    let id = common::draft_campaign(&db.store, "gate", "").await;
+    let due: std::collections::HashMap<String, i64> = [(String::new(), 0)].into();
+    let mut check = Counting {
+        seen: Vec::new(),
+        pages: 0,
+        refuse: true,
+    };
+    let started = db
+        .store
+        .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
+        .await
+        .unwrap();
+    assert_eq!(
+        started,
+        Started::Blocked("8 recipients seen; refused".into())
+    );
+    assert_eq!(check.seen.len(), 8, "every frozen recipient was checked");
+    let c = db.store.campaign_or_err(id).await.unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.state_reason.as_str()),
+        ("blocked", "8 recipients seen; refused")
+    );
+    assert_eq!(c.recipients, 0);
+    assert_eq!(c.issue_revision, None);
+    assert_eq!(
+        db.store.delivery_counts(id).await.unwrap().total(),
+        0,
+        "nothing frozen"
+    );
+    let events = db.store.campaign_events(id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.old_state.as_deref(), last.new_state.as_str()),
+        (Some("draft"), "blocked")
+    );
+    // A blocked campaign may be scheduled again, and started.
+    assert!(db
+        .store
+        .schedule_campaign(
+            id,
+            &whatsup::store::campaigns::Schedule::At(0),
+            &common::actor()
+        )
+        .await
+        .unwrap());
+    let mut check = Counting {
+        seen: Vec::new(),
+        pages: 0,
+        refuse: false,
+    };
+    let started = db
+        .store
+        .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
+        .await
+        .unwrap();
+    assert_eq!(started, Started::Running(8));
+    assert_eq!(check.pages, 1);
+    let mut seen = check.seen.clone();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 8);
+    assert_eq!(db.store.delivery_counts(id).await.unwrap().pending, 8);
+    // Running: not startable again, and the check is not asked.
+    let mut check = Counting {
+        seen: Vec::new(),
+        pages: 0,
+        refuse: true,
+    };
+    let again = db
+        .store
+        .start_campaign(id, 1, None, &due, &common::actor(), &mut check)
+        .await
+        .unwrap();
+    assert_eq!(again, Started::NotStartable);
+    assert_eq!(check.pages, 0);
+}
+
+async fn an_override_is_kept_on_the_campaign_and_written_to_its_history(db: TestDb) {
+    use whatsup::store::campaigns::CheckOverride;
+    common::save_sample_issue(&db.store).await;
+    let id = common::draft_campaign(&db.store, "override", "").await;
+    let o = CheckOverride {
+        revision: 1,
+        reason: "alt text is on the web page".into(),
+        findings: vec!["image-alt-missing issue 214 revision 1:64:9".into()],
+    };
+    db.store
+        .record_override(id, &o, &whatsup::domain::Actor::system("editor"))
+        .await
+        .unwrap();
+    let c = db.store.campaign_or_err(id).await.unwrap();
+    assert_eq!(c.override_for(1), Some(o.clone()));
+    assert_eq!(c.override_for(2), None, "another revision is not covered");
+    assert_eq!(c.override_actor, "system:editor");
+    let events = db.store.campaign_events(id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (
+            last.old_state.as_deref(),
+            last.new_state.as_str(),
+            last.actor.as_str()
+        ),
+        (Some("draft"), "draft", "system:editor")
+    );
+    assert_eq!(
+        last.reason,
+        "preflight overridden for issue revision 1: alt text is on the web page \
+         (covers: image-alt-missing issue 214 revision 1:64:9)"
+    );
+    assert!(db
+        .store
+        .record_override(999_999, &o, &common::actor())
+        .await
+        .is_err());
+}
+
+async fn a_contacts_salutation_is_stored_edited_imported_and_exported(db: TestDb) {
+    let mut c = new_contact("envoy@se.embassy.example.org");
+    c.salutation = " Your Excellency ".into();
+    let added = db.store.add_contact(&c, &common::actor()).await.unwrap();
+    assert_eq!(added.salutation, "Your Excellency");
+    let edited = db
+        .store
+        .edit_contact(
+            "envoy@se.embassy.example.org",
+            &ContactPatch {
+                salutation: Some("Dear Ambassador Lind".into()),
+                ..Default::default()
+            },
+            &common::actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.salutation, "Dear Ambassador Lind");
+    let (_dir, path) = common::temp_csv(
+        "email,name,salutation\nenvoy@se.embassy.example.org,Eva Lind,\n\
+         consul@no.embassy.example.org,Ola Nordmann,Dear Consul General\n",
+    );
+    let report = common::import(
+        &db.store,
+        &path,
+        &whatsup::import::ImportOptions {
+            update: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((report.created, report.rejected), (1, 0), "{report:?}");
+    let kept = db
+        .store
+        .contact("envoy@se.embassy.example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.salutation, "Dear Ambassador Lind",
+        "an empty field keeps it"
+    );
+    let new = db
+        .store
+        .contact("consul@no.embassy.example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.salutation, "Dear Consul General");
+    assert!(new.attributes.0.is_empty(), "a column, not an attribute");
+    let (_dir, bad) = common::temp_csv(format!(
+        "email,salutation\nlong@example.org,{}\n",
+        "x".repeat(201)
+    ));
+    let report = common::import(&db.store, &bad, &Default::default()).await;
+    assert_eq!(report.rejected, 1, "{report:?}");
+}
+
+/// Runs the migrations up to `version` only.
+async fn migrate_to(store: &Store, version: i64) {
+    migrate_only(store, |v| v <= version).await
+}
+
+/// Runs the migrations whose version `keep` accepts.
+async fn migrate_only(store: &Store, keep: impl Fn(i64) -> bool) {
+    macro_rules! run {
+        ($m:expr, $p:expr) => {{
+            let mut m = $m;
+            m.migrations = m
+                .migrations
+                .iter()
+                .filter(|x| keep(x.version))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            m.run($p).await.unwrap();
+        }};
+    }
+    match store {
+        Store::Sqlite(p) => run!(sqlx::migrate!("migrations/sqlite"), p),
+        Store::Postgres(p) => run!(sqlx::migrate!("migrations/postgres"), p),
+    }
+}
+
+/// A database at schema version 10 with a campaign, its history, a
+/// delivery and a salutation kept as an attribute, then migrated: nothing
+/// is lost, references still hold and cascade, and `blocked` is allowed.
+async fn the_blocked_state_migration_keeps_campaigns_their_history_and_references(db: TestDb) {
+    migrate_to(&db.store, 10).await;
+    let postgres = matches!(db.store, Store::Postgres(_));
+    for sql in [
+        "INSERT INTO contacts (id, email, name, status_changed_at, attributes, created_at, updated_at) \
+         VALUES (1, 'a@example.org', 'A', '2026-01-01T00:00:00Z', '{\"salutation\": \" Your Excellency \", \"dept\": \"x\"}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        "INSERT INTO campaigns (id, name, issue_number, from_name, from_address, transport, state, \
+         created_at, updated_at) VALUES (7, 'Old', 214, 'T', 't@example.org', 'outbox', 'finished', \
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        "INSERT INTO campaign_events (campaign_id, old_state, new_state, actor, created_at) \
+         VALUES (7, 'running', 'finished', 'w', '2026-01-01T00:00:00Z')",
+        "INSERT INTO deliveries (campaign_id, contact_id, email, status, due_ms, updated_at) \
+         VALUES (7, 1, 'a@example.org', 'sent', 0, '2026-01-01T00:00:00Z')",
+    ] {
+        raw(&db.store, sql, &[]).await.unwrap();
+    }
+    db.store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap();
+    let c = db.store.campaign_or_err(7).await.unwrap();
+    assert_eq!((c.name.as_str(), c.state.as_str()), ("Old", "finished"));
+    assert_eq!(c.override_revision, None);
+    assert_eq!(db.store.campaign_events(7).await.unwrap().len(), 1);
+    assert_eq!(db.store.delivery_counts(7).await.unwrap().sent, 1);
+    let a = db.store.contact("a@example.org").await.unwrap().unwrap();
+    assert_eq!(a.salutation, "Your Excellency");
+    assert_eq!(a.attributes.0.get("dept"), Some(&serde_json::json!("x")));
+    assert!(!a.attributes.0.contains_key("salutation"));
+    assert!(db
+        .store
+        .move_campaign(
+            7,
+            &[CampaignState::Finished],
+            CampaignState::Blocked,
+            &common::actor(),
+            "x"
+        )
+        .await
+        .unwrap());
+    assert_refused(
+        "an event of a missing campaign",
+        raw(
+            &db.store,
+            "INSERT INTO campaign_events (campaign_id, new_state, actor, created_at) \
+             VALUES (999, 'draft', 'x', '2026-01-01T00:00:00Z')",
+            &[],
+        )
+        .await,
+    );
+    let bad_state = raw(
+        &db.store,
+        "UPDATE campaigns SET state = 'exploded' WHERE id = $1",
+        &[7],
+    )
+    .await;
+    assert!(bad_state.is_err(), "the CHECK still holds");
+    let index = if postgres {
+        "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'campaigns_state'"
+    } else {
+        "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name = 'campaigns_state'"
+    };
+    assert_eq!(raw_count(&db.store, index, &[]).await, 1);
+    raw(&db.store, "DELETE FROM campaigns WHERE id = $1", &[7])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.delivery_counts(7).await.unwrap().total(),
+        0,
+        "cascaded"
+    );
+    assert!(
+        db.store.campaign_events(7).await.unwrap().is_empty(),
+        "cascaded"
+    );
+}
+
+/// A database upgraded by a binary that did not have migration 0011 yet
+/// (its later migrations applied) takes it on the next `migrate`.
+async fn a_database_migrated_without_0011_takes_it_later(db: TestDb) {
+    migrate_only(&db.store, |v| v != 11).await;
+    raw(
+        &db.store,
+        "INSERT INTO campaigns (id, name, issue_number, from_name, from_address, transport, state, \
+         created_at, updated_at) VALUES (3, 'Later', 214, 'T', 't@example.org', 'outbox', 'draft', \
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        &[],
+    )
+    .await
+    .unwrap();
+    db.store.migrate().await.unwrap();
+    assert!(db
+        .store
+        .move_campaign(
+            3,
+            &[CampaignState::Draft],
+            CampaignState::Blocked,
+            &common::actor(),
+            "x"
+        )
+        .await
+        .unwrap());
+    let c = db.store.campaign_or_err(3).await.unwrap();
+    assert_eq!(
+        (c.state.as_str(), c.override_findings.as_str()),
+        ("blocked", "[]")
+    );
+}
+
+mod migration {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::the_blocked_state_migration_keeps_campaigns_their_history_and_references(
+            super::common::sqlite_migrated(false).await,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = super::common::postgres_migrated(false).await {
+            super::the_blocked_state_migration_keeps_campaigns_their_history_and_references(db)
+                .await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_without_0011() {
+        super::a_database_migrated_without_0011_takes_it_later(
+            super::common::sqlite_migrated(false).await,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_without_0011() {
+        if let Some(db) = super::common::postgres_migrated(false).await {
+            super::a_database_migrated_without_0011_takes_it_later(db).await
+        }
+    }
+}
+
 /// One event of `kind` for `email`, matched to its contact as given.
 fn bounce_event(contact: i64, email: &str, kind: &str, verified: bool) -> NewBounceEvent {
     NewBounceEvent {
@@ -1055,6 +1427,9 @@ async fn a_deliverys_time_and_stored_message_id_are_found_for_the_web_and_the_in
 }
 
 on_both_backends!(
+    a_refused_start_freezes_nobody_and_leaves_the_campaign_blocked_with_its_reason,
+    an_override_is_kept_on_the_campaign_and_written_to_its_history,
+    a_contacts_salutation_is_stored_edited_imported_and_exported,
     adding_a_contact_normalises_the_address_and_refuses_a_case_variant,
     organisations_are_found_by_name_case_insensitively_and_edited,
     a_status_change_writes_the_audit_trail_once,
@@ -1105,6 +1480,7 @@ mod postgres_only {
             o: None,
             l: None,
             a: &attrs,
+            s: "",
         };
         let rows = [row("late@example.org"), row("fresh@example.org")];
         let inserted = session

@@ -447,6 +447,7 @@ async fn a_store_of_100000_contacts_and_a_finished_campaign_copies_with_every_ch
                 email: whatsup::domain::EmailAddress::parse("new@example.net").unwrap(),
                 name: "New".into(),
                 title: String::new(),
+                salutation: String::new(),
                 organisation_id: None,
                 language: None,
                 consent_source: "test".into(),

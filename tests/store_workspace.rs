@@ -360,6 +360,7 @@ fn new_contact(email: &str) -> NewContact {
         email: whatsup::domain::EmailAddress::parse(email).unwrap(),
         name: "Test Person".into(),
         title: String::new(),
+        salutation: String::new(),
         organisation_id: None,
         language: None,
         consent_source: "test".into(),

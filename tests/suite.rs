@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod api_gate;
 mod api_permissions;
 mod api_sessions;
 mod api_workflow;
@@ -29,6 +30,7 @@ mod ops_service;
 mod send_conversation;
 mod send_crash;
 mod send_dkim;
+mod send_gate;
 mod send_reliability;
 mod send_restart;
 mod send_smtp;
@@ -38,6 +40,7 @@ mod store_copy;
 mod store_stats;
 mod store_workspace;
 mod web_admin_accounts;
+mod web_admin_bounces;
 mod web_admin_browser;
 mod web_admin_campaigns;
 mod web_admin_contacts;

@@ -158,6 +158,7 @@ async fn a_campaign_is_created_approved_by_a_second_person_scheduled_and_started
                 ("mode", "local"),
                 ("local_date", "2026-12-01"),
                 ("local_time", "09:00"),
+                ("now", "1"),
             ],
         )
         .await;

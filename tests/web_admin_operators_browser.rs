@@ -110,6 +110,34 @@ async fn wait_text(b: &Browser, css: &str, what: &str, ok: impl Fn(&str) -> bool
     panic!("{css} never showed {what}; last {last:?}");
 }
 
+/// A hard bounce matched only by its address (so unverified).
+async fn record_unverified_bounce(db: &TestDb, email: &str) {
+    use whatsup::store::bounces::{BouncePolicy, NewBounceEvent, NewBounceMessage};
+    let c = db.store.contact(email).await.unwrap().unwrap();
+    let msg = NewBounceMessage {
+        sha256: format!("browser-{email}"),
+        message_id: "<browser-test@example.net>".into(),
+        source: "mailbox".into(),
+        format: "dsn".into(),
+        events: vec![NewBounceEvent {
+            contact_id: Some(c.id),
+            campaign_id: None,
+            delivery_id: None,
+            email: email.into(),
+            kind: "hard".into(),
+            reason: "user_unknown".into(),
+            status: "5.1.1".into(),
+            diagnostic: "550 5.1.1 <press@nyc.example.com>: user unknown".into(),
+            matched_by: "address".into(),
+            verified: false,
+        }],
+    };
+    db.store
+        .record_bounce(&msg, &BouncePolicy::default(), "bounce:test")
+        .await
+        .unwrap();
+}
+
 async fn sign_in(b: &Browser, addr: SocketAddr, email: &str) {
     b.open(&format!("http://{addr}/admin/login")).await;
     fill(b, "#email", email).await;
@@ -233,6 +261,13 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
         .await
         .unwrap();
     fill(&b, "#local-time", "09:00").await;
+    b.client
+        .find(Locator::Css("#now"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.click("form[action$='/schedule'] button").await;
     let timeline = text_of(&b, "#timeline").await;
     assert!(timeline.contains("America/New_York"), "{timeline}");
@@ -317,6 +352,18 @@ async fn an_operator_approves_and_starts_a_local_time_campaign_and_watches_it_fi
         addr,
         &format!("/admin/organisations/{org}"),
         "admin-organisation",
+    )
+    .await;
+
+    // The bounces page, with an unverified event marked.
+    record_unverified_bounce(&db, "press@nyc.example.com").await;
+    check_page(&b, addr, "/admin/bounces", "admin-bounces").await;
+    assert!(text_of(&b, "#bounces").await.contains("unverified"));
+    check_page(
+        &b,
+        addr,
+        "/admin/bounces?view=report",
+        "admin-bounces-report",
     )
     .await;
 

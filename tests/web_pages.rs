@@ -32,6 +32,7 @@ pub(crate) struct Site {
     keys: TokenKeys,
     pub(crate) campaign: i64,
     pub(crate) contacts: Vec<Contact>,
+    pub(crate) config: Config,
     _db: TestDb,
     _outbox: tempfile::TempDir,
 }
@@ -97,6 +98,33 @@ ana@embassy.example.org,Ana Lima,Counsellor,Embassy of Brazil in Japan,embassy,B
 bo@city.example.net,Bo Berg,Mayor,City of Example,city,SE,sister-cities\n\
 cy@embassy.example.com,Cy Moss,Attaché,Embassy of Chile in Japan,embassy,CL,embassies;press\n";
 
+/// Sends the latest revision of issue 214 to every active contact through
+/// the outbox; returns the campaign.
+async fn send_to_everyone(store: &Store, config: &Config, name: &str) -> i64 {
+    let campaign = store
+        .create_campaign(&whatsup::store::campaigns::NewCampaign {
+            name,
+            issue_number: 214,
+            segment: "",
+            from_name: "WHAT'S UP Tokyo",
+            from_address: "whatsup@example.org",
+            reply_to: "",
+            transport: "outbox",
+            actor: &crate::common::actor(),
+        })
+        .await
+        .unwrap();
+    whatsup::send::engine::start(store, config, campaign, &crate::common::actor())
+        .await
+        .unwrap();
+    let mut worker = whatsup::send::worker::Worker::new(store.clone(), config.clone()).unwrap();
+    worker
+        .send_campaign(campaign, &AtomicBool::new(false), |_| {})
+        .await
+        .unwrap();
+    campaign
+}
+
 pub(crate) async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
     let mut config = db.config.clone();
     config.security.token_secret = Secret::new(SECRET);
@@ -110,38 +138,22 @@ pub(crate) async fn site(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Site {
     let r = common::import(&db.store, &csv, &ImportOptions::default()).await;
     assert_eq!(r.rejected, 0, "{:?}", r.errors);
     common::save_sample_issue(&db.store).await;
-    let campaign = db
-        .store
-        .create_campaign(&whatsup::store::campaigns::NewCampaign {
-            name: "web test",
-            issue_number: 214,
-            segment: "",
-            from_name: "WHAT'S UP Tokyo",
-            from_address: "whatsup@example.org",
-            reply_to: "",
-            transport: "outbox",
-            actor: &crate::common::actor(),
-        })
-        .await
-        .unwrap();
-    whatsup::send::engine::start(&db.store, &config, campaign, &crate::common::actor())
-        .await
-        .unwrap();
-    let mut worker = whatsup::send::worker::Worker::new(db.store.clone(), config.clone()).unwrap();
-    worker
-        .send_campaign(campaign, &AtomicBool::new(false), |_| {})
-        .await
-        .unwrap();
+    let campaign = send_to_everyone(&db.store, &config, "web test").await;
     let contacts = db.store.list_contacts(None, None, 0).await.unwrap();
-    let server = Server::start(db.store.clone(), config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let server = Server::start(
+        db.store.clone(),
+        config.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
     Site {
         server,
         store: db.store.clone(),
         keys: TokenKeys::new(SECRET, &[OLD_SECRET]).unwrap(),
         campaign,
         contacts,
+        config,
         _db: db,
         _outbox: outbox,
     }
@@ -1215,7 +1227,68 @@ async fn tracking_is_off_by_default_and_counts_only_issue_links_when_on(db: Test
     );
 }
 
+/// A revision of the sample with merge tags, sent to everyone: the archive
+/// shows their defaults or neutral words, never a recipient's details.
+async fn the_archive_shows_merge_tags_with_neutral_values_and_no_ones_details(db: TestDb) {
+    let s = site(db, |_| {}).await;
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/issue-214.md"),
+    )
+    .unwrap()
+    .replacen(
+        "subject = \"Night gardens, river lanterns and a cooler Tokyo this summer\"",
+        "subject = \"Summer news for {{ recipient.organisation or 'our partners' }}\"",
+        1,
+    )
+    .replacen(
+        "Welcome to the July issue of WHAT'S UP.",
+        "Dear {{ recipient.name }} of {{ recipient.organisation }}, welcome to the July issue.",
+        1,
+    );
+    let issue = whatsup::compose::Issue::parse("tagged.md", &source).unwrap();
+    s.store
+        .save_issue(&whatsup::store::issues::IssueText {
+            number: 214,
+            subject: &issue.subject,
+            date: issue.date,
+            source_path: "tagged.md",
+            source: &source,
+            actor: &crate::common::actor(),
+        })
+        .await
+        .unwrap();
+    send_to_everyone(&s.store, &s.config, "tagged").await;
+    let page = http::get(s.addr(), "/archive/214").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("Dear colleague of your organisation, welcome"),
+        "neutral words: {}",
+        page.body
+    );
+    assert!(!page.body.contains("{{"), "no braces");
+    for c in &s.contacts {
+        assert!(!page.body.contains(&c.name), "{} leaked", c.name);
+        let org = c.org_name.as_deref().unwrap();
+        assert!(!page.body.contains(org), "{org} leaked");
+    }
+    let index = http::get(s.addr(), "/archive").await;
+    assert!(
+        index.body.contains("Summer news for our partners"),
+        "{}",
+        index.body
+    );
+    let feed = http::get(s.addr(), "/archive/feed.xml").await;
+    assert!(
+        feed.body.contains("Summer news for our partners"),
+        "{}",
+        feed.body
+    );
+    assert!(!feed.body.contains("{{"));
+}
+
 on_both_backends!(
+    the_archive_shows_merge_tags_with_neutral_values_and_no_ones_details,
     one_click_post_unsubscribes_without_a_cookie_and_twice_is_harmless,
     a_multipart_one_click_post_unsubscribes,
     a_get_or_head_never_unsubscribes,

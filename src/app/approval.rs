@@ -1,5 +1,8 @@
 //! Requesting and giving a campaign's approval (the two-person rule of
 //! `domain::approval`), for the CLI, the API and the admin pages alike.
+//! An approval passes the send gate's preflight first: nobody approves an
+//! issue revision that could not be sent (an override recorded for that
+//! revision counts).
 
 use serde::Serialize;
 
@@ -7,6 +10,7 @@ use super::error::AppError;
 use crate::config::Config;
 use crate::domain::approval::{check_approver, ApprovalStatus};
 use crate::domain::{Action, Actor, CampaignState};
+use crate::send::gate;
 use crate::store::approvals::{ApprovalKind, ApprovalRow};
 use crate::store::campaigns::Campaign;
 use crate::store::Store;
@@ -35,9 +39,12 @@ pub async fn view(store: &Store, config: &Config, c: &Campaign) -> Result<Approv
 async fn pending_campaign(store: &Store, id: i64) -> Result<Campaign, AppError> {
     let c = store.campaign_or_err(id).await?;
     let state = c.state()?;
-    if !matches!(state, CampaignState::Draft | CampaignState::Scheduled) {
+    if !matches!(
+        state,
+        CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
+    ) {
         return Err(AppError::Conflict(format!(
-            "campaign {id} is {state}; only a draft or scheduled campaign needs approval"
+            "campaign {id} is {state}; only a draft, scheduled or blocked campaign needs approval"
         )));
     }
     Ok(c)
@@ -88,6 +95,10 @@ async fn record(
     let rev = store.issue_revision(number, None).await?;
     if kind == ApprovalKind::Approval {
         check_approver(actor, &c.created_by, &rev.author, rev.revision)?;
+        let (_, refusal) = gate::check_campaign(store, config, &c, actor, None).await?;
+        if let Some(r) = refusal {
+            return Err(AppError::Refused(r));
+        }
     }
     store
         .record_approval(id, kind, rev.revision, &c.segment, note, actor)

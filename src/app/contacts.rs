@@ -14,6 +14,8 @@ pub struct AddContact {
     pub email: String,
     pub name: String,
     pub title: String,
+    /// How to address them ("" for the default greeting).
+    pub salutation: String,
     pub organisation_id: Option<i64>,
     /// "" for none.
     pub language: String,
@@ -27,6 +29,7 @@ pub struct EditContact {
     pub email: Option<String>,
     pub name: Option<String>,
     pub title: Option<String>,
+    pub salutation: Option<String>,
     /// `Some(None)` detaches it from its organisation.
     pub organisation_id: Option<Option<i64>>,
     /// `Some("")` clears the language.
@@ -38,6 +41,11 @@ pub struct EditContact {
 
 fn email(s: &str) -> Result<EmailAddress, AppError> {
     EmailAddress::parse(s).map_err(|e| AppError::field("email", e.to_string()))
+}
+
+fn salutation(s: &str) -> Result<String, AppError> {
+    crate::domain::check_salutation(s.trim()).map_err(|e| AppError::field("salutation", e))?;
+    Ok(s.trim().to_string())
 }
 
 fn language(s: &str) -> Result<Option<Language>, AppError> {
@@ -111,6 +119,7 @@ pub async fn add(store: &Store, actor: &Actor, input: AddContact) -> Result<Cont
         email,
         name: input.name.trim().to_string(),
         title: input.title.trim().to_string(),
+        salutation: salutation(&input.salutation)?,
         organisation_id: input.organisation_id,
         language: language(&input.language)?,
         consent_source: actor.label(),
@@ -136,6 +145,7 @@ pub async fn edit(
         email: input.email.as_deref().map(email).transpose()?,
         name: input.name,
         title: input.title,
+        salutation: input.salutation.as_deref().map(salutation).transpose()?,
         organisation_id: input.organisation_id,
         language: input.language.as_deref().map(language).transpose()?,
         attributes: input.attributes,

@@ -1,8 +1,9 @@
 //! [`AppError`]: the failures a front end answers differently. The API maps
-//! them to RFC 9457 problems (422, 404, 409, 403, 429, 500); the CLI prints
-//! their message.
+//! them to RFC 9457 problems (422, 404, 409, 403, 429, 500; the send gate's
+//! refusals with their findings); the CLI prints their message.
 
 use crate::domain::approval::{ApproverRefusal, NotApproved};
+use crate::send::gate::Refusal;
 use crate::store::StoreError;
 
 /// One thing wrong with the input, where it is.
@@ -34,6 +35,19 @@ pub enum AppError {
     /// The actor may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The send gate's preflight refused the issue revision the campaign
+    /// would send: each failure with its file, line and column.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// A start the send gate refused: the campaign is now `blocked` with
+    /// the reason (and the preflight's failures when those were the cause);
+    /// nothing was sent.
+    #[error("campaign {id} is blocked; nothing was sent.\n{reason}")]
+    Blocked {
+        id: i64,
+        reason: String,
+        refusal: Option<Refusal>,
+    },
     #[error(transparent)]
     Internal(anyhow::Error),
 }

@@ -2,6 +2,13 @@
 //! as functions that take an [`Actor`](crate::domain::Actor) and typed
 //! input and return typed errors ([`AppError`]). The front ends parse their
 //! input, call these, and render the result; none of them repeats a rule.
+//!
+//! - [`campaign_actions`]: create, change, schedule, start, pause, resume,
+//!   cancel and retry campaigns; create, schedule and start pass the send
+//!   gate ([`crate::send::gate`]).
+//! - [`approval`]: request and give a campaign's two-person approval (an
+//!   approval also passes the gate's preflight).
+//! - [`accounts`]: users, sessions and API tokens.
 
 pub mod accounts;
 pub mod approval;

@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use super::output::{print_json, print_table};
 use crate::app::approval::{self, ApprovalView};
-use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
+use crate::app::campaign_actions::{
+    self as actions, Checked, Control, CreateCampaign, ScheduleAt, ScheduleCampaign,
+};
 use crate::app::AppError;
 use crate::config::Config;
 use crate::domain::approval::ApprovalStatus;
@@ -40,8 +42,8 @@ pub enum CampaignsCmd {
     /// Schedule a campaign at a time in the newsletter's zone, or at a local
     /// time in each recipient's zone
     Schedule(ScheduleArgs),
-    /// Change a draft or scheduled campaign's name or segment (a new
-    /// segment voids its approval)
+    /// Change a draft, scheduled or blocked campaign's name or segment (a
+    /// new segment voids its approval)
     Edit {
         id: i64,
         #[arg(long)]
@@ -60,7 +62,7 @@ pub enum CampaignsCmd {
     },
     /// Approve the campaign's issue revision and segment (an operator or
     /// admin other than its creator and the revision's author; name your
-    /// account with --as EMAIL)
+    /// account with --as EMAIL); the revision must pass its preflight check
     Approve {
         id: i64,
         #[arg(long, default_value = "")]
@@ -68,9 +70,16 @@ pub enum CampaignsCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Start a campaign now (freezes its recipients; needs its approval);
-    /// `whatsup worker` or `whatsup send` then delivers
-    Start { id: i64 },
+    /// Start a campaign now: checks the issue (and its approval), freezes
+    /// the recipients and renders every message once; `whatsup worker` or
+    /// `whatsup send` then delivers
+    Start {
+        id: i64,
+        /// Send despite the issue's preflight failures, for this reason
+        /// (recorded in the campaign's history)
+        #[arg(long, value_name = "REASON")]
+        override_check: Option<String>,
+    },
     /// Pause a running campaign
     Pause { id: i64 },
     /// Resume a paused campaign where it stopped
@@ -110,6 +119,10 @@ pub struct CreateArgs {
     /// smtp or outbox (default: sending.transport)
     #[arg(long)]
     pub transport: Option<String>,
+    /// Create it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -126,13 +139,24 @@ pub struct ScheduleArgs {
     /// Date for --local, "YYYY-MM-DD"
     #[arg(long)]
     pub date: Option<String>,
+    /// Accept a time in the past: the campaign starts at once
+    #[arg(long)]
+    pub now: bool,
+    /// Schedule it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
 }
 
 /// `whatsup send` arguments.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Campaign id; a draft or scheduled campaign starts now
+    /// Campaign id; a draft, scheduled or blocked campaign starts now
     pub id: i64,
+    /// Start it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history)
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
     /// Print the final summary as JSON
     #[arg(long)]
     pub json: bool,
@@ -141,34 +165,7 @@ pub struct SendArgs {
 pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<ExitCode> {
     let actor = super::cli_actor(store).await?;
     match cmd {
-        CampaignsCmd::Create(a) => {
-            let c = actions::create(
-                store,
-                config,
-                &actor,
-                &CreateCampaign {
-                    issue: a.issue,
-                    segment: a.segment.clone(),
-                    name: a.name,
-                    from_name: a.from_name,
-                    from_address: a.from,
-                    reply_to: a.reply_to,
-                    transport: a.transport,
-                },
-            )
-            .await
-            .map_err(|e| cli_error(e, &a.segment))?;
-            let recipients = actions::matching_contacts(store, &c.segment).await?;
-            if a.json {
-                print_json(&serde_json::json!({"id": c.id, "matching_contacts": recipients}))?;
-            } else {
-                println!(
-                    "campaign {} created (draft): issue {}, {recipients} active contacts match now",
-                    c.id, a.issue
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        CampaignsCmd::Create(a) => create(store, config, &actor, a).await,
         CampaignsCmd::Edit { id, name, segment } => {
             let seg_text = segment.clone().unwrap_or_default();
             let c = actions::update(store, &actor, id, name.as_deref(), segment.as_deref())
@@ -188,128 +185,43 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
             let v = approval::approve(store, config, &actor, id, &note).await?;
             print_approval(id, &v, json, "approved")
         }
-        CampaignsCmd::List { json } => {
-            let list = store.campaigns().await?;
-            if json {
-                print_json(&list)?;
-            } else {
-                let rows = list
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            c.id.to_string(),
-                            c.name.clone(),
-                            c.issue_number.to_string(),
-                            c.state.clone(),
-                            when(c, config),
-                            c.recipients.to_string(),
-                            c.transport.clone(),
-                        ]
-                    })
-                    .collect::<Vec<_>>();
-                print_table(
-                    &[
-                        "id",
-                        "name",
-                        "issue",
-                        "state",
-                        "schedule",
-                        "recipients",
-                        "transport",
-                    ],
-                    &rows,
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        CampaignsCmd::Show { id, json } => {
-            let c = store.campaign_or_err(id).await?;
-            let events = store.campaign_events(id).await?;
-            let counts = store.delivery_counts(id).await?;
-            let failed = store
-                .deliveries(id, Some(DeliveryStatus::Failed), 1000)
-                .await?;
-            let tracking = store.tracking_counts(id).await?;
-            let approval = approval::view(store, config, &c).await?;
-            if json {
-                print_json(&serde_json::json!({
-                    "campaign": c, "counts": counts, "events": events, "failed": failed,
-                    "tracking": tracking, "approval": approval,
-                }))?;
-            } else {
-                println!("campaign {} \"{}\"", c.id, c.name);
-                println!(
-                    "  issue      {} (revision {})",
-                    c.issue_number,
-                    c.issue_revision
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "not frozen yet".into())
-                );
-                println!(
-                    "  segment    {}",
-                    if c.segment.is_empty() {
-                        "(every active contact)"
-                    } else {
-                        &c.segment
-                    }
-                );
-                println!("  from       {} <{}>", c.from_name, c.from_address);
-                println!("  transport  {}", c.transport);
-                println!("  state      {}", state_line(&c));
-                println!("  schedule   {}", when(&c, config));
-                println!("  approval   {}", describe_approval(&approval.status));
-                print_counts(&counts);
-                if tracking.opens > 0 || !tracking.clicks.is_empty() {
-                    let clicks: i64 = tracking.clicks.iter().map(|(_, n)| n).sum();
-                    println!("  tracking   {} opens, {clicks} clicks", tracking.opens);
-                    for (url, n) in &tracking.clicks {
-                        println!("    {n:>6}  {url}");
-                    }
-                }
-                println!("history:");
-                for e in &events {
-                    println!(
-                        "  {}  {} -> {}  by {}  {}",
-                        e.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                        e.old_state.as_deref().unwrap_or("-"),
-                        e.new_state,
-                        e.actor,
-                        e.reason
-                    );
-                }
-                if !failed.is_empty() {
-                    println!("failed:");
-                    for d in &failed {
-                        println!(
-                            "  {}  attempts {}  {}  {}",
-                            d.email,
-                            d.attempts,
-                            d.last_code.as_deref().unwrap_or(""),
-                            d.last_reply.as_deref().unwrap_or("")
-                        );
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        CampaignsCmd::List { json } => list(store, config, json).await,
+        CampaignsCmd::Show { id, json } => show(store, config, id, json).await,
         CampaignsCmd::Schedule(a) => {
             let when = match (a.at, a.local, a.date) {
                 (Some(at), None, _) => ScheduleAt::At(at),
                 (None, Some(time), Some(date)) => ScheduleAt::Local { date, time },
                 _ => bail!("give --at \"YYYY-MM-DD HH:MM\" or --local HH:MM --date YYYY-MM-DD"),
             };
-            let c = actions::schedule(store, config, &actor, a.id, &when).await?;
-            if let Some(w) = c.start_ms.and_then(|ms| {
-                crate::send::schedule::far_off_warning(ms, Utc::now().timestamp_millis())
-            }) {
+            let input = ScheduleCampaign {
+                when,
+                now: a.now,
+                override_check: a.override_check,
+            };
+            let s = actions::schedule(store, config, &actor, a.id, &input)
+                .await
+                .map_err(|e| cli_error(e, ""))?;
+            let now_ms = Utc::now().timestamp_millis();
+            if let Some(w) = crate::send::schedule::far_off_warning(s.first_due_ms, now_ms) {
                 eprintln!("warning: {w}");
             }
-            println!("campaign {} scheduled", a.id);
+            println!(
+                "campaign {} scheduled: first recipients due {}{}",
+                a.id,
+                local_time(s.first_due_ms, config),
+                checked(&s.checked)
+            );
             Ok(ExitCode::SUCCESS)
         }
-        CampaignsCmd::Start { id } => {
-            let n = actions::start(store, config, &actor, id).await?;
-            println!("campaign {id} started: {n} recipients frozen; run `whatsup worker` or `whatsup send {id}`");
+        CampaignsCmd::Start { id, override_check } => {
+            let s = actions::start(store, config, &actor, id, override_check.as_deref())
+                .await
+                .map_err(|e| cli_error(e, ""))?;
+            println!(
+                "campaign {id} started: {} recipients frozen, every message rendered in {:.2} s; \
+                 run `whatsup worker` or `whatsup send {id}`",
+                s.recipients, s.render_secs
+            );
             Ok(ExitCode::SUCCESS)
         }
         CampaignsCmd::Pause { id } => control(store, &actor, id, Control::Pause, "paused").await,
@@ -338,6 +250,35 @@ pub async fn run(store: &Store, config: &Config, cmd: CampaignsCmd) -> Result<Ex
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What the gate said, after a create or schedule.
+fn checked(c: &Checked) -> String {
+    let (revision, warnings) = (c.revision, c.warnings);
+    format!(
+        " (issue revision {revision} checked: {}{warnings} warning(s))",
+        if c.overridden {
+            "failures overridden, "
+        } else {
+            ""
+        }
+    )
+}
+
+/// A state's reason as shown after it: one line in brackets, or indented
+/// lines below it.
+fn reason(r: &str) -> String {
+    match r.trim() {
+        "" => String::new(),
+        r if !r.contains('\n') => format!(" ({r})"),
+        r => format!(
+            ":\n{}",
+            r.lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     }
 }
 
@@ -405,6 +346,167 @@ fn describe_approval(s: &ApprovalStatus) -> String {
     }
 }
 
+async fn create(store: &Store, config: &Config, actor: &Actor, a: CreateArgs) -> Result<ExitCode> {
+    let issue = a.issue;
+    let created = actions::create(
+        store,
+        config,
+        actor,
+        &CreateCampaign {
+            issue,
+            segment: a.segment.clone(),
+            name: a.name,
+            from_name: a.from_name,
+            from_address: a.from,
+            reply_to: a.reply_to,
+            transport: a.transport,
+            override_check: a.override_check,
+        },
+    )
+    .await
+    .map_err(|e| cli_error(e, &a.segment))?;
+    let c = &created.campaign;
+    let recipients = actions::matching_contacts(store, &c.segment).await?;
+    if a.json {
+        print_json(&serde_json::json!({
+            "id": c.id, "matching_contacts": recipients, "revision": created.checked.revision,
+            "warnings": created.checked.warnings, "overridden": created.checked.overridden,
+        }))?;
+    } else {
+        println!(
+            "campaign {} created (draft): issue {issue}, {recipients} active contacts match now{}",
+            c.id,
+            checked(&created.checked)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(store: &Store, config: &Config, json: bool) -> Result<ExitCode> {
+    let list = store.campaigns().await?;
+    if json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.name.clone(),
+                c.issue_number.to_string(),
+                c.state.clone(),
+                when(c, config),
+                c.recipients.to_string(),
+                c.transport.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print_table(
+        &[
+            "id",
+            "name",
+            "issue",
+            "state",
+            "schedule",
+            "recipients",
+            "transport",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(store: &Store, config: &Config, id: i64, json: bool) -> Result<ExitCode> {
+    let c = store.campaign_or_err(id).await?;
+    let events = store.campaign_events(id).await?;
+    let counts = store.delivery_counts(id).await?;
+    let failed = store
+        .deliveries(id, Some(DeliveryStatus::Failed), 1000)
+        .await?;
+    let tracking = store.tracking_counts(id).await?;
+    let approval = approval::view(store, config, &c).await?;
+    if json {
+        print_json(&serde_json::json!({
+            "campaign": c, "counts": counts, "events": events, "failed": failed,
+            "tracking": tracking, "approval": approval,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("campaign {} \"{}\"", c.id, c.name);
+    println!(
+        "  issue      {} (revision {})",
+        c.issue_number,
+        c.issue_revision
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "not frozen yet".into())
+    );
+    println!(
+        "  segment    {}",
+        if c.segment.is_empty() {
+            "(every active contact)"
+        } else {
+            &c.segment
+        }
+    );
+    println!("  from       {} <{}>", c.from_name, c.from_address);
+    println!("  transport  {}", c.transport);
+    println!("  state      {}", state_line(&c));
+    println!("  schedule   {}", when(&c, config));
+    println!("  approval   {}", describe_approval(&approval.status));
+    if let Some(rev) = c.override_revision {
+        println!(
+            "  override   preflight failures of revision {rev} overridden by {}: {}",
+            c.override_actor, c.override_reason
+        );
+    }
+    print_counts(&counts);
+    if tracking.opens > 0 || !tracking.clicks.is_empty() {
+        let clicks: i64 = tracking.clicks.iter().map(|(_, n)| n).sum();
+        println!("  tracking   {} opens, {clicks} clicks", tracking.opens);
+        for (url, n) in &tracking.clicks {
+            println!("    {n:>6}  {url}");
+        }
+    }
+    println!("history:");
+    for e in &events {
+        let first = e.reason.lines().next().unwrap_or("");
+        println!(
+            "  {}  {} -> {}  by {}  {}",
+            e.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            e.old_state.as_deref().unwrap_or("-"),
+            e.new_state,
+            e.actor,
+            first
+        );
+        for more in e.reason.lines().skip(1) {
+            println!("      {more}");
+        }
+    }
+    if !failed.is_empty() {
+        println!("failed:");
+        for d in &failed {
+            println!(
+                "  {}  attempts {}  {}  {}",
+                d.email,
+                d.attempts,
+                d.last_code.as_deref().unwrap_or(""),
+                d.last_reply.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn local_time(ms: i64, config: &Config) -> String {
+    let tz: chrono_tz::Tz = config
+        .newsletter
+        .timezone
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Tokyo);
+    actions::local_time(ms, tz)
+}
+
 fn when(c: &Campaign, config: &Config) -> String {
     match (c.schedule_mode.as_str(), c.start_ms) {
         ("local", _) => format!(
@@ -412,17 +514,7 @@ fn when(c: &Campaign, config: &Config) -> String {
             c.local_date.as_deref().unwrap_or("?"),
             c.local_time.as_deref().unwrap_or("?")
         ),
-        (_, Some(ms)) => {
-            let tz: chrono_tz::Tz = config
-                .newsletter
-                .timezone
-                .parse()
-                .unwrap_or(chrono_tz::Asia::Tokyo);
-            Utc.timestamp_millis_opt(ms)
-                .single()
-                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
-                .unwrap_or_default()
-        }
+        (_, Some(ms)) => local_time(ms, config),
         _ => "-".into(),
     }
 }
@@ -435,17 +527,17 @@ fn waiting_since(c: &Campaign) -> Option<String> {
 }
 
 /// A campaign's state with its reason, and whether it waits for its relay.
+/// The reason (a blocked campaign's lists every failure) goes last: one
+/// line in brackets, or indented lines below.
 fn state_line(c: &Campaign) -> String {
     let mut line = c.state.clone();
-    if !c.state_reason.is_empty() {
-        line.push_str(&format!(" ({})", c.state_reason));
-    }
     if let Some(since) = waiting_since(c) {
         line.push_str(&format!(
             ", waiting for relay since {since}: {}",
             c.waiting_reason
         ));
     }
+    line.push_str(&reason(&c.state_reason));
     line
 }
 
@@ -484,9 +576,20 @@ struct SendSummary {
 /// claims are given back, and the summary says so.
 pub async fn send(store: &Store, config: &Config, args: SendArgs) -> Result<ExitCode> {
     let c = store.campaign_or_err(args.id).await?;
-    if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
+    if matches!(
+        c.state()?,
+        CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
+    ) {
         let actor = super::cli_actor(store).await?;
-        actions::start(store, config, &actor, args.id).await?;
+        actions::start(
+            store,
+            config,
+            &actor,
+            args.id,
+            args.override_check.as_deref(),
+        )
+        .await
+        .map_err(|e| cli_error(e, ""))?;
     }
     // SIGTERM (a supervisor, `kill`) and SIGINT (Ctrl-C) alike: messages
     // in flight finish and are recorded, claimed ones are given back.

@@ -22,13 +22,12 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::output::progress;
+use crate::app::campaign_actions::{self as actions, CreateCampaign};
 use crate::compose::{preflight, preview, CompiledIssue, Issue, LinkTokens, Recipient};
 use crate::config::{Config, Secret};
 use crate::domain::{Actor, CampaignState};
 use crate::import::{import_file, ImportOptions};
-use crate::send::engine;
 use crate::send::worker::Worker;
-use crate::store::campaigns::NewCampaign;
 use crate::store::issues::IssueText;
 use crate::store::Store;
 
@@ -151,29 +150,32 @@ async fn compose_and_send(config: &Config, store: &Store, path: &Path) -> Result
         .await?
         .into_iter()
         .find(|c| c.name == DEMO_CAMPAIGN && c.issue_number == i64::from(issue.number));
+    // The campaign goes through the send gate as whoever runs the demo.
+    let demo = super::cli_actor(store).await?;
     let id = match existing {
         Some(c) => c.id,
         None => {
-            store
-                .create_campaign(&NewCampaign {
-                    name: DEMO_CAMPAIGN,
-                    issue_number: i64::from(issue.number),
-                    segment: "",
-                    from_name: &config.newsletter.from_name,
-                    from_address: &config.newsletter.from_address,
-                    reply_to: &config.newsletter.reply_to,
-                    transport: "outbox",
-                    actor: &demo,
-                })
+            let input = CreateCampaign {
+                issue: i64::from(issue.number),
+                name: Some(DEMO_CAMPAIGN.into()),
+                transport: Some("outbox".into()),
+                ..Default::default()
+            };
+            actions::create(store, config, &demo, &input)
                 .await?
+                .campaign
+                .id
         }
     };
     let c = store.campaign_or_err(id).await?;
     if c.state()? == CampaignState::Finished {
         println!("campaign {id} was already sent; nothing to do");
     } else {
-        if matches!(c.state()?, CampaignState::Draft | CampaignState::Scheduled) {
-            engine::start(store, config, id, &demo).await?;
+        if matches!(
+            c.state()?,
+            CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
+        ) {
+            actions::start(store, config, &demo, id, None).await?;
         }
         let mut worker = Worker::new(store.clone(), config.clone())?;
         worker

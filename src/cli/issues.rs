@@ -256,6 +256,15 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             let compiled = CompiledIssue::compile(parsed, &config.newsletter)?;
             let w = preview::write_files(&compiled, &recipient, &out)?;
             println!(
+                "greeting for {}: {}",
+                if recipient.email.is_empty() {
+                    "a sample contact"
+                } else {
+                    recipient.email.as_str()
+                },
+                compiled.greeting(&recipient)?
+            );
+            println!(
                 "html: {}\ntext: {}\neml:  {}",
                 w.html.display(),
                 w.text.display(),
@@ -295,9 +304,17 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
             let store = Store::open(config).await?;
             let (_, parsed) = load(&store, &issue).await?;
             let mut r = recipient(&store, as_contact.as_deref(), Some(&to)).await?;
+            let library = crate::send::gate::media_library(&store).await?;
             store.close().await;
             r.email = to.as_str().to_string();
-            let report = preflight::check(parsed.clone(), &config.newsletter);
+            let report = preflight::check_with(
+                parsed.clone(),
+                &config.newsletter,
+                &preflight::Context {
+                    library,
+                    ..Default::default()
+                },
+            );
             if !report.passed() {
                 eprint!("{}", report.to_text());
                 bail!("the issue fails its preflight check; fix it before sending a test");
@@ -315,20 +332,26 @@ pub async fn run(config: &Config, cmd: IssuesCmd) -> Result<ExitCode> {
 }
 
 async fn check(config: &Config, issue: &str, json: bool) -> Result<ExitCode> {
-    let report = match IssueRef::parse(issue).map_err(|e| anyhow!(e))? {
-        IssueRef::File(p) => {
-            let text =
-                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-            preflight::check_source(&p.display().to_string(), &text, &config.newsletter)
-        }
+    let (name, text) = match IssueRef::parse(issue).map_err(|e| anyhow!(e))? {
+        IssueRef::File(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+        ),
         IssueRef::Number(n) => {
             let store = Store::open(config).await?;
             let rev = store.issue_revision(n, None).await?;
             store.close().await;
-            let name = format!("issue {n} revision {}", rev.revision);
-            preflight::check_source(&name, &rev.source, &config.newsletter)
+            (format!("issue {n} revision {}", rev.revision), rev.source)
         }
     };
+    // The media library is asked only when the issue refers to it.
+    let mut context = preflight::Context::default();
+    if text.contains("media/") {
+        let store = Store::open(config).await?;
+        context.library = crate::send::gate::media_library(&store).await?;
+        store.close().await;
+    }
+    let report = preflight::check_source_with(&name, &text, &config.newsletter, &context);
     if json {
         print_json(&report)?;
     } else {
@@ -342,7 +365,18 @@ async fn check(config: &Config, issue: &str, json: bool) -> Result<ExitCode> {
 }
 
 async fn import_one(store: &Store, path: &Path) -> Result<()> {
-    let issue = Issue::load(path)?;
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // Every problem at once, each with its place (the first one ends the
+    // front matter's own errors).
+    let issue = Issue::parse_all(&path.display().to_string(), &source).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("{e} [{}]", e.rule)).collect();
+        anyhow!(
+            "{} cannot be imported:\n  {}",
+            path.display(),
+            lines.join("\n  ")
+        )
+    })?;
     let saved = store
         .save_issue(&IssueText {
             number: issue.number,
@@ -392,7 +426,7 @@ async fn recipient(
             let c = store
                 .contact(e)
                 .await?
-                .ok_or_else(|| anyhow!("--as: no contact {e} in the database"))?;
+                .ok_or_else(|| anyhow!("--contact: no contact {e} in the database"))?;
             Ok(Recipient::from_contact(&c, LinkTokens::preview()))
         }
         None => {

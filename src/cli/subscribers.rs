@@ -137,6 +137,10 @@ pub struct ContactFields {
     name: Option<String>,
     #[arg(long)]
     title: Option<String>,
+    /// The greeting as written, e.g. "Your Excellency" or "Dear Ambassador
+    /// Smith" (empty: made from the name and title)
+    #[arg(long)]
+    salutation: Option<String>,
     /// Organisation name or id (must exist: see `orgs add`)
     #[arg(long)]
     org: Option<String>,
@@ -149,6 +153,16 @@ pub struct ContactFields {
     /// Set a custom attribute KEY=VALUE (repeatable)
     #[arg(long = "attr", value_name = "KEY=VALUE")]
     attrs: Vec<String>,
+}
+
+impl ContactFields {
+    /// `--salutation`, checked.
+    fn salutation(&self) -> Result<Option<String>> {
+        if let Some(s) = &self.salutation {
+            crate::domain::check_salutation(s.trim()).map_err(|e| anyhow!("--salutation: {e}"))?;
+        }
+        Ok(self.salutation.as_ref().map(|s| s.trim().to_string()))
+    }
 }
 
 pub async fn run(store: &Store, config: &Config, cmd: SubscribersCmd) -> Result<ExitCode> {
@@ -243,6 +257,7 @@ pub async fn run(store: &Store, config: &Config, cmd: SubscribersCmd) -> Result<
                         email,
                         name: fields.name.clone().unwrap_or_default(),
                         title: fields.title.clone().unwrap_or_default(),
+                        salutation: fields.salutation()?.unwrap_or_default(),
                         organisation_id: org,
                         language: fields
                             .language
@@ -278,6 +293,7 @@ pub async fn run(store: &Store, config: &Config, cmd: SubscribersCmd) -> Result<
                 email: new_email.as_deref().map(parse_email).transpose()?,
                 name: fields.name.clone(),
                 title: fields.title.clone(),
+                salutation: fields.salutation()?,
                 language: match fields.language.as_deref() {
                     None => None,
                     Some("") => Some(None),
@@ -499,6 +515,9 @@ async fn show(store: &Store, c: &Contact, json: bool) -> Result<()> {
     println!("email:        {}", c.email);
     println!("name:         {}", c.name);
     println!("title:        {}", c.title);
+    if !c.salutation.is_empty() {
+        println!("salutation:   {}", c.salutation);
+    }
     println!(
         "organisation: {} ({}, {})",
         opt(&c.org_name),

@@ -14,6 +14,11 @@
 //! transform them: conditional wording belongs in `greeting.txt`, which is
 //! rendered with minijinja per recipient with the real values. A filter that
 //! mangles a slot is detected and reported as an error.
+//!
+//! Merge tags in the issue's own text (see [`super::merge`]) become slots
+//! too, each carrying its tag's index so that its default applies when the
+//! value is empty. Public copies (the archive, the view in a browser) fill
+//! them with neutral words instead of anyone's details.
 
 use std::path::Path;
 
@@ -24,10 +29,12 @@ use serde::Serialize;
 use super::error::SourceError;
 use super::issue::Issue;
 use super::markdown::{self, LinkList, TextLink};
+use super::merge;
 use super::mime::{self, qp_encode_into};
 use super::templates::{self, Sources};
 use crate::config::Newsletter;
-use crate::domain::OrgKind;
+use crate::domain::{address, OrgKind};
+use crate::store::campaigns::Claimed;
 use crate::store::Contact;
 
 /// The per-recipient values, one per slot.
@@ -43,6 +50,7 @@ pub enum Slot {
     Country,
     CountryName,
     City,
+    Salutation,
     Greeting,
     Unsubscribe,
     Preferences,
@@ -54,7 +62,7 @@ pub enum Slot {
 }
 
 impl Slot {
-    const ALL: [Slot; 15] = [
+    const ALL: [Slot; 16] = [
         Slot::Name,
         Slot::Title,
         Slot::Email,
@@ -64,6 +72,7 @@ impl Slot {
         Slot::Country,
         Slot::CountryName,
         Slot::City,
+        Slot::Salutation,
         Slot::Greeting,
         Slot::Unsubscribe,
         Slot::Preferences,
@@ -75,10 +84,27 @@ impl Slot {
     fn marker(self) -> String {
         format!("{OPEN}{:02}{CLOSE}", self as u8)
     }
+
+    /// The marker of a merge tag in the issue's text: the slot and the
+    /// tag's index.
+    fn tag_marker(self, tag: usize) -> String {
+        format!("{OPEN}{:02}{SEP}{tag:04}{CLOSE}", self as u8)
+    }
 }
 
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
+/// Between a slot's number and its merge tag's index.
+const SEP: char = '\u{E002}';
+/// Merge tags one issue may hold (the index has four digits).
+const MAX_TAGS: usize = 10_000;
+
+/// A merge tag of the issue's text: its default for an empty value.
+#[derive(Debug, Clone)]
+struct ContentTag {
+    field: merge::Field,
+    default: Option<String>,
+}
 
 /// Someone a message is rendered for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -86,6 +112,9 @@ pub struct Recipient {
     pub email: String,
     pub name: String,
     pub title: String,
+    /// The greeting as written, when the contact has one (see
+    /// [`crate::domain::address`]).
+    pub salutation: String,
     pub organisation: String,
     pub kind: Option<OrgKind>,
     /// ISO 3166 alpha-2 code.
@@ -160,6 +189,7 @@ impl Recipient {
             email: c.email.clone(),
             name: c.name.clone(),
             title: c.title.clone(),
+            salutation: c.salutation.clone(),
             organisation: c.org_name.clone().unwrap_or_default(),
             kind: c.org_kind.as_deref().and_then(|k| OrgKind::parse(k).ok()),
             country: c.org_country.clone().unwrap_or_default(),
@@ -169,12 +199,58 @@ impl Recipient {
         }
     }
 
+    /// A recipient from a claimed (or frozen) delivery and its link tokens:
+    /// the same fields as [`Recipient::from_contact`], from the queue's row.
+    pub fn from_claimed(c: &Claimed, tokens: LinkTokens) -> Recipient {
+        Recipient {
+            email: c.email.clone(),
+            name: c.name.clone(),
+            title: c.title.clone(),
+            salutation: c.salutation.clone(),
+            organisation: c.org_name.clone().unwrap_or_default(),
+            kind: c.org_kind.as_deref().and_then(|k| OrgKind::parse(k).ok()),
+            country: c.org_country.clone().unwrap_or_default(),
+            city: c.org_city.clone().unwrap_or_default(),
+            timezone: c.org_timezone.clone().unwrap_or_default(),
+            tokens,
+        }
+    }
+
+    /// Stand-ins that exercise every branch a greeting is likely to have:
+    /// each kind of organisation (and none) with a full contact, one without
+    /// name or title, one with a salutation and one with a name in Japanese
+    /// script. `check` renders the greeting for each.
+    pub fn samples() -> Vec<Recipient> {
+        let kinds = OrgKind::ALL.iter().copied().map(Some).chain([None]);
+        kinds
+            .flat_map(|k| {
+                let full = Recipient::sample(k);
+                let bare = Recipient {
+                    name: String::new(),
+                    title: String::new(),
+                    ..full.clone()
+                };
+                let saluted = Recipient {
+                    salutation: "Your Excellency".into(),
+                    ..full.clone()
+                };
+                let cjk = Recipient {
+                    name: "山田 花子".into(),
+                    title: "一等書記官".into(),
+                    ..full.clone()
+                };
+                [full, bare, saluted, cjk]
+            })
+            .collect()
+    }
+
     /// A stand-in used by `check` to exercise the personal templates.
     pub fn sample(kind: Option<OrgKind>) -> Recipient {
         Recipient {
             email: "preview@example.org".into(),
             name: "Alex Example".into(),
             title: "Director".into(),
+            salutation: String::new(),
             organisation: match kind {
                 Some(OrgKind::Embassy) => "Embassy of Example in Japan".into(),
                 Some(OrgKind::City) => "City of Example".into(),
@@ -211,11 +287,10 @@ pub fn kind_label(kind: Option<OrgKind>) -> &'static str {
 #[derive(Debug, Clone)]
 enum Piece {
     /// Static text: the decoded text and its quoted-printable encoding.
-    Static {
-        text: String,
-        qp: Vec<u8>,
-    },
-    Slot(Slot),
+    Static { text: String, qp: Vec<u8> },
+    /// A personal value; `tag` is the index of the issue text's merge tag
+    /// it comes from, if it does (its default applies to an empty value).
+    Slot { slot: Slot, tag: Option<u16> },
 }
 
 /// One MIME part, compiled.
@@ -245,13 +320,27 @@ impl Part {
             let slot = after
                 .get(..2)
                 .and_then(|d| d.parse::<usize>().ok())
-                .and_then(|n| Slot::ALL.get(n).copied())
-                .filter(|_| after[2..].starts_with(CLOSE));
+                .and_then(|n| Slot::ALL.get(n).copied());
             let Some(slot) = slot else {
                 return Err(mangled(file));
             };
-            pieces.push(Piece::Slot(slot));
-            rest = &after[2 + CLOSE.len_utf8()..];
+            let after = &after[2..];
+            let (tag, used) = if after.starts_with(CLOSE) {
+                (None, 0)
+            } else if let Some(digits) = after.strip_prefix(SEP) {
+                let tag = digits
+                    .get(..4)
+                    .and_then(|d| d.parse::<u16>().ok())
+                    .filter(|_| digits[4..].starts_with(CLOSE));
+                let Some(tag) = tag else {
+                    return Err(mangled(file));
+                };
+                (Some(tag), SEP.len_utf8() + 4)
+            } else {
+                return Err(mangled(file));
+            };
+            pieces.push(Piece::Slot { slot, tag });
+            rest = &after[used + CLOSE.len_utf8()..];
         }
         if rest.contains(CLOSE) {
             return Err(mangled(file));
@@ -261,7 +350,7 @@ impl Part {
             .iter()
             .map(|p| match p {
                 Piece::Static { qp, .. } => qp.len(),
-                Piece::Slot(_) => 64,
+                Piece::Slot { .. } => 64,
             })
             .sum();
         Ok(Part {
@@ -273,7 +362,7 @@ impl Part {
     fn has_slot(&self, slot: Slot) -> bool {
         self.pieces
             .iter()
-            .any(|p| matches!(p, Piece::Slot(s) if *s == slot))
+            .any(|p| matches!(p, Piece::Slot { slot: s, .. } if *s == slot))
     }
 }
 
@@ -288,8 +377,29 @@ fn mangled(file: &str) -> SourceError {
 }
 
 /// The values a recipient's slots are filled with.
-struct Filled {
-    values: [String; 15],
+struct Filled<'c> {
+    values: [String; 16],
+    /// The issue's merge tags, for their defaults.
+    tags: &'c [ContentTag],
+    /// A public copy: empty merge tags without a default show neutral
+    /// words.
+    public: bool,
+}
+
+impl Filled<'_> {
+    /// What a slot prints: its value, or for a merge tag whose value is
+    /// empty, its default (or in a public copy a neutral word).
+    fn value(&self, slot: Slot, tag: Option<u16>) -> &str {
+        let v = self.values[slot as usize].as_str();
+        match tag.and_then(|t| self.tags.get(t as usize)) {
+            Some(t) if v.is_empty() => match &t.default {
+                Some(d) => d,
+                None if self.public => t.field.neutral(),
+                None => v,
+            },
+            _ => v,
+        }
+    }
 }
 
 /// A rendered message: the exact bytes to transmit, and what the envelope needs.
@@ -310,6 +420,11 @@ pub struct CompiledIssue {
     text: Part,
     /// The text part's numbered links (also in the text itself).
     pub text_links: Vec<TextLink>,
+    /// The subject, when it holds merge tags (then it is a header of each
+    /// message rather than of all).
+    subject_part: Option<Part>,
+    /// The merge tags of the issue's text.
+    tags: Vec<ContentTag>,
     env: Environment<'static>,
     sources: Sources,
     newsletter: Newsletter,
@@ -410,8 +525,23 @@ impl CompiledIssue {
         let (env, sources) = templates::environment(dir, tz);
         let clean = markdown::sanitizer();
         let mut links = LinkList::default();
-        let intro_html = markdown::to_html(&issue.intro, &clean);
-        let intro_text = markdown::to_text(&issue.intro, &mut links, 72);
+        // Merge tags become slot markers before anything else reads the
+        // text; Markdown and the templates carry them through.
+        let mut tags: Vec<ContentTag> = Vec::new();
+        let mut mark = |text: &str| -> String {
+            merge::substitute(text, |field, default| {
+                let i = tags.len().min(MAX_TAGS - 1);
+                tags.push(ContentTag {
+                    field,
+                    default: default.map(str::to_string),
+                });
+                field.slot().tag_marker(i)
+            })
+        };
+        let base = newsletter.base_url.trim_end_matches('/');
+        let intro = markdown::absolute_media(&mark(&issue.intro), base);
+        let intro_html = unescape_markers(&markdown::to_html(&intro, &clean));
+        let intro_text = markdown::to_text(&intro, &mut links, 72);
         let mut used_ids = std::collections::HashSet::new();
         let mut unique = |base: String| {
             let mut id = base.clone();
@@ -426,28 +556,51 @@ impl CompiledIssue {
         for s in &issue.sections {
             let mut articles = Vec::new();
             for a in &s.articles {
-                let body_text = markdown::to_text(&a.body, &mut links, 72);
+                let body = markdown::absolute_media(&mark(&a.body), base);
+                let body_text = markdown::to_text(&body, &mut links, 72);
                 let read_more = a.read_more.as_ref().map(|r| ReadMoreCtx {
                     n: links.number(&r.url),
                     url: r.url.clone(),
-                    label: r.label.clone().unwrap_or_else(|| "Read more".into()),
+                    label: mark(r.label.as_deref().unwrap_or("Read more")),
+                });
+                let image = a.image.as_ref().map(|i| super::issue::Image {
+                    src: markdown::absolute_media(&i.src, base),
+                    alt: mark(&i.alt),
+                    credit: i.credit.as_deref().map(&mut mark),
+                    ..i.clone()
                 });
                 articles.push(ArticleCtx {
-                    id: unique(markdown::slug(&a.heading)),
-                    heading: a.heading.clone(),
-                    body_html: Value::from_safe_string(markdown::to_html(&a.body, &clean)),
+                    id: unique(markdown::slug(&merge::strip(&a.heading))),
+                    heading: mark(&a.heading),
+                    body_html: Value::from_safe_string(unescape_markers(&markdown::to_html(
+                        &body, &clean,
+                    ))),
                     body_text,
-                    image: a.image.clone(),
+                    image,
                     read_more,
                     when: a.when.clone(),
-                    place: a.place.clone(),
+                    place: a.place.as_deref().map(&mut mark),
                 });
             }
             sections.push(SectionCtx {
-                id: unique(markdown::slug(&s.title)),
-                title: s.title.clone(),
+                id: unique(markdown::slug(&merge::strip(&s.title))),
+                title: mark(&s.title),
                 articles,
             });
+        }
+        let subject = mark(&issue.subject);
+        let preheader = mark(&issue.preheader);
+        if tags.len() > MAX_TAGS {
+            return Err(SourceError::new(
+                &issue.file,
+                0,
+                0,
+                format!(
+                    "the issue has {} merge tags; at most {MAX_TAGS} fit",
+                    tags.len()
+                ),
+            )
+            .rule("merge-tag"));
         }
         let base = newsletter.base_url.trim_end_matches('/');
         let recipient = context! {
@@ -460,6 +613,7 @@ impl CompiledIssue {
             country => Slot::Country.marker(),
             country_name => Slot::CountryName.marker(),
             city => Slot::City.marker(),
+            salutation => Slot::Salutation.marker(),
         };
         let ctx = context! {
             newsletter => context! {
@@ -469,8 +623,8 @@ impl CompiledIssue {
                 archive_url => format!("{base}/archive"),
             },
             issue => context! {
-                subject => issue.subject.clone(),
-                preheader => issue.preheader.clone(),
+                subject => subject.clone(),
+                preheader => preheader,
                 number => issue.number,
                 date => issue.date.format("%Y-%m-%d").to_string(),
                 intro_html => Value::from_safe_string(intro_html),
@@ -511,6 +665,8 @@ impl CompiledIssue {
         let html_inlined = track(html_inlined, &links.links, tracking);
         let html = Part::split(&html_inlined, &sources.path("issue.html"))?;
         let text = Part::split(&text_raw, &sources.path("issue.txt"))?;
+        let subject_part = Some(Part::split(&subject, &issue.file)?)
+            .filter(|p| p.pieces.iter().any(|p| matches!(p, Piece::Slot { .. })));
         // The personal template must compile; it is rendered per recipient.
         env.get_template("greeting.txt")
             .map_err(|e| templates::source_error(&e, &sources, "greeting.txt"))?;
@@ -538,17 +694,22 @@ impl CompiledIssue {
             common.push_str(&newsletter.reply_to);
             common.push_str("\r\n");
         }
-        common.push_str("Subject: ");
-        common.push_str(&mime::encode_unstructured(&issue.subject, 9));
-        common.push_str("\r\nMIME-Version: 1.0\r\nList-Id: ");
+        if subject_part.is_none() {
+            common.push_str("Subject: ");
+            common.push_str(&mime::encode_unstructured(&issue.subject, 9));
+            common.push_str("\r\n");
+        }
+        common.push_str("MIME-Version: 1.0\r\nList-Id: ");
         common.push_str(&mime::encode_unstructured(&newsletter.name, 9));
         common.push_str(&format!(" <{}>\r\n", newsletter.list_id));
         Ok(CompiledIssue {
-            subject: issue.subject.clone(),
+            subject: merge::neutral(&issue.subject),
             issue,
             html,
             text,
             text_links: links.links,
+            subject_part,
+            tags,
             env,
             sources,
             newsletter: newsletter.clone(),
@@ -578,6 +739,10 @@ impl CompiledIssue {
             recipient => context! {
                 name => r.name.as_str(),
                 title => r.title.as_str(),
+                salutation => r.salutation.as_str(),
+                salutation_line => address::salutation_line(&r.salutation),
+                addressee => address::addressee(&r.name, &r.title),
+                formal_name => address::formal_name(&r.name, &r.title),
                 email => r.email.as_str(),
                 organisation => r.organisation.as_str(),
                 kind => r.kind.map(|k| k.as_str()).unwrap_or(""),
@@ -621,11 +786,11 @@ impl CompiledIssue {
         }
     }
 
-    fn fill(&self, r: &Recipient) -> Result<Filled, SourceError> {
+    fn fill(&self, r: &Recipient) -> Result<Filled<'_>, SourceError> {
         self.fill_with(r, self.links(&r.tokens))
     }
 
-    fn fill_with(&self, r: &Recipient, links: PersonalLinks) -> Result<Filled, SourceError> {
+    fn fill_with(&self, r: &Recipient, links: PersonalLinks) -> Result<Filled<'_>, SourceError> {
         let PersonalLinks {
             unsubscribe,
             preferences,
@@ -634,6 +799,8 @@ impl CompiledIssue {
             track_open,
         } = links;
         Ok(Filled {
+            tags: &self.tags,
+            public: false,
             values: [
                 r.name.clone(),
                 r.title.clone(),
@@ -644,6 +811,7 @@ impl CompiledIssue {
                 r.country.clone(),
                 r.country_name().to_string(),
                 r.city.clone(),
+                r.salutation.clone(),
                 self.greeting(r)?,
                 unsubscribe,
                 preferences,
@@ -668,6 +836,16 @@ impl CompiledIssue {
         links: PersonalLinks,
     ) -> Result<String, SourceError> {
         let f = self.fill_with(r, links)?;
+        Ok(decoded(&self.html, &f, true))
+    }
+
+    /// The HTML part as a public copy shows it (the archive, the view in a
+    /// browser): no one's details, the generic greeting, and the issue
+    /// text's merge tags with their defaults or neutral words; `links` are
+    /// the page's own.
+    pub fn html_public(&self, links: PersonalLinks) -> Result<String, SourceError> {
+        let mut f = self.fill_with(&Recipient::default(), links)?;
+        f.public = true;
         Ok(decoded(&self.html, &f, true))
     }
 
@@ -699,6 +877,11 @@ impl CompiledIssue {
         h.push_str(&now.to_rfc2822());
         h.push_str("\r\n");
         h.push_str(&self.common_headers);
+        if let Some(subject) = &self.subject_part {
+            h.push_str("Subject: ");
+            h.push_str(&mime::encode_unstructured(&decoded(subject, &f, false), 9));
+            h.push_str("\r\n");
+        }
         h.push_str("To: ");
         h.push_str(&mime::mailbox(&r.name, &r.email));
         h.push_str("\r\nMessage-ID: ");
@@ -762,7 +945,11 @@ fn track(html: String, links: &[TextLink], tracking: Tracking) -> String {
             rest = &rest[start..];
             let end = rest.find('"').unwrap_or(rest.len());
             let url = html_unescape(&rest[..end]);
-            match links.iter().find(|l| l.url == url) {
+            // A link made of a merge tag (a personal link) is never tracked.
+            let numbered = (!url.contains(OPEN))
+                .then(|| links.iter().find(|l| l.url == url))
+                .flatten();
+            match numbered {
                 Some(l) => {
                     out.push_str(&Slot::TrackClick.marker());
                     out.push('/');
@@ -806,13 +993,24 @@ fn html_unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// Markdown writes link targets percent-encoded; a merge tag's marker in
+/// one (`[preferences]({{ links.preferences }})`) becomes a marker again.
+fn unescape_markers(html: &str) -> String {
+    if !html.contains("%EE%80%8") {
+        return html.to_string();
+    }
+    html.replace("%EE%80%80", &OPEN.to_string())
+        .replace("%EE%80%81", &CLOSE.to_string())
+        .replace("%EE%80%82", &SEP.to_string())
+}
+
 fn decoded(part: &Part, f: &Filled, html: bool) -> String {
     let mut s = String::new();
     for p in &part.pieces {
         match p {
             Piece::Static { text, .. } => s.push_str(text),
-            Piece::Slot(slot) => {
-                let v = &f.values[*slot as usize];
+            Piece::Slot { slot, tag } => {
+                let v = f.value(*slot, *tag);
                 if html {
                     mime::html_escape_into(v, &mut s)
                 } else {
@@ -829,8 +1027,8 @@ fn encode_part(part: &Part, f: &Filled, html: bool, out: &mut Vec<u8>) {
     for p in &part.pieces {
         match p {
             Piece::Static { qp, .. } => out.extend_from_slice(qp),
-            Piece::Slot(slot) => {
-                let v = &f.values[*slot as usize];
+            Piece::Slot { slot, tag } => {
+                let v = f.value(*slot, *tag);
                 if html {
                     scratch.clear();
                     mime::html_escape_into(v, &mut scratch);

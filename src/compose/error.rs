@@ -2,7 +2,9 @@
 //!
 //! Every problem an editor can cause (broken front matter, a template syntax
 //! error, an undefined variable, an unknown filter) becomes a [`SourceError`],
-//! printed as `file:line:column: message` like a compiler's.
+//! printed as `file:line:column: message` like a compiler's. Each carries the
+//! name of the preflight rule it belongs to (`front-matter`, `merge-tag`,
+//! `template`), so `issues check` files it under the right one.
 
 use std::fmt;
 
@@ -19,6 +21,10 @@ pub struct SourceError {
     pub column: usize,
     /// What is wrong, in words.
     pub message: String,
+    /// The preflight rule: `front-matter` (the issue file's TOML),
+    /// `merge-tag` (a tag in the issue's text) or `template` (the templates
+    /// and everything else).
+    pub rule: &'static str,
 }
 
 impl SourceError {
@@ -33,7 +39,14 @@ impl SourceError {
             line,
             column,
             message: message.into(),
+            rule: "template",
         }
+    }
+
+    /// The same error filed under another preflight rule.
+    pub fn rule(mut self, rule: &'static str) -> Self {
+        self.rule = rule;
+        self
     }
 
     /// Builds an error at a byte offset of `source`.

@@ -286,6 +286,78 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// The file name (`HASH.EXT`) of an image of the media library given as
+/// `/media/HASH.EXT` or `media/HASH.EXT`, if `src` is one.
+pub fn media_name(src: &str) -> Option<&str> {
+    let s = src.trim();
+    let name = s
+        .strip_prefix("/media/")
+        .or_else(|| s.strip_prefix("media/"))?;
+    let (hash, ext) = name.split_once('.')?;
+    crate::media::is_media_name(hash, ext).then_some(name)
+}
+
+/// Makes the media library's images in a Markdown text (or an image's
+/// `src`) absolute under `base`, so mail clients can load them: the
+/// library serves them at `{base}/media/HASH.EXT`.
+pub fn absolute_media(text: &str, base: &str) -> String {
+    if !text.contains("media/") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(i) = rest.find("media/") {
+        let (before, at) = rest.split_at(i);
+        // A library address starts a link target, an attribute or the value.
+        let start = before.strip_suffix('/').unwrap_or(before);
+        let lead = start.chars().last();
+        let candidate = &rest[start.len()..];
+        let end = candidate
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>'))
+            .unwrap_or(candidate.len());
+        if matches!(lead, None | Some('(' | '"' | '\'' | '=' | ' ' | '<'))
+            && media_name(&candidate[..end]).is_some()
+        {
+            out.push_str(start);
+            out.push_str(base);
+            out.push('/');
+            out.push_str(candidate[..end].trim_start_matches('/'));
+            rest = &candidate[end..];
+        } else {
+            out.push_str(before);
+            out.push_str(&at[..6]);
+            rest = &at[6..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The images of a Markdown text, `![alt](src)` and raw `<img>` alike, in
+/// order: each source and whether it gives both a width and a height.
+pub fn images(markdown: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for ev in Parser::new_ext(markdown, options()) {
+        match ev {
+            Event::Start(Tag::Image { dest_url, .. }) => {
+                out.push((dest_url.trim().to_string(), false));
+            }
+            Event::Html(h) | Event::InlineHtml(h) => {
+                for t in super::preflight::scan_tags(&h) {
+                    if t.name == "img" {
+                        out.push((
+                            t.attr("src").unwrap_or("").trim().to_string(),
+                            t.attr("width").is_some() && t.attr("height").is_some(),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Removes tags from a fragment of raw HTML, keeping its text.
 pub fn strip_tags(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
@@ -370,6 +442,41 @@ mod tests {
         let t = to_text("- one\n- two\n\nA long line of words that goes on and on until it must wrap somewhere.", &mut LinkList::default(), 30);
         assert!(t.starts_with("- one\n- two\n\nA long"), "{t:?}");
         assert!(t.lines().all(|l| l.chars().count() <= 30), "{t}");
+    }
+
+    #[test]
+    fn images_are_found_in_markdown_and_raw_html() {
+        let md =
+            "![A](https://e.org/a.jpg) and <img src=\"b.png\" width=\"1\" height=\"2\" alt=\"B\">";
+        assert_eq!(
+            images(md),
+            vec![
+                ("https://e.org/a.jpg".to_string(), false),
+                ("b.png".to_string(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn library_images_become_absolute_and_others_stay() {
+        let h = "a".repeat(64);
+        let md = format!(
+            "![A](/media/{h}.jpg) <img src=\"media/{h}.png\"> [x](https://e.org/media/{h}.jpg) \
+             ![B](/media/short.jpg)"
+        );
+        let out = absolute_media(&md, "https://w.example.org");
+        assert_eq!(
+            out,
+            format!(
+                "![A](https://w.example.org/media/{h}.jpg) <img src=\"https://w.example.org/media/{h}.png\"> \
+                 [x](https://e.org/media/{h}.jpg) ![B](/media/short.jpg)"
+            )
+        );
+        assert_eq!(
+            media_name(&format!("/media/{h}.gif")),
+            Some(format!("{h}.gif").as_str())
+        );
+        assert_eq!(media_name("/media/x.jpg"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! - [`issue`]: the issue file format (Markdown with TOML front matter);
 //! - [`markdown`]: Markdown to sanitised HTML and to plain text;
+//! - [`merge`]: merge tags in the issue's own text (`{{ recipient.name }}`);
 //! - [`templates`]: the minijinja environment, overrides and the date helper;
 //! - [`compiled`]: compile once, render per recipient;
 //! - [`mime`]: quoted-printable, RFC 2047 and header folding;
@@ -16,6 +17,7 @@ pub mod compiled;
 pub mod error;
 pub mod issue;
 pub mod markdown;
+pub mod merge;
 pub mod mime;
 pub mod preflight;
 pub mod preview;

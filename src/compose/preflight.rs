@@ -2,14 +2,25 @@
 //! found before any send.
 //!
 //! Failures (the issue must not be sent):
-//! - `template`: a template or front-matter error (file, line, column);
+//! - `front-matter`: the issue file's TOML does not read (file, line,
+//!   column, in an editor's words);
+//! - `merge-tag`: a `{{ … }}` or `{% … %}` in the issue's text that is not a
+//!   valid merge tag (see [`super::merge`]);
+//! - `template`: a template error (file, line, column);
 //! - `unsubscribe-missing`: no unsubscribe link in the HTML or the text part;
 //! - `subject-missing`: no subject;
-//! - `image-alt-missing`: an image without alt text.
+//! - `heading-empty`, `section-title-empty`: an article without a heading,
+//!   a section without a title;
+//! - `image-alt-missing`: an image without alt text;
+//! - `image-src`: an image no mail client can load: a relative path, a
+//!   local file, `http:`, `data:` or another scheme than https.
 //!
 //! Warnings (send, but think again):
+//! - `image-size-missing`: an image without `width` and `height`, which
+//!   Outlook shows at its natural size and which makes the page jump as it
+//!   loads;
 //! - `html-too-large`: HTML over 102 KiB, which Gmail clips;
-//! - `insecure-link`: an http:// link or image;
+//! - `insecure-link`: an http:// link;
 //! - `subject-too-long`: a subject over 78 characters;
 //! - `preheader-missing`: no preheader;
 //! - `subject-all-caps`: a subject in capitals;
@@ -19,9 +30,10 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::compiled::{CompiledIssue, Recipient, Slot};
+use super::compiled::{CompiledIssue, Recipient, Slot, Tracking};
 use super::error::SourceError;
 use super::issue::{Issue, Pos};
+use super::{markdown, merge};
 use crate::config::Newsletter;
 use crate::domain::OrgKind;
 
@@ -76,16 +88,7 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         for f in &self.findings {
-            let place = match (f.line, f.column) {
-                (0, _) => f.file.clone(),
-                (l, 0) => format!("{}:{l}", f.file),
-                (l, c) => format!("{}:{l}:{c}", f.file),
-            };
-            let sev = match f.severity {
-                Severity::Failure => "error",
-                Severity::Warning => "warning",
-            };
-            s.push_str(&format!("{place}: {sev}[{}]: {}\n", f.rule, f.message));
+            s.push_str(&format!("{f}\n"));
         }
         s.push_str(&format!(
             "{}: {} ({} failure(s), {} warning(s); HTML {} bytes, text {} bytes)\n",
@@ -104,6 +107,22 @@ impl Report {
     }
 }
 
+impl std::fmt::Display for Finding {
+    /// `file:line:column: error[rule]: message`, like a compiler.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{}", self.file)?,
+            (l, 0) => write!(f, "{}:{l}", self.file)?,
+            (l, c) => write!(f, "{}:{l}:{c}", self.file)?,
+        }
+        let sev = match self.severity {
+            Severity::Failure => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, ": {sev}[{}]: {}", self.rule, self.message)
+    }
+}
+
 fn finding(sev: Severity, rule: &'static str, file: &str, pos: Pos, message: String) -> Finding {
     Finding {
         severity: sev,
@@ -118,7 +137,7 @@ fn finding(sev: Severity, rule: &'static str, file: &str, pos: Pos, message: Str
 fn from_error(e: SourceError) -> Finding {
     Finding {
         severity: Severity::Failure,
-        rule: "template",
+        rule: e.rule,
         file: e.file,
         line: e.line,
         column: e.column,
@@ -128,31 +147,57 @@ fn from_error(e: SourceError) -> Finding {
 
 /// Checks an issue's text (as read from `file`) with the newsletter settings.
 pub fn check_source(file: &str, source: &str, newsletter: &Newsletter) -> Report {
-    match Issue::parse(file, source) {
-        Ok(issue) => check(issue, newsletter),
-        Err(e) => Report {
+    check_source_with(file, source, newsletter, &Context::default())
+}
+
+/// What a check knows beyond the issue and the newsletter settings.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The campaign's tracking settings (compiled as it sends).
+    pub tracking: Tracking,
+    /// The media library's file names (`HASH.EXT`): an image at
+    /// `/media/HASH.EXT` must be one of them.
+    pub library: HashSet<String>,
+}
+
+/// Checks an issue's text with what the caller knows (tracking, the media
+/// library).
+pub fn check_source_with(
+    file: &str,
+    source: &str,
+    newsletter: &Newsletter,
+    context: &Context,
+) -> Report {
+    match Issue::parse_all(file, source) {
+        Ok(issue) => check_with(issue, newsletter, context),
+        Err(errors) => Report {
             file: file.to_string(),
             html_bytes: 0,
             text_bytes: 0,
-            findings: vec![from_error(e)],
+            findings: errors.into_iter().map(from_error).collect(),
         },
     }
 }
 
 /// Compiles and checks a parsed issue.
 pub fn check(issue: Issue, newsletter: &Newsletter) -> Report {
+    check_with(issue, newsletter, &Context::default())
+}
+
+/// Compiles (with the context's tracking) and checks a parsed issue.
+pub fn check_with(issue: Issue, newsletter: &Newsletter, context: &Context) -> Report {
     let file = issue.file.clone();
     let mut findings = Vec::new();
-    issue_rules(&issue, &mut findings);
+    issue_rules(&issue, &context.library, &mut findings);
     let mut report = Report {
         file: file.clone(),
         html_bytes: 0,
         text_bytes: 0,
         findings: Vec::new(),
     };
-    match CompiledIssue::compile(issue, newsletter) {
+    match CompiledIssue::compile_tracked(issue, newsletter, context.tracking) {
         Err(e) => findings.push(from_error(e)),
-        Ok(compiled) => compiled_rules(&compiled, &mut findings, &mut report),
+        Ok(compiled) => compiled_rules(&compiled, &context.library, &mut findings, &mut report),
     }
     findings.sort_by_key(|f| {
         (
@@ -166,7 +211,7 @@ pub fn check(issue: Issue, newsletter: &Newsletter) -> Report {
     report
 }
 
-fn issue_rules(issue: &Issue, out: &mut Vec<Finding>) {
+fn issue_rules(issue: &Issue, library: &HashSet<String>, out: &mut Vec<Finding>) {
     let file = &issue.file;
     let subject = issue.subject.trim();
     if subject.is_empty() {
@@ -213,7 +258,28 @@ fn issue_rules(issue: &Issue, out: &mut Vec<Finding>) {
         ));
     }
     for s in &issue.sections {
+        if s.title.trim().is_empty() {
+            out.push(finding(
+                Severity::Failure,
+                "section-title-empty",
+                file,
+                s.pos,
+                "a section has no title".into(),
+            ));
+        }
         for a in &s.articles {
+            if a.heading.trim().is_empty() {
+                out.push(finding(
+                    Severity::Failure,
+                    "heading-empty",
+                    file,
+                    a.pos,
+                    format!(
+                        "an article in \"{}\" has no heading",
+                        merge::neutral(&s.title)
+                    ),
+                ));
+            }
             if let Some(img) = &a.image {
                 if img.alt.trim().is_empty() {
                     out.push(finding(
@@ -224,12 +290,129 @@ fn issue_rules(issue: &Issue, out: &mut Vec<Finding>) {
                         format!("the image of \"{}\" has no alt text", a.heading),
                     ));
                 }
+                let size = img.width.zip(img.height);
+                image_rules(file, &img.src, img.src_pos, size, library, out);
+            }
+            for (src, sized) in markdown::images(&a.body) {
+                let at = locate(issue, a.body_pos, &src);
+                image_rules(file, &src, at, sized.then_some((1, 1)), library, out);
             }
         }
     }
+    for (src, sized) in markdown::images(&issue.intro) {
+        let at = locate(issue, issue.intro_pos, &src);
+        image_rules(file, &src, at, sized.then_some((1, 1)), library, out);
+    }
 }
 
-fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report) {
+/// The place of `needle` in the issue file at or after `from`, or `from`.
+fn locate(issue: &Issue, from: Pos, needle: &str) -> Pos {
+    let src = &issue.source;
+    let mut offset = 0;
+    for (i, line) in src.split_inclusive('\n').enumerate() {
+        if i + 1 >= from.line {
+            break;
+        }
+        offset += line.len();
+    }
+    match src[offset.min(src.len())..].find(needle) {
+        Some(i) if !needle.is_empty() => {
+            let (line, column) = super::error::line_col(src, offset + i);
+            Pos { line, column }
+        }
+        _ => from,
+    }
+}
+
+/// The advice for an image no mail client can load.
+const USE_THE_LIBRARY: &str = "add it to the media library (`whatsup media add FILE --alt \"…\"`) \
+     and use the address that prints, or use the image's own https address";
+
+/// What is wrong with an image address a mail client must load. An image
+/// of the media library (`/media/HASH.EXT`, see [`markdown::media_name`])
+/// is made absolute when the issue is compiled; it must be in `library`.
+pub fn image_src_problem(src: &str, library: &HashSet<String>) -> Option<String> {
+    let s = src.trim();
+    let lower = s.to_ascii_lowercase();
+    if s.is_empty() {
+        return Some("the image has no address (src)".into());
+    }
+    if let Some(name) = markdown::media_name(s) {
+        return (!library.contains(name)).then(|| {
+            format!(
+                "{s} is not in the media library; add the image with `whatsup media add FILE \
+                 --alt \"…\"` and use the address that prints"
+            )
+        });
+    }
+    if lower.starts_with("https://") {
+        return None;
+    }
+    if lower.starts_with("http://") {
+        return Some(format!(
+            "{s} is http: mail clients block or flag images that are not https; use its https \
+             address"
+        ));
+    }
+    if lower.starts_with("data:") {
+        return Some("a data: image is blocked by Gmail and Outlook; use an https address".into());
+    }
+    let local = lower.starts_with("file:")
+        || s.starts_with('/')
+        || s.starts_with('\\')
+        || s.starts_with('~')
+        || (s.len() > 2 && s.as_bytes()[1] == b':' && s.as_bytes()[0].is_ascii_alphabetic());
+    if local {
+        return Some(format!(
+            "{s} is a file on this computer, which no mail client can load: {USE_THE_LIBRARY}"
+        ));
+    }
+    if let Some((scheme, _)) = s.split_once(':').filter(|(p, _)| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    }) {
+        return Some(format!(
+            "{s}: mail clients load images only from https addresses, not {scheme}:"
+        ));
+    }
+    Some(format!(
+        "{s} is a relative path, which no mail client can load: {USE_THE_LIBRARY}"
+    ))
+}
+
+fn image_rules(
+    file: &str,
+    src: &str,
+    at: Pos,
+    size: Option<(u32, u32)>,
+    library: &HashSet<String>,
+    out: &mut Vec<Finding>,
+) {
+    if let Some(problem) = image_src_problem(src, library) {
+        out.push(finding(Severity::Failure, "image-src", file, at, problem));
+    }
+    if size.is_none() {
+        out.push(finding(
+            Severity::Warning,
+            "image-size-missing",
+            file,
+            at,
+            format!(
+                "the image {} has no width and height: Outlook shows it at its natural size, \
+                 and the text jumps as it loads",
+                src.trim()
+            ),
+        ));
+    }
+}
+
+fn compiled_rules(
+    c: &CompiledIssue,
+    library: &HashSet<String>,
+    out: &mut Vec<Finding>,
+    report: &mut Report,
+) {
     let file = c.issue.file.clone();
     let nowhere = Pos::default();
     if !c.html_has(Slot::Unsubscribe) {
@@ -250,12 +433,14 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
             "the text part has no unsubscribe link ({{ links.unsubscribe }})".into(),
         ));
     }
-    // The personal template must render for every kind of organisation.
-    let kinds = OrgKind::ALL.iter().copied().map(Some).chain([None]);
-    for k in kinds {
-        if let Err(e) = c.greeting(&Recipient::sample(k)) {
-            out.push(from_error(e));
-            break;
+    // The personal template must render for every kind of organisation
+    // and the usual shapes of contact (each distinct error once).
+    let mut seen = HashSet::new();
+    for r in Recipient::samples() {
+        if let Err(e) = c.greeting(&r) {
+            if seen.insert((e.line, e.column, e.message.clone())) {
+                out.push(from_error(e));
+            }
         }
     }
     let sample = Recipient::sample(Some(OrgKind::Embassy));
@@ -288,7 +473,15 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
         .map(|(_, v)| v.as_str())
         .collect();
     let mut seen_http = HashSet::new();
-    // Article images are checked against the issue file, with their place.
+    // The issue's own images are checked against the issue file, with
+    // their places; the templates' here.
+    let articles = c.issue.sections.iter().flat_map(|s| s.articles.iter());
+    let issue_images: HashSet<String> = articles
+        .clone()
+        .filter_map(|a| a.image.as_ref().map(|i| i.src.trim().to_string()))
+        .chain(articles.flat_map(|a| markdown::images(&a.body).into_iter().map(|i| i.0)))
+        .chain(markdown::images(&c.issue.intro).into_iter().map(|i| i.0))
+        .collect();
     let article_images: HashSet<&str> = c
         .issue
         .sections
@@ -296,7 +489,30 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
         .flat_map(|s| s.articles.iter())
         .filter_map(|a| a.image.as_ref().map(|i| i.src.as_str()))
         .collect();
-    for t in &tags {
+    // The open-tracking pixel is decorative: its empty alt is right.
+    let pixel = c.links(&sample.tokens).track_open;
+    for t in tags
+        .iter()
+        .filter(|t| !(t.name == "img" && t.attr("src") == Some(&pixel)))
+    {
+        if t.name == "img" {
+            let own = |s: &str| {
+                issue_images.contains(s.trim())
+                    || markdown::media_name(s)
+                        .is_some_and(|n| issue_images.iter().any(|i| i.ends_with(n)))
+            };
+            if let Some(src) = t.attr("src").filter(|s| !own(s)) {
+                if let Some(problem) = image_src_problem(src, library) {
+                    out.push(finding(
+                        Severity::Failure,
+                        "image-src",
+                        "issue.html",
+                        nowhere,
+                        problem,
+                    ));
+                }
+            }
+        }
         if t.name == "img" && !t.attr("src").is_some_and(|s| article_images.contains(s)) {
             let alt = t.attr("alt").map(str::trim).unwrap_or("");
             if alt.is_empty() {
@@ -312,17 +528,15 @@ fn compiled_rules(c: &CompiledIssue, out: &mut Vec<Finding>, report: &mut Report
                 ));
             }
         }
-        for key in ["href", "src"] {
-            if let Some(v) = t.attr(key) {
-                if v.starts_with("http://") && seen_http.insert(v.to_string()) {
-                    out.push(finding(
-                        Severity::Warning,
-                        "insecure-link",
-                        &file,
-                        nowhere,
-                        format!("{v} is not https"),
-                    ));
-                }
+        if let Some(v) = t.attr("href") {
+            if v.starts_with("http://") && seen_http.insert(v.to_string()) {
+                out.push(finding(
+                    Severity::Warning,
+                    "insecure-link",
+                    &file,
+                    nowhere,
+                    format!("{v} is not https"),
+                ));
             }
         }
         if t.name == "a" {

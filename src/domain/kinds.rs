@@ -86,7 +86,10 @@ word_enum!(
 
 word_enum!(
     /// Where a campaign is in its life: draft → scheduled → running ⇄ paused →
-    /// finished | cancelled.
+    /// finished | cancelled. A start that fails the send gate (the preflight
+    /// on the exact revision, or a recipient whose message cannot be
+    /// rendered) leaves it `blocked`, with the reasons, until it is started,
+    /// scheduled or cancelled again.
     CampaignState, "campaign state", {
         Draft => "draft",
         Scheduled => "scheduled",
@@ -94,6 +97,7 @@ word_enum!(
         Paused => "paused",
         Finished => "finished",
         Cancelled => "cancelled",
+        Blocked => "blocked",
     }
 );
 

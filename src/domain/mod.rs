@@ -3,6 +3,7 @@
 //! trusted everywhere else.
 
 pub mod actor;
+pub mod address;
 pub mod approval;
 pub mod country;
 pub mod email;
@@ -12,6 +13,7 @@ pub mod permission;
 pub mod segment;
 
 pub use actor::{Account, Actor};
+pub use address::check_salutation;
 pub use country::{CountryCode, CountryError};
 pub use email::{EmailAddress, EmailError};
 pub use kinds::{
@@ -20,6 +22,32 @@ pub use kinds::{
 };
 
 pub use permission::{allowed, Action, Role};
+
+/// Levenshtein distance between two short strings (for "did you mean").
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// The candidate closest to `word` within two edits (and fewer edits than
+/// `word` has characters), for a "did you mean".
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .min()
+        .filter(|&(d, _)| d <= 2 && d < word.chars().count())
+        .map(|(_, c)| c)
+}
 
 /// The most characters of a bad value quoted back in an error message.
 pub const QUOTE_CHARS: usize = 200;

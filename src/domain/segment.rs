@@ -59,6 +59,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::edit_distance;
+
 /// The longest accepted segment, in characters.
 pub const MAX_INPUT_CHARS: usize = 4096;
 /// The deepest accepted nesting of parentheses and `not`.
@@ -1010,21 +1012,6 @@ fn unknown_field(word: &str, column: usize) -> SegmentError {
         column,
         format!("unknown field \"{}\" ({hint})", shorten(word)),
     )
-}
-
-/// Levenshtein distance between two short strings.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 fn check_operator(

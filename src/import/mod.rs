@@ -627,9 +627,15 @@ async fn process_chunk(
                         o: org_id.or(c.organisation_id),
                         l: r.language.as_deref().or(c.language.as_deref()),
                         a: &merged_attrs,
+                        s: if r.salutation.is_empty() {
+                            &c.salutation
+                        } else {
+                            &r.salutation
+                        },
                     };
                     if merged.n != c.name
                         || merged.t != c.title
+                        || merged.s != c.salutation
                         || merged.o != c.organisation_id
                         || merged.l != c.language.as_deref()
                         || merged_attrs != c.attributes.0

@@ -28,6 +28,7 @@ pub const COLUMNS: &[&str] = &[
     "since",
     "language",
     "tags",
+    "salutation",
 ];
 
 /// Index of each documented column in [`COLUMNS`].
@@ -46,6 +47,7 @@ enum Col {
     Since,
     Language,
     Tags,
+    Salutation,
 }
 
 /// A problem with one row of the file.
@@ -75,7 +77,7 @@ impl fmt::Display for RowError {
 #[derive(Debug, Clone)]
 pub struct Columns {
     /// For each documented column, its index in the file, if present.
-    known: [Option<usize>; 13],
+    known: [Option<usize>; 14],
     /// Extra columns: (index in the file, attribute name).
     extra: Vec<(usize, String)>,
     width: usize,
@@ -102,6 +104,8 @@ pub struct ImportRow {
     pub email: String,
     pub name: String,
     pub title: String,
+    /// Used verbatim as the greeting when not empty.
+    pub salutation: String,
     pub org: Option<OrgInput>,
     pub language: Option<String>,
     pub tags: Vec<String>,
@@ -109,13 +113,13 @@ pub struct ImportRow {
     /// The row's bytes as found in the file, for the reject file.
     pub raw: Vec<u8>,
     /// Where each documented field starts (line, column).
-    positions: [(u64, usize); 13],
+    positions: [(u64, usize); 14],
 }
 
 impl Columns {
     /// Reads the header record.
     pub fn from_header(rec: &Record) -> Result<Columns, String> {
-        let mut known = [None; 13];
+        let mut known = [None; 14];
         let mut extra = Vec::new();
         let mut names = std::collections::HashSet::new();
         for i in 0..rec.len() {
@@ -183,8 +187,8 @@ impl Columns {
             });
             return Err(errors);
         }
-        let mut positions = [(rec.line, 1usize); 13];
-        let mut text: [String; 13] = Default::default();
+        let mut positions = [(rec.line, 1usize); 14];
+        let mut text: [String; 14] = Default::default();
         for (k, idx) in self.known.iter().enumerate() {
             let Some(i) = *idx else { continue };
             positions[k] = rec.position(i);
@@ -264,6 +268,10 @@ impl Columns {
                 tags.push(t);
             }
         }
+        let salutation = get(Col::Salutation);
+        if let Err(e) = crate::domain::check_salutation(salutation) {
+            errors.push(err(Col::Salutation, e));
+        }
         let org = self.parse_org(&get, &err, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
@@ -273,6 +281,7 @@ impl Columns {
             email,
             name: get(Col::Name).to_string(),
             title: get(Col::Title).to_string(),
+            salutation: salutation.to_string(),
             org,
             language,
             tags,
@@ -463,6 +472,7 @@ impl ImportRow {
             o: org_id,
             l: self.language.as_deref(),
             a: &self.attributes,
+            s: &self.salutation,
         }
     }
 

@@ -31,8 +31,7 @@ use super::transport::{Failure, Outgoing, Transport};
 use crate::bounce::intake::Intake;
 use crate::compose::{CompiledIssue, Issue, Recipient, Tracking};
 use crate::config::{Config, Sending};
-use crate::domain::approval::NotApproved;
-use crate::domain::{Actor, CampaignState, DeliveryStatus, OrgKind};
+use crate::domain::{Actor, CampaignState, DeliveryStatus};
 use crate::store::campaigns::{Campaign, Claimed, Counts, Outcome};
 use crate::store::retry::DbRetry;
 use crate::store::Store;
@@ -943,17 +942,7 @@ impl Deliverer {
     /// The message bytes for one recipient and its Message-ID.
     fn render(&self, c: &Claimed) -> Result<(String, Vec<u8>)> {
         let tokens = self.identity.link_tokens(self.campaign_id, c.contact_id);
-        let r = Recipient {
-            email: c.email.clone(),
-            name: c.name.clone(),
-            title: c.title.clone(),
-            organisation: c.org_name.clone().unwrap_or_default(),
-            kind: c.org_kind.as_deref().and_then(|k| OrgKind::parse(k).ok()),
-            country: c.org_country.clone().unwrap_or_default(),
-            city: c.org_city.clone().unwrap_or_default(),
-            timezone: c.org_timezone.clone().unwrap_or_default(),
-            tokens,
-        };
+        let r = Recipient::from_claimed(c, tokens);
         let msg = self
             .compiled
             .render_for(&r)
@@ -983,51 +972,21 @@ impl Deliverer {
     }
 }
 
-/// Starts a draft or scheduled campaign now: checks that its issue compiles,
-/// freezes the recipients and moves it to running. Returns the number of
-/// recipients, or `None` if another worker started it first.
+/// Starts a draft, scheduled or blocked campaign now through the send gate
+/// ([`super::gate::start`]): returns the number of recipients, or `None` if
+/// another worker started it first; a campaign the gate blocks is an error
+/// with the reasons.
 pub async fn start(store: &Store, config: &Config, id: i64, actor: &Actor) -> Result<Option<i64>> {
-    let c = store.campaign_or_err(id).await?;
-    let state = c.state()?;
-    if !matches!(state, CampaignState::Draft | CampaignState::Scheduled) {
-        bail!("campaign {id} is {state}; only a draft or scheduled campaign can start");
-    }
-    // Two-person approval of exactly what would be sent now.
-    let (approval, _) = store
-        .approval_status(&c, config.newsletter.require_approval)
-        .await?;
-    NotApproved::check(id, &approval)?;
-    let number = u32::try_from(c.issue_number).context("issue number")?;
-    let rev = store.issue_revision(number, None).await?;
-    let mut frozen = c.clone();
-    frozen.issue_revision = Some(rev.revision);
-    // Any template or front-matter error stops the start, never a send.
-    compile_for(store, config, &frozen).await?;
-    let segment = if c.segment.trim().is_empty() {
-        None
-    } else {
-        Some(
-            crate::domain::segment::Segment::parse(&c.segment)
-                .map_err(|e| anyhow!("campaign {id} segment: {}", e.render(&c.segment)))?,
-        )
-    };
-    let default_tz: chrono_tz::Tz = config
-        .newsletter
-        .timezone
-        .parse()
-        .map_err(|_| anyhow!("newsletter.timezone is not an IANA zone"))?;
-    let now_ms = Utc::now().timestamp_millis();
-    let due = match (c.schedule_mode.as_str(), &c.local_date, &c.local_time) {
-        ("local", Some(d), Some(t)) => {
-            let (d, t) = schedule::check_local(d, t)?;
-            let zones = store.organisation_zones().await?;
-            schedule::local_due_times(d, t, &zones, default_tz)
+    match super::gate::start(store, config, id, actor, None).await? {
+        super::gate::StartOutcome::Started { recipients, .. } => Ok(Some(recipients)),
+        super::gate::StartOutcome::Lost => Ok(None),
+        super::gate::StartOutcome::NotStartable(state) => {
+            bail!("campaign {id} is {state}; only a draft, scheduled or blocked campaign can start")
         }
-        _ => [(String::new(), now_ms)].into_iter().collect(),
-    };
-    store
-        .start_campaign(id, rev.revision, segment.as_ref(), &due, actor)
-        .await
+        super::gate::StartOutcome::Blocked { reason, .. } => {
+            bail!("campaign {id} is blocked: {reason}")
+        }
+    }
 }
 
 /// Waits until `until_ms` or the stop flag, whichever is first, checking

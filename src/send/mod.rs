@@ -5,13 +5,16 @@
 //! - [`transport`]: SMTP servers (pool, limits, failover) and the outbox;
 //! - [`smtp`]: one mail transaction on a connection (pipelining, dot-stuffing);
 //! - [`identity`]: tokens, VERP and DKIM for each message;
-//! - [`engine`]: claim → render → send → complete, and campaign start;
+//! - [`engine`]: claim → render → send → complete;
+//! - [`gate`]: the send gate: the preflight on the exact revision, the
+//!   override, and every recipient rendered once before a start commits;
 //! - [`worker`]: the loop behind `whatsup worker` and `whatsup send`.
 //!
 //! The queue itself (claims, leases, outcomes, ceilings) is SQL and lives in
 //! `store::campaigns`.
 
 pub mod engine;
+pub mod gate;
 pub mod identity;
 pub mod schedule;
 pub mod smtp;

@@ -1,8 +1,10 @@
 //! The worker loop (`whatsup worker`) and the foreground send (`whatsup
 //! send`).
 //!
-//! A worker starts scheduled campaigns whose time has come (only one worker
-//! wins each start: it is a conditional state change) and sends every
+//! A worker starts scheduled campaigns whose time has come through the send
+//! gate, which checks the issue again and renders every recipient before
+//! anything is sent (only one worker wins each start: it is a conditional
+//! state change; a refusal leaves the campaign `blocked`), and sends every
 //! running campaign's due deliveries. Any number of workers, on one host or
 //! many, can share a PostgreSQL database: claims never overlap and the
 //! hourly and daily ceilings are reserved in the database.
@@ -15,6 +17,7 @@ use anyhow::Result;
 use chrono::Utc;
 
 use super::engine::{self, Engine, RunEnd};
+use super::gate::{self, StartOutcome};
 use super::identity::Identity;
 use super::transport::Transport;
 use super::{build_transport, worker_id};
@@ -133,11 +136,16 @@ impl Worker {
             .await?;
         let me = Actor::system(&self.id);
         for id in due {
-            match engine::start(&self.store, &self.config, id, &me).await {
-                Ok(Some(n)) => {
-                    tracing::info!(campaign = id, recipients = n, "campaign started")
+            // The gate runs again: templates or config may have changed
+            // since the campaign was scheduled.
+            match gate::start(&self.store, &self.config, id, &me, None).await {
+                Ok(StartOutcome::Started { recipients, .. }) => {
+                    tracing::info!(campaign = id, recipients, "campaign started")
                 }
-                Ok(None) => {}
+                Ok(StartOutcome::Blocked { reason, .. }) => {
+                    tracing::error!(campaign = id, "blocked, nothing sent: {reason}")
+                }
+                Ok(StartOutcome::Lost | StartOutcome::NotStartable(_)) => {}
                 // It stays scheduled and starts once approved.
                 Err(e) if e.downcast_ref::<NotApproved>().is_some() => {
                     if self.unapproved.insert(id) {

@@ -60,6 +60,13 @@ pub struct Campaign {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The issue revision whose preflight failures an operator overrode.
+    pub override_revision: Option<i64>,
+    pub override_reason: String,
+    pub override_actor: String,
+    /// JSON array of the failures the override covers (see
+    /// [`CheckOverride::findings`]).
+    pub override_findings: String,
     /// Unix ms since when the campaign waits for an unreachable relay;
     /// `None` while the relay answers.
     pub waiting_since_ms: Option<i64>,
@@ -71,7 +78,56 @@ impl Campaign {
     pub fn state(&self) -> Result<CampaignState> {
         Ok(CampaignState::parse(&self.state)?)
     }
+
+    /// The override recorded for `revision`, if any.
+    pub fn override_for(&self, revision: i64) -> Option<CheckOverride> {
+        if self.override_revision != Some(revision) {
+            return None;
+        }
+        Some(CheckOverride {
+            revision,
+            reason: self.override_reason.clone(),
+            findings: serde_json::from_str(&self.override_findings).unwrap_or_default(),
+        })
+    }
 }
+
+/// An operator's decision to send an issue revision despite its preflight
+/// failures (`--override-check "REASON"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOverride {
+    pub revision: i64,
+    pub reason: String,
+    /// The failures it covers, each `rule file:line:column`: a failure
+    /// that appears later (a template or the config changed) is not covered.
+    pub findings: Vec<String>,
+}
+
+/// What [`Store::start_campaign`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// The recipients are frozen and the campaign runs: this many.
+    Running(i64),
+    /// The campaign was not in a state that can start (someone else started
+    /// or cancelled it first).
+    NotStartable,
+    /// The check refused: nothing was frozen, and the campaign is `blocked`
+    /// with this reason.
+    Blocked(String),
+}
+
+/// Sees every recipient of a starting campaign once, in pages, after they
+/// are frozen and before the start commits (see [`Store::start_campaign`]).
+pub trait FrozenCheck: Send {
+    /// Takes one page of frozen recipients; may wait while earlier pages
+    /// are still being checked.
+    fn page(&mut self, rows: Vec<Claimed>) -> impl std::future::Future<Output = Result<()>> + Send;
+    /// After the last page: `Some(reason)` blocks the campaign.
+    fn verdict(&mut self) -> impl std::future::Future<Output = Result<Option<String>>> + Send;
+}
+
+/// Recipients per page handed to a [`FrozenCheck`].
+pub const FROZEN_PAGE: usize = 2048;
 
 /// What `create_campaign` needs.
 #[derive(Debug, Clone)]
@@ -143,6 +199,7 @@ pub struct Claimed {
     pub attempts: i64,
     pub name: String,
     pub title: String,
+    pub salutation: String,
     pub org_name: Option<String>,
     pub org_kind: Option<String>,
     pub org_country: Option<String>,
@@ -199,8 +256,15 @@ pub struct BounceEvent {
 
 const CAMPAIGN_SELECT: &str = "SELECT id, name, issue_number, issue_revision, segment, from_name, \
     from_address, reply_to, transport, state, state_reason, schedule_mode, start_ms, local_date, \
-    local_time, recipients, created_by, created_at, updated_at, waiting_since_ms, waiting_reason \
+    local_time, recipients, created_by, created_at, updated_at, override_revision, \
+    override_reason, override_actor, override_findings, waiting_since_ms, waiting_reason \
     FROM campaigns";
+
+/// The fields of a delivery's recipient that rendering needs, from
+/// `deliveries d`, `contacts c` and `organisations o`.
+const RECIPIENT_FIELDS: &str = "d.id, d.contact_id, d.email, d.attempts, c.name, c.title, \
+    c.salutation, o.name AS org_name, o.kind AS org_kind, o.country AS org_country, \
+    o.city AS org_city, o.timezone AS org_timezone";
 
 /// Moves campaign `$id` from one of `$from` to `$to` with its event, inside
 /// the caller's transaction; evaluates to whether it moved.
@@ -346,7 +410,7 @@ impl Store {
         })
     }
 
-    /// Changes a draft or scheduled campaign's name and segment (a new
+    /// Changes a draft, scheduled or blocked campaign's name and segment (a new
     /// segment voids its approval: approvals name the segment they
     /// approved). Returns false when the campaign is in another state.
     pub async fn update_campaign(
@@ -369,7 +433,7 @@ impl Store {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
             let n = sqlx::query(
                 "UPDATE campaigns SET name = $1, segment = $2, updated_at = $3 WHERE id = $4 \
-                 AND state IN ('draft', 'scheduled')",
+                 AND state IN ('draft', 'scheduled', 'blocked')",
             )
             .bind(&name).bind(&segment).bind(now).bind(id)
             .execute(&mut *tx).await?.rows_affected();
@@ -390,7 +454,8 @@ impl Store {
         })
     }
 
-    /// Sets the schedule of a draft or scheduled campaign and marks it scheduled.
+    /// Sets the schedule of a draft, scheduled or blocked campaign and marks
+    /// it scheduled.
     pub async fn schedule_campaign(&self, id: i64, s: &Schedule, actor: &Actor) -> Result<bool> {
         let label = actor.label();
         let now = Utc::now();
@@ -410,7 +475,8 @@ impl Store {
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
             let moved = move_state!(
-                tx, self.dialect(), id, &[CampaignState::Draft, CampaignState::Scheduled],
+                tx, self.dialect(), id,
+                &[CampaignState::Draft, CampaignState::Scheduled, CampaignState::Blocked],
                 CampaignState::Scheduled, &label, "scheduled", now
             );
             if moved {
@@ -429,20 +495,26 @@ impl Store {
         })
     }
 
-    /// Starts a draft or scheduled campaign: freezes its recipients (the
-    /// active contacts matching the segment) into the queue and moves it to
-    /// running, in one transaction. `due` gives each time zone's due time
-    /// (Unix ms; the key "" is the default). Returns the number of
-    /// recipients, or `None` if the campaign was not startable (another
-    /// worker started it first).
-    pub async fn start_campaign(
+    /// Starts a draft, scheduled or blocked campaign: freezes its recipients
+    /// (the active contacts matching the segment) into the queue and moves
+    /// it to running, in one transaction. `due` gives each time zone's due
+    /// time (Unix ms; the key "" is the default).
+    ///
+    /// Before the transaction commits, `check` sees every frozen recipient
+    /// (streamed in pages of [`FROZEN_PAGE`], with the fields rendering
+    /// needs). If its verdict is a reason, the start is rolled back (nothing
+    /// was ever claimable, so nobody received anything) and the campaign
+    /// becomes `blocked` with that reason. A crash at any point leaves the
+    /// campaign as it was.
+    pub async fn start_campaign<C: FrozenCheck>(
         &self,
         id: i64,
         revision: i64,
         segment: Option<&Segment>,
         due: &HashMap<String, i64>,
         actor: &Actor,
-    ) -> Result<Option<i64>> {
+        check: &mut C,
+    ) -> Result<Started> {
         let now = Utc::now();
         let label = actor.label();
         let dialect = self.dialect();
@@ -469,31 +541,112 @@ impl Store {
             filter.as_ref().map(|f| f.sql.as_str()).unwrap_or("1 = 1")
         );
         let params = filter.map(|f| f.params).unwrap_or_default();
-        on_pool!(self, p => {
+        let frozen_sql = format!(
+            "SELECT {RECIPIENT_FIELDS} FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
+             LEFT JOIN organisations o ON o.id = c.organisation_id WHERE d.campaign_id = $1"
+        );
+        let startable = &[
+            CampaignState::Draft,
+            CampaignState::Scheduled,
+            CampaignState::Blocked,
+        ];
+        let reason: String = on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(dialect)).await?;
             let moved = move_state!(
-                tx, self.dialect(), id, &[CampaignState::Draft, CampaignState::Scheduled],
-                CampaignState::Running, &label, "started", now
+                tx, self.dialect(), id, startable, CampaignState::Running, &label, "started", now
             );
             if !moved {
                 tx.rollback().await?;
-                return Ok(None);
+                return Ok(Started::NotStartable);
             }
             let q = sqlx::query(&sql).bind(id).bind(default_due).bind(now).bind(&zones);
             let n = bind_params!(q, &params).execute(&mut *tx).await?.rows_affected() as i64;
             sqlx::query("UPDATE campaigns SET recipients = $1, issue_revision = $2 WHERE id = $3")
                 .bind(n).bind(revision).bind(id)
                 .execute(&mut *tx).await?;
-            record_audit!(&mut *tx, actor, "campaign.start", "campaign", id,
-                serde_json::json!({"recipients": n, "issue_revision": revision}));
-            tx.commit().await?;
-            if dialect == Dialect::Postgres {
-                // Thousands of rows just arrived: plan the sending queries
-                // with statistics that know it (ANALYZE samples at most
-                // 30,000 rows whatever the table's size).
-                sqlx::query("ANALYZE deliveries").execute(p).await?;
+            {
+                use futures_util::TryStreamExt as _;
+                let mut rows = sqlx::query_as::<_, Claimed>(&frozen_sql).bind(id).fetch(&mut *tx);
+                let mut page = Vec::with_capacity(FROZEN_PAGE);
+                while let Some(r) = rows.try_next().await? {
+                    page.push(r);
+                    if page.len() == FROZEN_PAGE {
+                        check.page(std::mem::replace(&mut page, Vec::with_capacity(FROZEN_PAGE))).await?;
+                    }
+                }
+                if !page.is_empty() {
+                    check.page(page).await?;
+                }
             }
-            Ok(Some(n))
+            match check.verdict().await? {
+                Some(reason) => {
+                    tx.rollback().await?;
+                    reason
+                }
+                None => {
+                    record_audit!(&mut *tx, actor, "campaign.start", "campaign", id,
+                        serde_json::json!({"recipients": n, "issue_revision": revision}));
+                    tx.commit().await?;
+                    if dialect == Dialect::Postgres {
+                        // Thousands of rows just arrived: plan the sending
+                        // queries with statistics that know it (ANALYZE
+                        // samples at most 30,000 rows whatever the table's
+                        // size).
+                        sqlx::query("ANALYZE deliveries").execute(p).await?;
+                    }
+                    return Ok(Started::Running(n));
+                }
+            }
+        });
+        let blocked = self
+            .move_campaign(id, startable, CampaignState::Blocked, actor, &reason)
+            .await?;
+        Ok(if blocked {
+            Started::Blocked(reason)
+        } else {
+            Started::NotStartable
+        })
+    }
+
+    /// Records an operator's override of the preflight for one issue
+    /// revision, and a history entry with the reason and the actor.
+    pub async fn record_override(&self, id: i64, o: &CheckOverride, actor: &Actor) -> Result<()> {
+        let now = Utc::now();
+        let label = actor.label();
+        let findings = serde_json::to_string(&o.findings)?;
+        let note = format!(
+            "preflight overridden for issue revision {}: {}{}",
+            o.revision,
+            o.reason,
+            if o.findings.is_empty() {
+                String::new()
+            } else {
+                format!(" (covers: {})", o.findings.join("; "))
+            }
+        );
+        on_pool!(self, p => {
+            let mut tx = p.begin_with(begin_write(self.dialect())).await?;
+            let state: Option<String> = sqlx::query_scalar(
+                "UPDATE campaigns SET override_revision = $1, override_reason = $2, \
+                 override_actor = $3, override_findings = $4, updated_at = $5 WHERE id = $6 \
+                 RETURNING state",
+            )
+            .bind(o.revision).bind(&o.reason).bind(&label).bind(&findings).bind(now).bind(id)
+            .fetch_optional(&mut *tx).await?;
+            let Some(state) = state else {
+                return Err(StoreError::NotFound(format!("no campaign with id {id}")).into());
+            };
+            sqlx::query(
+                "INSERT INTO campaign_events (campaign_id, old_state, new_state, actor, reason, \
+                 created_at) VALUES ($1, $2, $2, $3, $4, $5)",
+            )
+            .bind(id).bind(&state).bind(&label).bind(&note).bind(now)
+            .execute(&mut *tx).await?;
+            record_audit!(&mut *tx, actor, "campaign.override_check", "campaign", id,
+                serde_json::json!({"issue_revision": o.revision, "reason": o.reason,
+                                   "findings": o.findings}));
+            tx.commit().await?;
+            Ok(())
         })
     }
 
@@ -550,9 +703,7 @@ impl Store {
             Dialect::Postgres => "(SELECT jsonb_array_elements_text($1::text::jsonb)::bigint)",
         };
         let select_sql = format!(
-            "SELECT d.id, d.contact_id, d.email, d.attempts, c.name, c.title, o.name AS org_name, \
-             o.kind AS org_kind, o.country AS org_country, o.city AS org_city, \
-             o.timezone AS org_timezone, c.status AS contact_status FROM deliveries d \
+            "SELECT {RECIPIENT_FIELDS}, c.status AS contact_status FROM deliveries d \
              JOIN contacts c ON c.id = d.contact_id \
              LEFT JOIN organisations o ON o.id = c.organisation_id WHERE d.id IN {list} ORDER BY d.due_ms, d.id"
         );
@@ -602,6 +753,7 @@ impl Store {
                         attempts: r.try_get("attempts")?,
                         name: r.try_get("name")?,
                         title: r.try_get("title")?,
+                        salutation: r.try_get("salutation")?,
                         org_name: r.try_get("org_name")?,
                         org_kind: r.try_get("org_kind")?,
                         org_country: r.try_get("org_country")?,
@@ -899,7 +1051,7 @@ impl Store {
             let Some(state) = state else {
                 return Err(StoreError::NotFound(format!("no campaign with id {campaign}")).into());
             };
-            if state == "cancelled" || state == "draft" || state == "scheduled" {
+            if matches!(state.as_str(), "cancelled" | "draft" | "scheduled" | "blocked") {
                 return Err(StoreError::Conflict(format!(
                     "campaign {campaign} is {state}; only a started campaign's failures can be retried"
                 )).into());

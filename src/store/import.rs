@@ -65,13 +65,15 @@ pub struct ExistingContact {
     pub email: String,
     pub name: String,
     pub title: String,
+    pub salutation: String,
     pub organisation_id: Option<i64>,
     pub language: Option<String>,
     pub status: String,
     pub attributes: Json<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// A contact to insert: email, name, title, organisation, language, attributes.
+/// A contact to insert: email, name, title, organisation, language,
+/// attributes, salutation.
 #[derive(Debug, Clone)]
 pub struct NewRow<'a> {
     pub e: &'a str,
@@ -80,6 +82,7 @@ pub struct NewRow<'a> {
     pub o: Option<i64>,
     pub l: Option<&'a str>,
     pub a: &'a serde_json::Map<String, serde_json::Value>,
+    pub s: &'a str,
 }
 
 /// One import's connection and transaction state.
@@ -463,9 +466,10 @@ impl ImportSession {
     pub async fn find_contacts(&mut self, emails: &[&str]) -> Result<Vec<ExistingContact>> {
         self.select_by_emails(
             "SELECT json_group_array(json_object('id', id, 'email', email, 'name', name, \
-             'title', title, 'organisation_id', organisation_id, 'language', language, \
-             'status', status, 'attributes', json(attributes))) FROM contacts",
-            "SELECT id, email, name, title, organisation_id, language, status, attributes FROM contacts",
+             'title', title, 'salutation', salutation, 'organisation_id', organisation_id, \
+             'language', language, 'status', status, 'attributes', json(attributes))) FROM contacts",
+            "SELECT id, email, name, title, salutation, organisation_id, language, status, attributes \
+             FROM contacts",
             emails,
         )
         .await
@@ -498,14 +502,15 @@ impl ImportSession {
                     .fetch_one(&mut **c)
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
-                let per = sqlite_rows_per_statement(7);
+                let per = sqlite_rows_per_statement(8);
                 for (chunk, attrs) in rows.chunks(per).zip(attributes.chunks(per)) {
                     let sql = format!(
-                        "WITH x(id, e, n, t, o, l, a) AS (VALUES {}) \
+                        "WITH x(id, e, n, t, o, l, a, s) AS (VALUES {}) \
                          INSERT OR FAIL INTO contacts (id, email, name, title, organisation_id, language, status, \
-                         status_changed_at, consent_source, consent_at, attributes, created_at, updated_at) \
-                         SELECT id, e, n, t, o, l, 'active', ?, ?, ?, a, ?, ? FROM x",
-                        sqlite_values(chunk.len(), 7)
+                         status_changed_at, consent_source, consent_at, attributes, created_at, updated_at, \
+                         salutation) \
+                         SELECT id, e, n, t, o, l, 'active', ?, ?, ?, a, ?, ?, s FROM x",
+                        sqlite_values(chunk.len(), 8)
                     );
                     let mut q = sqlx::query(&sql);
                     for (r, a) in chunk.iter().zip(attrs) {
@@ -517,7 +522,8 @@ impl ImportSession {
                             .bind(r.t)
                             .bind(r.o)
                             .bind(r.l)
-                            .bind(a.as_str());
+                            .bind(a.as_str())
+                            .bind(r.s);
                         out.push((id, r.e.to_string()));
                     }
                     let q = q
@@ -540,10 +546,11 @@ impl ImportSession {
                 // under a savepoint and is redone with ON CONFLICT only when
                 // such a writer got there first.
                 let insert = "INSERT INTO contacts (email, name, title, organisation_id, language, status, \
-                     status_changed_at, consent_source, consent_at, attributes, created_at, updated_at) \
-                     SELECT x.e, x.n, x.t, x.o, x.l, 'active', $7, $8, $7, x.a::jsonb, $7, $7 \
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) \
-                     AS x(e, n, t, o, l, a)";
+                     status_changed_at, consent_source, consent_at, attributes, created_at, updated_at, \
+                     salutation) \
+                     SELECT x.e, x.n, x.t, x.o, x.l, 'active', $7, $8, $7, x.a::jsonb, $7, $7, x.s \
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
+                     $9::text[]) AS x(e, n, t, o, l, a, s)";
                 let arrays = ContactArrays {
                     e: rows.iter().map(|r| r.e).collect(),
                     n: rows.iter().map(|r| r.n).collect(),
@@ -551,6 +558,7 @@ impl ImportSession {
                     o: rows.iter().map(|r| r.o).collect(),
                     l: rows.iter().map(|r| r.l).collect(),
                     a: attributes,
+                    s: rows.iter().map(|r| r.s).collect(),
                 };
                 sqlx::query("SAVEPOINT import_contacts")
                     .execute(&mut **c)
@@ -589,9 +597,10 @@ impl ImportSession {
     ) -> Result<()> {
         let sql =
             "UPDATE contacts SET name = $1, title = $2, organisation_id = $3, language = $4, \
-                   attributes = $5, updated_at = $6 WHERE id = $7";
+                   attributes = $5, updated_at = $6, salutation = $8 WHERE id = $7";
         on_conn!(self.conn(), c => { sqlx::query(sql)
             .bind(row.n).bind(row.t).bind(row.o).bind(row.l).bind(Json(row.a)).bind(now).bind(id)
+            .bind(row.s)
             .execute(&mut **c).await?; });
         Ok(())
     }
@@ -686,11 +695,13 @@ struct ContactArrays<'a> {
     l: Vec<Option<&'a str>>,
     /// Attributes as JSON text.
     a: Vec<String>,
+    s: Vec<&'a str>,
 }
 
 impl ContactArrays<'_> {
-    /// Runs `sql`, which takes the arrays as `$1`–`$6`, the time as `$7`
-    /// and the consent source as `$8`, and returns `(id, email)` rows.
+    /// Runs `sql`, which takes the arrays as `$1`–`$6` and `$9`
+    /// (salutations), the time as `$7` and the consent source as `$8`, and
+    /// returns `(id, email)` rows.
     async fn insert(
         &self,
         c: &mut sqlx::PgConnection,
@@ -707,6 +718,7 @@ impl ContactArrays<'_> {
             .bind(&self.a)
             .bind(now)
             .bind(consent_source)
+            .bind(&self.s)
             .fetch_all(c)
             .await
     }

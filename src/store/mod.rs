@@ -10,6 +10,7 @@
 //! audit trail in the same transaction as the change.
 
 pub mod import;
+mod rebuild;
 pub mod retry;
 pub mod segment_sql;
 mod status;
@@ -159,6 +160,9 @@ pub struct Contact {
     pub email: String,
     pub name: String,
     pub title: String,
+    /// The greeting to use as it is written ("Your Excellency"); empty
+    /// when the greeting is made from the name and title.
+    pub salutation: String,
     pub organisation_id: Option<i64>,
     pub language: Option<String>,
     pub status: String,
@@ -198,6 +202,7 @@ pub struct NewContact {
     pub email: EmailAddress,
     pub name: String,
     pub title: String,
+    pub salutation: String,
     pub organisation_id: Option<i64>,
     pub language: Option<Language>,
     pub consent_source: String,
@@ -211,6 +216,7 @@ pub struct ContactPatch {
     pub email: Option<EmailAddress>,
     pub name: Option<String>,
     pub title: Option<String>,
+    pub salutation: Option<String>,
     pub organisation_id: Option<Option<i64>>,
     pub language: Option<Option<Language>>,
     /// Attributes to set; a JSON null removes the key.
@@ -378,10 +384,19 @@ impl Store {
             return Err(schema::SchemaRefused(refusal).into());
         }
         match self {
-            Store::Sqlite(p) => self.migrator().run(p).await,
-            Store::Postgres(p) => self.migrator().run(p).await,
+            Store::Sqlite(p) => {
+                self.migrator()
+                    .run(p)
+                    .await
+                    .context("applying database migrations")?;
+                rebuild::after_migrations(p).await
+            }
+            Store::Postgres(p) => self
+                .migrator()
+                .run(p)
+                .await
+                .context("applying database migrations"),
         }
-        .context("applying database migrations")
     }
 
     /// The number of migrations applied.
@@ -538,8 +553,9 @@ impl Store {
         check_attributes(&c.attributes)?;
         let now = Utc::now();
         let sql = "INSERT INTO contacts (email, name, title, organisation_id, language, status, \
-                   status_changed_at, consent_source, consent_at, attributes, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $6, $8, $6, $6) RETURNING id";
+                   status_changed_at, consent_source, consent_at, attributes, created_at, updated_at, \
+                   salutation) \
+                   VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $6, $8, $6, $6, $9) RETURNING id";
         let attrs = Json(&c.attributes);
         let select = format!("{} WHERE c.id = $1", contact_select(self.dialect()));
         let id: i64 = on_pool!(self, p => {
@@ -553,6 +569,7 @@ impl Store {
                 .bind(now)
                 .bind(&c.consent_source)
                 .bind(attrs)
+                .bind(c.salutation.trim())
                 .fetch_one(&mut *tx)
                 .await;
             let id: i64 = match inserted {
@@ -631,7 +648,7 @@ impl Store {
         }
         let now = Utc::now();
         let sql = "UPDATE contacts SET email = $1, name = $2, title = $3, organisation_id = $4, \
-                   language = $5, attributes = $6, updated_at = $7 WHERE id = $8";
+                   language = $5, attributes = $6, updated_at = $7, salutation = $9 WHERE id = $8";
         let select = format!("{} WHERE c.id = $1", contact_select(self.dialect()));
         on_pool!(self, p => {
             let mut tx = p.begin_with(begin_write(self.dialect())).await?;
@@ -644,6 +661,7 @@ impl Store {
                 .bind(Json(&attrs))
                 .bind(now)
                 .bind(current.id)
+                .bind(patch.salutation.as_deref().map(str::trim).unwrap_or(&current.salutation))
                 .execute(&mut *tx)
                 .await?;
             for tag in &patch.add_tags {
@@ -863,7 +881,7 @@ pub(crate) fn contact_select(dialect: Dialect) -> String {
         }
     };
     format!(
-        "SELECT c.id, c.email, c.name, c.title, c.organisation_id, c.language, c.status, \
+        "SELECT c.id, c.email, c.name, c.title, c.salutation, c.organisation_id, c.language, c.status, \
          c.status_reason, c.status_changed_at, c.consent_source, c.consent_at, c.attributes, \
          c.created_at, c.updated_at, o.name AS org_name, o.kind AS org_kind, \
          o.country AS org_country, o.region AS org_region, o.city AS org_city, \

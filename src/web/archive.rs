@@ -4,8 +4,10 @@
 //!
 //! No personal data: an archived issue is compiled with `archive` set, so
 //! the templates leave out the recipient's address and the personal links,
-//! and it is rendered for a neutral recipient (empty name, organisation and
-//! address, so the greeting is the generic one).
+//! and it is rendered as a public copy: for a neutral recipient (empty
+//! name, organisation and address, so the greeting is the generic one),
+//! with the merge tags of the issue's text showing their defaults or
+//! neutral words. Subjects in the list and the feed are shown the same way.
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use minijinja::context;
 
 use super::pages::{issue_response, message_page, page};
 use super::{canonical_number, AppState, Shared};
-use crate::compose::{CompiledIssue, Issue, PersonalLinks, Recipient};
+use crate::compose::{merge, CompiledIssue, Issue, PersonalLinks};
 use crate::store::web::ArchivedIssue;
 
 fn disabled(state: &AppState) -> Response {
@@ -43,12 +45,17 @@ pub(super) async fn index(State(state): State<Shared>) -> Response {
         return disabled(&state);
     }
     match state.store.archived_issues().await {
-        Ok(issues) => page(
-            &state,
-            StatusCode::OK,
-            "archive",
-            context! { issues => issues },
-        ),
+        Ok(mut issues) => {
+            for i in &mut issues {
+                i.subject = merge::neutral(&i.subject);
+            }
+            page(
+                &state,
+                StatusCode::OK,
+                "archive",
+                context! { issues => issues },
+            )
+        }
         Err(e) => failed(e),
     }
 }
@@ -82,7 +89,7 @@ async fn render_issue(state: &AppState, a: &ArchivedIssue) -> anyhow::Result<Arc
     };
     let html = Arc::new(
         compiled
-            .html_with_links(&Recipient::default(), links)
+            .html_public(links)
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     if let Ok(mut m) = state.archived.lock() {
@@ -163,7 +170,7 @@ pub(super) async fn feed(State(state): State<Shared>) -> Response {
              <published>{sent}</published>\n<updated>{sent}</updated>\n\
              <summary>{name} No. {n}, {date}</summary>\n</entry>\n",
             n = i.number,
-            subject = xml_escape(&i.subject),
+            subject = xml_escape(&merge::neutral(&i.subject)),
             sent = i.sent_at.to_rfc3339_opts(SecondsFormat::Secs, true),
             date = i.issue_date.format("%Y-%m-%d"),
         ));

@@ -55,14 +55,27 @@ pub fn test_config() -> Config {
 }
 
 pub async fn sqlite() -> TestDb {
+    sqlite_migrated(true).await
+}
+
+/// A fresh SQLite file, migrated or left empty.
+pub async fn sqlite_migrated(migrate: bool) -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config();
+    config.database.auto_migrate = migrate;
     config.general.data_dir = dir.path().to_path_buf();
     // Tests run in parallel: the metrics listener takes any free port.
     config.web.metrics_bind = "127.0.0.1:0".into();
     let url = format!("sqlite://{}", dir.path().join("whatsup.db").display());
     config.database.url = Secret::new(url.clone());
-    let store = Store::open(&config).await.expect("open sqlite store");
+    // An empty store is connected without the schema check (it would
+    // refuse a schema behind this binary's).
+    let store = if migrate {
+        Store::open(&config).await
+    } else {
+        Store::connect(&url, &config).await
+    }
+    .expect("open sqlite store");
     TestDb {
         store,
         config,
@@ -76,6 +89,11 @@ static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A fresh PostgreSQL database, or `None` (after a loud skip) outside CI
 /// when no server is configured.
 pub async fn postgres() -> Option<TestDb> {
+    postgres_migrated(true).await
+}
+
+/// A fresh PostgreSQL database, migrated or left empty.
+pub async fn postgres_migrated(migrate: bool) -> Option<TestDb> {
     let Ok(base) = std::env::var("WHATSUP_TEST_POSTGRES_URL") else {
         skip_or_fail(
             "PostgreSQL test: WHATSUP_TEST_POSTGRES_URL is not set (scripts/test sets it)",
@@ -106,8 +124,14 @@ pub async fn postgres() -> Option<TestDb> {
     let mut config = test_config();
     config.database.url = Secret::new(url.clone());
     config.database.max_connections = 4;
+    config.database.auto_migrate = migrate;
     config.web.metrics_bind = "127.0.0.1:0".into();
-    let store = Store::open(&config).await.expect("open postgres store");
+    let store = if migrate {
+        Store::open(&config).await
+    } else {
+        Store::connect(&url, &config).await
+    }
+    .expect("open postgres store");
     Some(TestDb {
         store,
         config,
@@ -233,6 +257,36 @@ pub fn make_certificates(dir: &Path) -> Option<()> {
     .iter()
     .all(|line| run(&args(line)));
     ok.then_some(())
+}
+
+/// Compares `actual` with `tests/snapshots/NAME`. Outside CI a missing
+/// snapshot is written; set UPDATE_SNAPSHOTS=1 to rewrite one after a
+/// deliberate change. A difference writes `NAME.new` beside it and fails.
+pub fn snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some()
+        || !path.exists() && std::env::var_os("CI").is_none()
+    {
+        std::fs::write(&path, actual).unwrap();
+        eprintln!("wrote snapshot {}", path.display());
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if expected != actual {
+        let new = path.with_extension(format!(
+            "{}.new",
+            path.extension().and_then(|e| e.to_str()).unwrap_or("")
+        ));
+        std::fs::write(&new, actual).unwrap();
+        panic!(
+            "{} differs from the rendering (written to {}); rerun with UPDATE_SNAPSHOTS=1 if the change is intended",
+            path.display(),
+            new.display()
+        );
+    }
 }
 
 /// The actor of changes a test makes directly through the store.

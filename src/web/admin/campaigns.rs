@@ -25,7 +25,9 @@ use serde::Deserialize;
 
 use super::contacts::field_errors;
 use super::{redirect_with, AdminError, AdminResult, AdminShared, Flash, NavItem, Page};
-use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
+use crate::app::campaign_actions::{
+    self as actions, Control, CreateCampaign, ScheduleAt, ScheduleCampaign,
+};
 use crate::app::timeline;
 use crate::app::{approval, progress, segments, AppError};
 use crate::domain::{Action, CampaignState, DeliveryStatus};
@@ -86,7 +88,7 @@ fn error_flash(text: impl Into<String>) -> Flash {
 fn state_badge(state: &str) -> &'static str {
     match state {
         "running" | "finished" => "badge-ok",
-        "scheduled" | "paused" => "badge-warn",
+        "scheduled" | "paused" | "blocked" => "badge-warn",
         "cancelled" => "badge-error",
         _ => "",
     }
@@ -149,6 +151,9 @@ pub struct NewForm {
     segment: String,
     #[serde(default)]
     transport: String,
+    /// Create it despite the preflight's failures, for this reason.
+    #[serde(default)]
+    override_check: String,
 }
 
 async fn new_form(State(s): State<AdminShared>, page: Page) -> AdminResult {
@@ -181,6 +186,7 @@ async fn render_new(
                 name => form.name.as_str(),
                 segment => form.segment.as_str(),
                 transport => form.transport.as_str(),
+                override_check => form.override_check.as_str(),
             },
             errors,
             preview,
@@ -206,14 +212,28 @@ async fn create(
         segment: form.segment.clone(),
         name: Some(form.name.clone()).filter(|n| !n.trim().is_empty()),
         transport: Some(form.transport.clone()).filter(|t| !t.is_empty()),
+        override_check: Some(form.override_check.trim().to_string()).filter(|r| !r.is_empty()),
         ..Default::default()
     };
     match actions::create(s.store(), s.config(), &page.actor, &input).await {
-        Ok(c) => Ok(redirect_with(
+        Ok(created) => Ok(redirect_with(
             &s,
-            &path_of(c.id),
-            Flash::ok(format!("Campaign “{}” created as a draft.", c.name)),
+            &path_of(created.campaign.id),
+            Flash::ok(format!(
+                "Campaign “{}” created as a draft (issue revision {} passed its preflight{}).",
+                created.campaign.name,
+                created.checked.revision,
+                if created.checked.overridden {
+                    ", failures overridden"
+                } else {
+                    ""
+                }
+            )),
         )),
+        Err(AppError::Refused(r)) => {
+            let errors = context! { refusal => r.to_string(), overridable => r.overridable };
+            render_new(&s, &page, StatusCode::UNPROCESSABLE_ENTITY, &form, errors).await
+        }
         Err(e) => match field_errors(&e) {
             Some(errors) => {
                 render_new(&s, &page, StatusCode::UNPROCESSABLE_ENTITY, &form, errors).await
@@ -269,7 +289,10 @@ async fn render_show(
     let store = s.store();
     let c = store.campaign_or_err(id).await?;
     let state = c.state()?;
-    let pending = matches!(state, CampaignState::Draft | CampaignState::Scheduled);
+    let pending = matches!(
+        state,
+        CampaignState::Draft | CampaignState::Scheduled | CampaignState::Blocked
+    );
     let view = approval::view(store, s.config(), &c).await?;
     // Whether this user may approve, and if not, why (the two-person rule).
     let approve_refusal = if pending && page.may(Action::CampaignsApprove) {
@@ -339,6 +362,12 @@ pub struct ActionForm {
     local_date: String,
     #[serde(default)]
     local_time: String,
+    /// A schedule whose time has passed starts as soon as it may.
+    #[serde(default)]
+    now: String,
+    /// Schedule or start despite the preflight's failures, for this reason.
+    #[serde(default)]
+    override_check: String,
 }
 
 async fn act(
@@ -353,6 +382,7 @@ async fn act(
         _ => Action::CampaignsControl,
     })?;
     let (store, config, actor) = (s.store(), s.config(), &page.actor);
+    let override_check = Some(form.override_check.trim().to_string()).filter(|r| !r.is_empty());
     let done: Result<String, AppError> = match action.as_str() {
         "request-approval" => approval::request(store, config, actor, id, form.note.trim())
             .await
@@ -368,17 +398,28 @@ async fn act(
                 },
                 _ => ScheduleAt::At(form.at.replace('T', " ")),
             };
-            actions::schedule(store, config, actor, id, &when)
+            let input = ScheduleCampaign {
+                when,
+                now: !form.now.is_empty(),
+                override_check: override_check.clone(),
+            };
+            actions::schedule(store, config, actor, id, &input)
                 .await
-                .map(|c| format!("Scheduled: {}.", start_text(&s, &c)))
+                .map(|c| format!("Scheduled: {}.", start_text(&s, &c.campaign)))
         }
-        "start" => match actions::start(store, config, actor, id).await {
-            Ok(n) => {
-                s.api.jobs.send_job(id, n, actor).await?;
-                Ok(format!("Started: {n} recipients frozen; sending."))
+        "start" => {
+            match actions::start(store, config, actor, id, override_check.as_deref()).await {
+                Ok(started) => {
+                    let n = started.recipients;
+                    s.api.jobs.send_job(id, n, actor).await?;
+                    Ok(format!(
+                    "Started: {n} recipients frozen and every message rendered ({:.1} s); sending.",
+                    started.render_secs
+                ))
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
         "pause" => actions::control(store, actor, id, Control::Pause)
             .await
             .map(|_| "Paused.".to_string()),
@@ -403,6 +444,11 @@ async fn act(
         Err(e @ AppError::Invalid(_)) => {
             let errors = field_errors(&e).unwrap_or(context! {});
             render_show(&s, &page, id, StatusCode::UNPROCESSABLE_ENTITY, errors).await
+        }
+        // The send gate refused (a blocked campaign shows its reasons).
+        Err(e @ (AppError::Refused(_) | AppError::Blocked { .. })) => {
+            store.campaign_or_err(id).await?;
+            Ok(redirect_with(&s, &back, error_flash(e.to_string())))
         }
         // Not now (its state), or not this person (the two-person rule).
         Err(AppError::Conflict(m)) | Err(AppError::Forbidden(m)) => {

@@ -150,6 +150,9 @@ pub struct ContactForm {
     name: String,
     #[serde(default)]
     title: String,
+    /// How to address them ("" for the default greeting).
+    #[serde(default)]
+    salutation: String,
     /// An organisation id, or "" for none.
     #[serde(default)]
     organisation_id: String,
@@ -166,6 +169,7 @@ impl ContactForm {
             email: c.email.clone(),
             name: c.name.clone(),
             title: c.title.clone(),
+            salutation: c.salutation.clone(),
             organisation_id: c.organisation_id.map(|i| i.to_string()).unwrap_or_default(),
             language: c.language.clone().unwrap_or_default(),
             tags: c.tag_list().join(", "),
@@ -194,6 +198,7 @@ impl ContactForm {
     fn value(&self) -> Value {
         context! {
             email => self.email.as_str(), name => self.name.as_str(), title => self.title.as_str(),
+            salutation => self.salutation.as_str(),
             organisation_id => self.organisation_id.as_str(), language => self.language.as_str(),
             tags => self.tags.as_str(),
         }
@@ -276,6 +281,7 @@ async fn add(
                 email: form.email.clone(),
                 name: form.name.clone(),
                 title: form.title.clone(),
+                salutation: form.salutation.clone(),
                 organisation_id: org,
                 language: form.language.clone(),
                 tags: form.tags(),
@@ -363,6 +369,7 @@ async fn edit(
                 email: Some(form.email.clone()).filter(|e| e.trim() != current.email),
                 name: Some(form.name.trim().to_string()),
                 title: Some(form.title.trim().to_string()),
+                salutation: Some(form.salutation.clone()),
                 organisation_id: Some(org),
                 language: Some(form.language.clone()),
                 add_tags: wanted

@@ -533,6 +533,8 @@ impl From<AppError> for AdminError {
             AppError::NotFound(m) => AdminError::NotFound(m),
             AppError::Conflict(m) => AdminError::Conflict(m),
             AppError::Forbidden(m) => AdminError::Forbidden(m),
+            // The send gate's refusals: the state does not allow it now.
+            AppError::Refused(_) | AppError::Blocked { .. } => AdminError::Conflict(e.to_string()),
             AppError::Internal(e) => AdminError::Internal(e),
         }
     }

@@ -17,7 +17,9 @@ use super::dto::{
 use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::{stream, ApiShared};
 use crate::app::approval;
-use crate::app::campaign_actions::{self as actions, Control, CreateCampaign, ScheduleAt};
+use crate::app::campaign_actions::{
+    self as actions, Control, CreateCampaign, ScheduleAt, ScheduleCampaign,
+};
 use crate::app::progress::{self, Progress, RateMeter};
 use crate::app::timeline::{self as app_timeline, Timeline, ZoneSlot};
 use crate::domain::DeliveryStatus;
@@ -92,9 +94,14 @@ pub struct CampaignIn {
     pub reply_to: Option<String>,
     /// smtp or outbox
     pub transport: Option<String>,
+    /// Create it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history). Failures that make the issue
+    /// impossible to render cannot be overridden.
+    pub override_check: Option<String>,
 }
 
-/// Creates a draft campaign.
+/// Creates a draft campaign, after the send gate's preflight of the
+/// issue's latest revision (422 `preflight` with the findings when it fails).
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns",
     extensions(("x-permission" = json!("campaigns.write"))),
     request_body = CampaignIn,
@@ -104,7 +111,7 @@ pub async fn create_campaign(
     caller: Caller,
     ApiJson(input): ApiJson<CampaignIn>,
 ) -> ApiResult<(StatusCode, Json<CampaignDetail>)> {
-    let c = actions::create(
+    let created = actions::create(
         &state.store,
         &state.config,
         &caller.actor,
@@ -116,20 +123,25 @@ pub async fn create_campaign(
             from_address: input.from_address,
             reply_to: input.reply_to,
             transport: input.transport,
+            override_check: input.override_check,
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(detail(&state, c.id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(detail(&state, created.campaign.id).await?),
+    ))
 }
 
-/// Changes to a draft or scheduled campaign (a new segment voids its approval).
+/// Changes to a draft, scheduled or blocked campaign (a new segment voids
+/// its approval).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CampaignPatchIn {
     pub name: Option<String>,
     pub segment: Option<String>,
 }
 
-/// Changes a draft or scheduled campaign's name or segment.
+/// Changes a draft, scheduled or blocked campaign's name or segment.
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns",
     extensions(("x-permission" = json!("campaigns.write"))),
     params(("id" = i64, Path, description = "Campaign id")),
@@ -176,7 +188,9 @@ pub async fn request_approval(
 }
 
 /// Approves the campaign's current issue revision and segment. The
-/// approver may be neither its creator nor that revision's author (403).
+/// approver may be neither its creator nor that revision's author (403);
+/// a revision that fails the send gate's preflight is refused (422
+/// `preflight` with the findings).
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/approve", tag = "campaigns",
     extensions(("x-permission" = json!("campaigns.approve"))),
     params(("id" = i64, Path, description = "Campaign id")),
@@ -200,9 +214,18 @@ pub struct ScheduleIn {
     pub at: Option<String>,
     pub local_time: Option<String>,
     pub local_date: Option<String>,
+    /// Accept a time in the past: the campaign starts at once. Without it
+    /// a past time is refused (422).
+    #[serde(default)]
+    pub now: bool,
+    /// Schedule it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history).
+    pub override_check: Option<String>,
 }
 
-/// Schedules a draft or scheduled campaign.
+/// Schedules a draft, scheduled or blocked campaign, after the send gate's
+/// preflight of the revision it would send (422 `preflight` with the
+/// findings when it fails).
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/schedule", tag = "campaigns",
     extensions(("x-permission" = json!("campaigns.control"))),
     params(("id" = i64, Path, description = "Campaign id")),
@@ -225,24 +248,52 @@ pub async fn schedule(
             ))
         }
     };
-    actions::schedule(&state.store, &state.config, &caller.actor, id, &when).await?;
+    let input = ScheduleCampaign {
+        when,
+        now: input.now,
+        override_check: input.override_check,
+    };
+    actions::schedule(&state.store, &state.config, &caller.actor, id, &input).await?;
     Ok(Json(detail(&state, id).await?))
 }
 
-/// Starts a campaign now: freezes its recipients and answers 202 with the
-/// send job that follows the delivery (`whatsup serve` or `whatsup worker`
-/// sends). Refused (409) until approved.
+/// Starting a campaign.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StartQuery {
+    /// Start it despite the issue's preflight failures, for this reason
+    /// (recorded in the campaign's history).
+    pub override_check: Option<String>,
+}
+
+/// Starts a draft, scheduled or blocked campaign now through the send
+/// gate: the preflight again, then its recipients frozen and every message
+/// rendered once; answers 202 with the send job that follows the delivery
+/// (`whatsup serve` or `whatsup worker` sends). Refused (409) until
+/// approved; a refusal by the gate leaves the campaign `blocked` (409
+/// `blocked` with the reasons and any preflight findings).
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns",
     extensions(("x-permission" = json!("campaigns.control"))),
-    params(("id" = i64, Path, description = "Campaign id")),
+    params(("id" = i64, Path, description = "Campaign id"), StartQuery),
     responses((status = 202, description = "Started; follow the job", body = JobOut)))]
 pub async fn start(
     State(state): State<ApiShared>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<StartQuery>,
 ) -> ApiResult<Response> {
-    let recipients = actions::start(&state.store, &state.config, &caller.actor, id).await?;
-    let job = state.jobs.send_job(id, recipients, &caller.actor).await?;
+    let started = actions::start(
+        &state.store,
+        &state.config,
+        &caller.actor,
+        id,
+        q.override_check.as_deref(),
+    )
+    .await?;
+    let job = state
+        .jobs
+        .send_job(id, started.recipients, &caller.actor)
+        .await?;
     let location = job.links.this.clone();
     let mut res = (StatusCode::ACCEPTED, Json(job)).into_response();
     if let Ok(v) = location.parse() {

@@ -109,6 +109,10 @@ pub struct ContactIn {
     pub name: String,
     #[serde(default)]
     pub title: String,
+    /// The greeting used verbatim ("Your Excellency"); empty: built from
+    /// the name and title.
+    #[serde(default)]
+    pub salutation: String,
     pub organisation_id: Option<i64>,
     /// e.g. en, fr, pt-BR
     pub language: Option<String>,
@@ -137,6 +141,7 @@ pub async fn create_contact(
             email: input.email,
             name: input.name,
             title: input.title,
+            salutation: input.salutation,
             organisation_id: input.organisation_id,
             language: input.language.unwrap_or_default(),
             tags: input.tags,
@@ -153,6 +158,8 @@ pub struct ContactPatchIn {
     pub email: Option<String>,
     pub name: Option<String>,
     pub title: Option<String>,
+    /// The greeting used verbatim; "" to build it from the name and title.
+    pub salutation: Option<String>,
     /// Attach to this organisation.
     pub organisation_id: Option<i64>,
     /// Detach from its organisation.
@@ -190,6 +197,7 @@ pub async fn update_contact(
             email: input.email,
             name: input.name,
             title: input.title,
+            salutation: input.salutation,
             organisation_id: if input.no_organisation {
                 Some(None)
             } else {

@@ -95,6 +95,8 @@ pub struct ContactOut {
     pub email: String,
     pub name: String,
     pub title: String,
+    /// The greeting used verbatim; empty: built from the name and title.
+    pub salutation: String,
     pub organisation_id: Option<i64>,
     pub organisation: Option<String>,
     pub organisation_kind: Option<String>,
@@ -120,6 +122,7 @@ impl From<&Contact> for ContactOut {
             email: c.email.clone(),
             name: c.name.clone(),
             title: c.title.clone(),
+            salutation: c.salutation.clone(),
             organisation_id: c.organisation_id,
             organisation: c.org_name.clone(),
             organisation_kind: c.org_kind.clone(),
@@ -197,8 +200,9 @@ pub struct CampaignOut {
     pub from_address: String,
     pub reply_to: String,
     pub transport: String,
-    /// draft, scheduled, running, paused, finished or cancelled
+    /// draft, scheduled, blocked, running, paused, finished or cancelled
     pub state: String,
+    /// Why it is in its state (a blocked campaign: every failure found)
     pub state_reason: String,
     /// at (everyone at start_ms) or local (local_time on local_date in each zone)
     pub schedule_mode: String,
@@ -209,6 +213,21 @@ pub struct CampaignOut {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The override of the preflight's failures, if an operator gave one.
+    pub check_override: Option<CheckOverrideOut>,
+}
+
+/// An operator's decision to send an issue revision despite its preflight
+/// failures.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckOverrideOut {
+    /// The issue revision it covers.
+    pub revision: i64,
+    pub reason: String,
+    /// Who gave it.
+    pub actor: String,
+    /// The failures it covers, each `rule file:line:column`.
+    pub findings: Vec<String>,
 }
 
 impl From<&Campaign> for CampaignOut {
@@ -233,6 +252,14 @@ impl From<&Campaign> for CampaignOut {
             created_by: c.created_by.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
+            check_override: c.override_revision.and_then(|r| {
+                c.override_for(r).map(|o| CheckOverrideOut {
+                    revision: o.revision,
+                    reason: o.reason,
+                    actor: c.override_actor.clone(),
+                    findings: o.findings,
+                })
+            }),
         }
     }
 }

@@ -15,6 +15,7 @@ use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, InvalidPar
 use super::ApiShared;
 use crate::compose::{preflight, send, CompiledIssue, Issue, LinkTokens, Recipient, SourceError};
 use crate::domain::{EmailAddress, OrgKind};
+use crate::send::gate;
 use crate::store::issues::{IssueText, Saved};
 use crate::web::auth::Caller;
 
@@ -216,7 +217,9 @@ pub async fn check_issue(
     ApiQuery(q): ApiQuery<RenderQuery>,
 ) -> ApiResult<Json<CheckOut>> {
     let issue = load(&state, n, q.revision).await?;
-    let r = preflight::check(issue, &state.config.newsletter);
+    // As the send gate checks it: tracking and the media library.
+    let context = gate::context(&state.store, &state.config).await?;
+    let r = preflight::check_with(issue, &state.config.newsletter, &context);
     Ok(Json(CheckOut {
         passed: r.passed(),
         failures: r.failures(),
@@ -342,25 +345,16 @@ pub async fn test_send(
         )));
     }
     let issue = load(&state, n, input.revision).await?;
-    let report = preflight::check(issue.clone(), &state.config.newsletter);
+    let context = gate::context(&state.store, &state.config).await?;
+    let report = preflight::check_with(issue.clone(), &state.config.newsletter, &context);
     if !report.passed() {
-        let mut p = ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(ApiError::preflight(
             "the issue fails its preflight check; fix it before sending a test",
-        )
-        .with_type("preflight");
-        p.0.errors = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == preflight::Severity::Failure)
-            .map(|f| InvalidParam {
-                field: Some("source".into()),
-                line: Some(f.line as u64),
-                column: Some(f.column as u64),
-                detail: f.message.clone(),
-            })
-            .collect();
-        return Err(p);
+            report
+                .findings
+                .iter()
+                .filter(|f| f.severity == preflight::Severity::Failure),
+        ));
     }
     let mut r = recipient(&state, input.contact).await?;
     r.email = to.as_str().to_string();

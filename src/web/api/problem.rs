@@ -13,6 +13,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppError;
+use crate::compose::preflight::Finding;
+use crate::send::gate::Refusal;
 
 /// One invalid input: which field, where in it, and what is wrong.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -42,22 +44,80 @@ pub struct Problem {
     /// Seconds to wait before trying again (429).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// The send gate's preflight failures (a refused create, schedule,
+    /// approval or start), each with its file, line and column.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<PreflightFinding>,
+    /// With `findings`: whether `override_check` could let them pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overridable: Option<bool>,
 }
 
-/// An API error: a problem with its status.
+/// One failure of an issue revision's preflight.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreflightFinding {
+    /// The rule (`image-alt-missing`, `merge-tag`…).
+    pub rule: String,
+    /// The issue and revision, or the template, the failure is in.
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    pub message: String,
+}
+
+impl ApiError {
+    /// Adds preflight failures.
+    fn with_findings<'a>(mut self, failures: impl IntoIterator<Item = &'a Finding>) -> ApiError {
+        self.0.findings = failures
+            .into_iter()
+            .map(|f| PreflightFinding {
+                rule: f.rule.to_string(),
+                file: f.file.clone(),
+                line: f.line as u64,
+                column: f.column as u64,
+                message: f.message.clone(),
+            })
+            .collect();
+        self
+    }
+
+    /// A preflight that failed (422), with its failures.
+    pub fn preflight<'a>(
+        detail: impl Into<String>,
+        failures: impl IntoIterator<Item = &'a Finding>,
+    ) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+            .with_type("preflight")
+            .with_findings(failures)
+    }
+
+    /// Adds a send gate's refusal: its failures and whether an override
+    /// could let them pass.
+    fn with_refusal(mut self, r: &Refusal) -> ApiError {
+        self = self.with_findings(&r.failures);
+        self.0.overridable = Some(r.overridable);
+        self
+    }
+}
+
+/// An API error: a problem with its status (boxed: results stay small).
 #[derive(Debug)]
-pub struct ApiError(pub Problem);
+pub struct ApiError(pub Box<Problem>);
 
 impl ApiError {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
-        ApiError(Problem {
+        ApiError(Box::new(Problem {
             kind: "about:blank".into(),
             title: status.canonical_reason().unwrap_or("Error").into(),
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
-        })
+            findings: Vec::new(),
+            overridable: None,
+        }))
     }
 
     /// Names the kind of problem: `urn:whatsup:problem:<kind>`.
@@ -133,6 +193,21 @@ impl From<AppError> for ApiError {
             AppError::NotFound(m) => ApiError::not_found(m),
             AppError::Conflict(m) => ApiError::conflict(m),
             AppError::Forbidden(m) => ApiError::forbidden(m),
+            AppError::Refused(r) => ApiError::preflight(r.to_string(), None).with_refusal(&r),
+            AppError::Blocked {
+                id,
+                reason,
+                refusal,
+            } => {
+                let e = ApiError::conflict(format!(
+                    "campaign {id} is blocked; nothing was sent.\n{reason}"
+                ))
+                .with_type("blocked");
+                match refusal {
+                    Some(r) => e.with_refusal(&r),
+                    None => e,
+                }
+            }
             AppError::Internal(e) => ApiError::internal(format!("{e:#}")),
         }
     }
@@ -148,7 +223,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut res = (status, axum::Json(&self.0)).into_response();
+        let mut res = (status, axum::Json(&*self.0)).into_response();
         let h = res.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
