@@ -225,6 +225,27 @@ async fn case(api: &Api, jobs: &Jobs, method: &str, path: &str) -> Req {
         ("post", "/api/v1/issues/{number}/test-send") => {
             pb(path.replace("{number}", "214"), json(serde_json::json!({})))
         }
+        ("get", "/api/v1/issues/{number}/draft") | ("delete", "/api/v1/issues/{number}/draft") => {
+            p(path.replace("{number}", "214"))
+        }
+        ("put", "/api/v1/issues/{number}/draft") => pb(
+            path.replace("{number}", "214"),
+            json(serde_json::json!({"source": format!("+++\nnot yet {}\n", next())})),
+        ),
+        ("get", "/api/v1/media") => p(path.into()),
+        ("post", "/api/v1/media") => {
+            // A different image each time (the library keeps one of each).
+            let n = next() as u8;
+            let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([n, x as u8, y as u8]));
+            let mut png = std::io::Cursor::new(Vec::new());
+            image::DynamicImage::ImageRgb8(img)
+                .write_to(&mut png, image::ImageFormat::Png)
+                .unwrap();
+            pb(
+                format!("{path}?alt=A%20lantern&name=lantern.png"),
+                Some(("image/png", png.into_inner())),
+            )
+        }
         ("get", "/api/v1/campaigns") => p(path.into()),
         ("post", "/api/v1/campaigns") => pb(
             path.into(),
@@ -315,6 +336,8 @@ async fn every_operation_answers_each_role_as_the_permission_table_says(db: Test
     let mut config = db.config.clone();
     config.smtp.host = "127.0.0.1".into();
     config.smtp.port = sink.port;
+    let media_dir = tempfile::tempdir().unwrap();
+    config.general.data_dir = media_dir.path().to_path_buf();
     common::save_sample_issue(&db.store).await;
     common::import(
         &db.store,

@@ -319,6 +319,12 @@ async fn fill_workspace(store: &Store, id: i64) {
         )
         .await
         .unwrap();
+    // An autosaved draft of the campaign's issue (the issue editor's).
+    let issue = store.campaign(id).await.unwrap().unwrap().issue_number;
+    store
+        .save_draft(u32::try_from(issue).unwrap(), user.id, 1, "+++\nunsaved\n")
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -484,7 +484,46 @@ async fn jobs_move_through_their_states_and_orphaned_imports_fail(db: TestDb) {
     assert_eq!(actions(s).await, ["import.start", "import.start"]);
 }
 
+async fn an_issue_draft_is_kept_per_account_replaced_and_thrown_away(db: TestDb) {
+    let s = &db.store;
+    common::save_sample_issue(s).await;
+    let by = Actor::system("test");
+    let ed = s
+        .create_user("ed@example.org", "Ed", Role::Editor, "$hash", &by)
+        .await
+        .unwrap();
+    let ann = s
+        .create_user("ann@example.org", "Ann", Role::Editor, "$hash", &by)
+        .await
+        .unwrap();
+    assert!(s.draft(214, ed.id).await.unwrap().is_none());
+    s.save_draft(214, ed.id, 1, "first 東京").await.unwrap();
+    s.save_draft(214, ed.id, 1, "second 東京").await.unwrap();
+    s.save_draft(214, ann.id, 1, "ann's").await.unwrap();
+    let d = s.draft(214, ed.id).await.unwrap().unwrap();
+    assert_eq!((d.base_revision, d.source.as_str()), (1, "second 東京"));
+    assert_eq!(s.draft(214, ann.id).await.unwrap().unwrap().source, "ann's");
+    let missing = s.save_draft(999, ed.id, 1, "x").await.unwrap_err();
+    assert!(
+        format!("{missing:#}").contains("no issue number 999"),
+        "{missing:#}"
+    );
+    assert!(s.discard_draft(214, ed.id).await.unwrap());
+    assert!(!s.discard_draft(214, ed.id).await.unwrap());
+    assert!(s.draft(214, ed.id).await.unwrap().is_none());
+    assert!(
+        s.draft(214, ann.id).await.unwrap().is_some(),
+        "only ed's is gone"
+    );
+    // Who wrote the latest revision, for the issues list.
+    let authors = s.latest_revision_authors().await.unwrap();
+    assert_eq!(authors.len(), 1);
+    assert_eq!(authors[0].0, 214);
+    assert_eq!(authors[0].1, common::actor().label());
+}
+
 on_both_backends!(
+    an_issue_draft_is_kept_per_account_replaced_and_thrown_away,
     accounts_are_found_case_insensitively_and_every_change_is_audited,
     a_login_replaces_the_presented_session_and_disable_or_a_new_password_ends_them,
     tokens_are_found_by_hash_touched_at_most_once_a_minute_and_revoked_once,

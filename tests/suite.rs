@@ -46,6 +46,7 @@ mod web_admin_campaigns;
 mod web_admin_contacts;
 mod web_admin_dashboard;
 mod web_admin_imports;
+mod web_admin_issues;
 mod web_admin_operators_browser;
 mod web_admin_shell;
 mod web_assets;

@@ -15,6 +15,7 @@ pub mod approval;
 pub mod campaign_actions;
 pub mod contacts;
 mod error;
+pub mod issues;
 pub mod progress;
 pub mod segments;
 pub mod stats;

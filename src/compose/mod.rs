@@ -22,6 +22,7 @@ pub mod mime;
 pub mod preflight;
 pub mod preview;
 pub mod send;
+pub mod source;
 pub mod templates;
 
 pub use compiled::{

@@ -39,6 +39,15 @@ pub struct Revision {
     pub created_at: DateTime<Utc>,
 }
 
+/// An account's autosaved, unsaved text of an issue.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Draft {
+    /// The issue's latest revision when the draft was written.
+    pub base_revision: i64,
+    pub source: String,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// What a save did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -190,5 +199,70 @@ impl Store {
             .bind(i64::from(number))
             .fetch_all(p)
             .await?))
+    }
+
+    /// Who wrote each issue's latest revision, and when: (number, actor
+    /// label, time), for the issues list.
+    pub async fn latest_revision_authors(&self) -> Result<Vec<(i64, String, DateTime<Utc>)>> {
+        let sql = "SELECT i.number, r.actor, r.created_at FROM issues i \
+                   JOIN issue_revisions r ON r.issue_id = i.id AND r.revision = i.revisions";
+        Ok(
+            on_pool!(self, p => sqlx::query_as::<_, (i64, String, DateTime<Utc>)>(sql)
+            .fetch_all(p)
+            .await?),
+        )
+    }
+
+    /// Writes (or replaces) an account's autosaved draft of an issue.
+    pub async fn save_draft(
+        &self,
+        number: u32,
+        user_id: i64,
+        base_revision: i64,
+        source: &str,
+    ) -> Result<()> {
+        let sql =
+            "INSERT INTO issue_drafts (issue_id, user_id, base_revision, source, updated_at) \
+                   SELECT id, $2, $3, $4, $5 FROM issues WHERE number = $1 \
+                   ON CONFLICT (issue_id, user_id) DO UPDATE SET \
+                   base_revision = excluded.base_revision, source = excluded.source, \
+                   updated_at = excluded.updated_at";
+        let done = on_pool!(self, p => sqlx::query(sql)
+            .bind(i64::from(number))
+            .bind(user_id)
+            .bind(base_revision)
+            .bind(source)
+            .bind(Utc::now())
+            .execute(p)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(super::StoreError::NotFound(format!("no issue number {number}")).into());
+        }
+        Ok(())
+    }
+
+    /// An account's autosaved draft of an issue, if it has one.
+    pub async fn draft(&self, number: u32, user_id: i64) -> Result<Option<Draft>> {
+        let sql = "SELECT d.base_revision, d.source, d.updated_at FROM issue_drafts d \
+                   JOIN issues i ON i.id = d.issue_id WHERE i.number = $1 AND d.user_id = $2";
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Draft>(sql)
+            .bind(i64::from(number))
+            .bind(user_id)
+            .fetch_optional(p)
+            .await?))
+    }
+
+    /// Throws an account's draft of an issue away; `true` if there was one.
+    pub async fn discard_draft(&self, number: u32, user_id: i64) -> Result<bool> {
+        let sql = "DELETE FROM issue_drafts WHERE user_id = $2 AND issue_id = \
+                   (SELECT id FROM issues WHERE number = $1)";
+        Ok(on_pool!(self, p => sqlx::query(sql)
+            .bind(i64::from(number))
+            .bind(user_id)
+            .execute(p)
+            .await?
+            .rows_affected())
+            > 0)
     }
 }

@@ -76,6 +76,10 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "admin/progress.js",
         include_bytes!("../../assets/admin/progress.js"),
     ),
+    (
+        "admin/editor.js",
+        include_bytes!("../../assets/admin/editor.js"),
+    ),
 ];
 
 /// The largest logo read from `branding.logo_file`.

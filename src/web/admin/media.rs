@@ -46,6 +46,9 @@ pub fn routes() -> Router<AdminShared> {
     Router::new()
         .route("/admin/media", get(list).post(upload))
         .route("/admin/media/file/{name}", get(file))
+        // The same public files as the public listener's, so that previews
+        // of issues that name `/media/HASH.EXT` show their images here too.
+        .route("/media/{name}", get(public_file))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +68,22 @@ pub fn media_value(m: &Media) -> Value {
         bytes => m.bytes,
         uploaded_by => m.uploaded_by.as_str(),
         created_at => m.created_at.to_rfc3339(),
+    }
+}
+
+/// A library image as the editor's picker offers it: its address in an
+/// issue (`/media/HASH.EXT`) and a label.
+pub fn media_value_for_picker(m: &Media) -> Value {
+    let name = if m.original_name.is_empty() {
+        format!("Image {}", m.id)
+    } else {
+        m.original_name.clone()
+    };
+    context! {
+        src => m.path(),
+        label => format!("{name} – {} ({} × {})", m.alt, m.width, m.height),
+        alt => m.alt.as_str(),
+        thumb => format!("/admin/media/file/{}", m.file_name()),
     }
 }
 
@@ -213,6 +232,26 @@ fn capitalise(s: &str) -> String {
     out
 }
 
+/// `GET /media/{HASH.EXT}` on the admin listener: what the public
+/// listener serves at the same path, to anyone.
+async fn public_file(State(state): State<AdminShared>, Path(name): Path<String>) -> Response {
+    match load(state.store(), state.config(), &name).await {
+        Ok((_, bytes)) => image_response(&name, bytes, "public, max-age=31536000, immutable"),
+        Err(_) => (StatusCode::NOT_FOUND, "no such image\n").into_response(),
+    }
+}
+
+fn image_response(name: &str, bytes: Vec<u8>, cache: &'static str) -> Response {
+    let mut res: Response = bytes.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::web::assets::content_type(name)),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    res
+}
+
 async fn file(
     State(state): State<AdminShared>,
     page: Page,
@@ -220,19 +259,7 @@ async fn file(
 ) -> AdminResult {
     page.require(Action::IssuesRead)?;
     match load(state.store(), state.config(), &name).await {
-        Ok((_, bytes)) => {
-            let mut res: Response = bytes.into_response();
-            let h = res.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(crate::web::assets::content_type(&name)),
-            );
-            h.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, max-age=86400"),
-            );
-            Ok(res)
-        }
+        Ok((_, bytes)) => Ok(image_response(&name, bytes, "private, max-age=86400")),
         Err(Unavailable::NotFound) => Err(AdminError::NotFound(
             "There is no image with this name in the library.".into(),
         )),

@@ -336,9 +336,12 @@ impl AdminState {
             .get_template(template)
             .and_then(|t| t.render(full))
             .map_err(|e| {
+                // The debug info names the expression and the values
+                // around it: it goes to the log, not to the page.
                 AdminError::Internal(anyhow!(
-                    "rendering {template}: {e:#}{}",
-                    e.line().map(|l| format!(" (line {l})")).unwrap_or_default()
+                    "rendering {template}: {e:#}{}\n{}",
+                    e.line().map(|l| format!(" (line {l})")).unwrap_or_default(),
+                    e.display_debug_info()
                 ))
             })
     }
@@ -686,7 +689,7 @@ async fn session_layer(State(state): State<AdminShared>, mut req: Request, next:
         let Some(p) = &page else {
             return with_headers(no_session_for_post(&state, &headers, clear_session));
         };
-        let (ok, r) = check_csrf(req, &p.csrf).await;
+        let (ok, r) = check_csrf(req, &p.csrf, state.config().admin.max_body_bytes).await;
         req = r;
         if !ok {
             return with_headers(state.error_page(
@@ -776,7 +779,7 @@ fn tokens_match(presented: &str, expected: &str) -> bool {
 /// form field (urlencoded: the whole body, bounded by the body limit;
 /// multipart: the field must come within the first 64 KiB, before any
 /// file). Returns the request with its body intact.
-async fn check_csrf(req: Request, expected: &str) -> (bool, Request) {
+async fn check_csrf(req: Request, expected: &str, max_body: usize) -> (bool, Request) {
     if let Some(h) = req.headers().get(auth::CSRF_HEADER) {
         let ok = tokens_match(h.to_str().unwrap_or(""), expected);
         return (ok, req);
@@ -796,8 +799,7 @@ async fn check_csrf(req: Request, expected: &str) -> (bool, Request) {
     let (parts, body) = req.into_parts();
     match essence.as_str() {
         "application/x-www-form-urlencoded" => {
-            let limit = usize::MAX; // DefaultBodyLimit applies to the handler's read; bound here too.
-            let bytes = match axum::body::to_bytes(body, limit).await {
+            let bytes = match axum::body::to_bytes(body, max_body).await {
                 Ok(b) => b,
                 Err(_) => return (false, Request::from_parts(parts, Body::empty())),
             };

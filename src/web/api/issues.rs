@@ -13,10 +13,9 @@ use utoipa_axum::routes;
 use super::dto::{IssueOut, RevisionOut};
 use super::problem::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, InvalidParam};
 use super::ApiShared;
-use crate::compose::{preflight, send, CompiledIssue, Issue, LinkTokens, Recipient, SourceError};
-use crate::domain::{EmailAddress, OrgKind};
-use crate::send::gate;
-use crate::store::issues::{IssueText, Saved};
+use crate::app::issues::{self as app_issues, Part, TestSendError};
+use crate::compose::Issue;
+use crate::store::issues::Saved;
 use crate::web::auth::Caller;
 
 pub fn routes() -> OpenApiRouter<ApiShared> {
@@ -27,22 +26,11 @@ pub fn routes() -> OpenApiRouter<ApiShared> {
         .routes(routes!(check_issue))
         .routes(routes!(preview_issue))
         .routes(routes!(test_send))
+        .routes(routes!(get_draft, put_draft, delete_draft))
 }
 
 fn number(n: i64) -> ApiResult<u32> {
     u32::try_from(n).map_err(|_| ApiError::not_found(format!("no issue number {n}")))
-}
-
-/// A source error as a problem with its line and column.
-fn source_problem(e: &SourceError) -> ApiError {
-    let mut p = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).with_type("invalid");
-    p.0.errors.push(InvalidParam {
-        field: Some("source".into()),
-        line: (e.line > 0).then_some(e.line as u64),
-        column: (e.column > 0).then_some(e.column as u64),
-        detail: e.message.clone(),
-    });
-    p
 }
 
 /// Every issue, newest number first.
@@ -129,18 +117,8 @@ pub async fn save_issue(
         .source_path
         .filter(|p| !p.trim().is_empty())
         .unwrap_or_else(|| "api".into());
-    let issue = Issue::parse(&path, &input.source).map_err(|e| source_problem(&e))?;
-    let saved = state
-        .store
-        .save_issue(&IssueText {
-            number: issue.number,
-            subject: &issue.subject,
-            date: issue.date,
-            source_path: &path,
-            source: &input.source,
-            actor: &caller.actor,
-        })
-        .await?;
+    let (issue, saved) =
+        app_issues::save(&state.store, &caller.actor, &input.source, &path).await?;
     let (outcome, revision) = match saved {
         Saved::Created => ("created", 1),
         Saved::Revised(r) => ("revised", r),
@@ -163,25 +141,129 @@ pub struct RenderQuery {
     pub contact: Option<i64>,
     /// html or text [default: html].
     pub format: Option<String>,
+    /// Use the caller's autosaved draft (the latest revision when there
+    /// is none) instead of a revision [default: false].
+    pub draft: Option<bool>,
 }
 
-async fn load(state: &ApiShared, n: i64, revision: Option<i64>) -> ApiResult<Issue> {
-    let n = number(n)?;
-    let r = state.store.issue_revision(n, revision).await?;
-    let name = format!("issue {n} revision {}", r.revision);
-    Issue::parse(&name, &r.source).map_err(|e| source_problem(&e))
+async fn load(
+    state: &ApiShared,
+    caller: &Caller,
+    n: i64,
+    revision: Option<i64>,
+) -> ApiResult<Issue> {
+    let (_, issue) = app_issues::load(&state.store, &caller.actor, number(n)?, revision).await?;
+    Ok(issue)
 }
 
-async fn recipient(state: &ApiShared, contact: Option<i64>) -> ApiResult<Recipient> {
-    match contact {
-        Some(id) => {
-            let c = state.store.contact_by_id(id).await?.ok_or_else(|| {
-                ApiError::invalid("contact", None, format!("no contact with id {id}"))
-            })?;
-            Ok(Recipient::from_contact(&c, LinkTokens::preview()))
-        }
-        None => Ok(Recipient::sample(Some(OrgKind::Embassy))),
+/// The issue a preview or check is about: a revision, or the caller's draft.
+async fn load_for(state: &ApiShared, caller: &Caller, n: i64, q: &RenderQuery) -> ApiResult<Issue> {
+    if q.draft != Some(true) {
+        return load(state, caller, n, q.revision).await;
     }
+    let n = number(n)?;
+    let editing = app_issues::editing(&state.store, &caller.actor, n).await?;
+    Ok(app_issues::parse(
+        &format!("issue {n} (draft)"),
+        &editing.source,
+    )?)
+}
+
+/// The text an account is editing: its autosaved draft, or the latest
+/// revision when it has none.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftOut {
+    pub number: i64,
+    /// Whether this is an autosaved draft (else the latest revision).
+    pub draft: bool,
+    /// The latest revision when the draft was written (or the latest).
+    pub base_revision: i64,
+    pub latest_revision: i64,
+    pub source: String,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl DraftOut {
+    fn new(n: u32, e: &app_issues::Editing) -> DraftOut {
+        DraftOut {
+            number: i64::from(n),
+            draft: e.draft.is_some(),
+            base_revision: e
+                .draft
+                .as_ref()
+                .map(|d| d.base_revision)
+                .unwrap_or(e.latest.revision),
+            latest_revision: e.latest.revision,
+            source: e.source.clone(),
+            updated_at: e
+                .draft
+                .as_ref()
+                .map(|d| d.updated_at)
+                .unwrap_or(e.latest.created_at),
+        }
+    }
+}
+
+/// The caller's autosaved draft of an issue (the latest revision's text
+/// when there is none).
+#[utoipa::path(get, path = "/api/v1/issues/{number}/draft", tag = "issues",
+    extensions(("x-permission" = json!("issues.read"))),
+    params(("number" = i64, Path, description = "Issue number")),
+    responses((status = 200, description = "The text being edited", body = DraftOut)))]
+pub async fn get_draft(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(n): ApiPath<i64>,
+) -> ApiResult<Json<DraftOut>> {
+    let n = number(n)?;
+    let e = app_issues::editing(&state.store, &caller.actor, n).await?;
+    Ok(Json(DraftOut::new(n, &e)))
+}
+
+/// An issue's text to keep as the caller's draft.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DraftIn {
+    pub source: String,
+}
+
+/// Keeps the text as the caller's draft of the issue (what the editor's
+/// autosave does): not a revision, and seen by no one else. Text that
+/// does not parse is kept too.
+#[utoipa::path(put, path = "/api/v1/issues/{number}/draft", tag = "issues",
+    extensions(("x-permission" = json!("issues.write"))),
+    params(("number" = i64, Path, description = "Issue number")),
+    request_body = DraftIn,
+    responses((status = 200, description = "Kept", body = DraftOut)))]
+pub async fn put_draft(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(n): ApiPath<i64>,
+    ApiJson(input): ApiJson<DraftIn>,
+) -> ApiResult<Json<DraftOut>> {
+    let n = number(n)?;
+    app_issues::keep_draft(&state.store, &caller.actor, n, &input.source).await?;
+    let e = app_issues::editing(&state.store, &caller.actor, n).await?;
+    Ok(Json(DraftOut::new(n, &e)))
+}
+
+/// Whether a draft was thrown away.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscardedOut {
+    pub discarded: bool,
+}
+
+/// Throws the caller's draft of the issue away.
+#[utoipa::path(delete, path = "/api/v1/issues/{number}/draft", tag = "issues",
+    extensions(("x-permission" = json!("issues.write"))),
+    params(("number" = i64, Path, description = "Issue number")),
+    responses((status = 200, description = "Done", body = DiscardedOut)))]
+pub async fn delete_draft(
+    State(state): State<ApiShared>,
+    caller: Caller,
+    ApiPath(n): ApiPath<i64>,
+) -> ApiResult<Json<DiscardedOut>> {
+    let discarded = app_issues::discard_draft(&state.store, &caller.actor, number(n)?).await?;
+    Ok(Json(DiscardedOut { discarded }))
 }
 
 /// A preflight finding, where it is.
@@ -213,13 +295,12 @@ pub struct CheckOut {
     responses((status = 200, description = "The report", body = CheckOut)))]
 pub async fn check_issue(
     State(state): State<ApiShared>,
+    caller: Caller,
     ApiPath(n): ApiPath<i64>,
     ApiQuery(q): ApiQuery<RenderQuery>,
 ) -> ApiResult<Json<CheckOut>> {
-    let issue = load(&state, n, q.revision).await?;
-    // As the send gate checks it: tracking and the media library.
-    let context = gate::context(&state.store, &state.config).await?;
-    let r = preflight::check_with(issue, &state.config.newsletter, &context);
+    let issue = load_for(&state, &caller, n, &q).await?;
+    let r = app_issues::check(&state.store, &state.config, &caller.actor, issue).await?;
     Ok(Json(CheckOut {
         passed: r.passed(),
         failures: r.failures(),
@@ -255,28 +336,25 @@ pub async fn check_issue(
     ))]
 pub async fn preview_issue(
     State(state): State<ApiShared>,
+    caller: Caller,
     ApiPath(n): ApiPath<i64>,
     ApiQuery(q): ApiQuery<RenderQuery>,
 ) -> ApiResult<Response> {
-    let format = q.format.as_deref().unwrap_or("html");
-    if !matches!(format, "html" | "text") {
-        return Err(ApiError::invalid("format", None, "is html or text"));
-    }
-    let issue = load(&state, n, q.revision).await?;
-    let r = recipient(&state, q.contact).await?;
-    let compiled =
-        CompiledIssue::compile(issue, &state.config.newsletter).map_err(|e| source_problem(&e))?;
-    let (body, ctype) = if format == "html" {
-        (
-            compiled.html_for(&r).map_err(|e| source_problem(&e))?,
-            "text/html; charset=utf-8",
-        )
-    } else {
-        (
-            compiled.text_for(&r).map_err(|e| source_problem(&e))?,
-            "text/plain; charset=utf-8",
-        )
+    let (part, ctype) = match q.format.as_deref().unwrap_or("html") {
+        "html" => (Part::Html, "text/html; charset=utf-8"),
+        "text" => (Part::Text, "text/plain; charset=utf-8"),
+        _ => return Err(ApiError::invalid("format", None, "is html or text")),
     };
+    let issue = load_for(&state, &caller, n, &q).await?;
+    let body = app_issues::render(
+        &state.store,
+        &state.config,
+        &caller.actor,
+        issue,
+        q.contact,
+        part,
+    )
+    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, ctype),
@@ -325,58 +403,38 @@ pub async fn test_send(
     ApiPath(n): ApiPath<i64>,
     ApiJson(input): ApiJson<TestSendIn>,
 ) -> ApiResult<Json<TestSentOut>> {
-    let own = caller
-        .actor
-        .account()
-        .map(|a| a.email.clone())
-        .unwrap_or_default();
-    let to = input.to.clone().unwrap_or_else(|| own.clone());
-    let to = EmailAddress::parse(&to).map_err(|e| ApiError::invalid("to", None, e.to_string()))?;
-    let allowed = to.as_str() == own
-        || state
-            .config
-            .admin
-            .test_send_allowlist
-            .iter()
-            .any(|a| a.trim().eq_ignore_ascii_case(to.as_str()));
-    if !allowed {
-        return Err(ApiError::forbidden(format!(
-            "test messages go to your own address ({own}) or to one in admin.test_send_allowlist"
-        )));
-    }
-    let issue = load(&state, n, input.revision).await?;
-    let context = gate::context(&state.store, &state.config).await?;
-    let report = preflight::check_with(issue.clone(), &state.config.newsletter, &context);
-    if !report.passed() {
-        return Err(ApiError::preflight(
-            "the issue fails its preflight check; fix it before sending a test",
-            report
-                .findings
+    let issue = load(&state, &caller, n, input.revision).await?;
+    let sent = app_issues::test_send(
+        &state.store,
+        &state.config,
+        &caller.actor,
+        number(n)?,
+        issue,
+        input.to.as_deref(),
+        input.contact,
+    )
+    .await
+    .map_err(|e| match e {
+        TestSendError::Preflight(ref failures) => {
+            let mut p = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                .with_type("preflight");
+            p.0.errors = failures
                 .iter()
-                .filter(|f| f.severity == preflight::Severity::Failure),
-        ));
-    }
-    let mut r = recipient(&state, input.contact).await?;
-    r.email = to.as_str().to_string();
-    let compiled =
-        CompiledIssue::compile(issue, &state.config.newsletter).map_err(|e| source_problem(&e))?;
-    let msg = compiled.render_for(&r).map_err(|e| source_problem(&e))?;
-    let reply = send::send_one(&state.config.smtp, &msg)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("{e:#}")).with_type("smtp"))?;
-    state
-        .store
-        .record_audit(
-            &caller.actor,
-            "issue.test_send",
-            "issue",
-            &n.to_string(),
-            serde_json::json!({"to": to.as_str(), "message_id": msg.message_id, "reply": reply}),
-        )
-        .await?;
+                .map(|f| InvalidParam {
+                    field: Some("source".into()),
+                    line: Some(f.line as u64),
+                    column: Some(f.column as u64),
+                    detail: f.message.clone(),
+                })
+                .collect();
+            p
+        }
+        TestSendError::Smtp(m) => ApiError::new(StatusCode::BAD_GATEWAY, m).with_type("smtp"),
+        TestSendError::App(a) => ApiError::from(a),
+    })?;
     Ok(Json(TestSentOut {
-        message_id: msg.message_id,
-        to: msg.to,
-        reply,
+        message_id: sent.message_id,
+        to: sent.to,
+        reply: sent.reply,
     }))
 }

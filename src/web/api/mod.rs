@@ -18,6 +18,7 @@ pub mod contacts;
 pub mod dto;
 pub mod issues;
 pub mod jobs;
+pub mod media;
 pub mod problem;
 pub mod session;
 pub mod stats;
@@ -120,6 +121,7 @@ fn parts() -> (Router<ApiShared>, OpenApiDoc) {
         .merge(contacts::routes())
         .merge(campaigns::routes())
         .merge(issues::routes())
+        .merge(media::routes())
         .merge(jobs::routes())
         .merge(admin::routes())
         .merge(stats::routes())
@@ -178,7 +180,10 @@ async fn security_headers(req: axum::extract::Request, next: middleware::Next) -
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The admin's issue preview lets its own pages frame it.
+    if !h.contains_key(header::X_FRAME_OPTIONS) {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
