@@ -54,7 +54,7 @@ fn fixture() -> String {
 fn migrate_creates_the_database_and_reports_the_schema_version() {
     let cli = Cli::new();
     let out = cli.ok(&["migrate"]);
-    assert!(out.contains("schema version 18"), "{out}");
+    assert!(out.contains("schema version 19"), "{out}");
     assert!(cli.dir.path().join("cli.db").exists());
 }
 

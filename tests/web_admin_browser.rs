@@ -177,7 +177,11 @@ async fn every_page_reachable_from_the_menu_passes_axe_without_console_errors() 
         if status == Value::Bool(true) {
             failures.push(format!("{path}: an error page"));
         }
-        if let Err(e) = std::panic::catch_unwind(|| assert_clean(path, &report, &[])) {
+        // The sample issue's images live at www.example.org, which the
+        // test browser cannot resolve (only loopback is reachable): the
+        // editor's preview asks for them. Any other failure counts.
+        let offline = ["www.example.org/whatsup/214/"];
+        if let Err(e) = std::panic::catch_unwind(|| assert_clean(path, &report, &offline)) {
             failures.push(
                 e.downcast_ref::<String>()
                     .cloned()
