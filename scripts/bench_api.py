@@ -18,7 +18,6 @@ Needs wrk (Debian: apt-get install wrk). Not a test: nothing here asserts a time
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_import import generate, psql  # noqa: E402
-from benchlib import free_port  # noqa: E402
+from benchlib import free_port, wrk_rps  # noqa: E402
 
 PASSWORD = "violet kettle harbour sings"
 
@@ -45,18 +44,7 @@ def call(url, token=None, data=None, headers=None):
 
 
 def wrk(url, token, args, script=None):
-    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
-           "--latency", "-H", f"Authorization: Bearer {token}"]
-    if script:
-        cmd += ["-s", script]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        sys.exit(f"wrk saw {non2xx.group(1)} error responses from {url}:\n{out}")
-    return rps, float(p99.group(1)) * scale
+    return wrk_rps(url, args, [f"Authorization: Bearer {token}"], script)
 
 
 def bench_backend(name, url, args, csv, tmp):

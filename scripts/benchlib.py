@@ -1,8 +1,9 @@
 """Helpers the benchmark scripts share: a free loopback port, running a
-command with its wall time and peak RSS, a scratch database per run, and
-smtp-sink on loopback."""
+command with its wall time and peak RSS, a scratch database per run,
+smtp-sink on loopback, and wrk's requests/s and p99."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -74,3 +75,21 @@ def start_sink(port, dump_dir=None):
         except OSError:
             time.sleep(0.02)
     sys.exit("smtp-sink did not start")
+
+
+def wrk_rps(url, args, headers=(), script=None):
+    """Runs wrk against url with args.threads, args.connections and
+    args.duration (and `-H` headers, a Lua script); returns (requests/s,
+    p99 in ms). Exits the script if any answer was not 2xx or 3xx."""
+    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        sys.exit(f"wrk saw {non2xx.group(1)} error responses from {url}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", out)
+    return rps, float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]

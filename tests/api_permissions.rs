@@ -277,6 +277,10 @@ async fn case(api: &Api, jobs: &Jobs, method: &str, path: &str) -> Req {
                 .await
                 .to_string(),
         )),
+        ("get", "/api/v1/campaigns/{id}/report/{view}") => p(path
+            .replace("{id}", &running_campaign(api).await.to_string())
+            .replace("{view}", "regions.csv")),
+        ("get", "/api/v1/stats/{view}") => p(path.replace("{view}", "health.csv")),
         ("get", "/api/v1/bounces") | ("get", "/api/v1/bounces/report") => p(path.into()),
         ("get", "/api/v1/audit") => p("/api/v1/audit?limit=5".into()),
         ("get", "/api/v1/users") | ("get", "/api/v1/tokens") | ("get", "/api/v1/settings") => {

@@ -96,7 +96,11 @@ async fn signing_in_and_out_through_the_form_starts_and_ends_the_session(db: Tes
     assert!(set_cookie(&r, SESSION_COOKIE).is_none());
 
     let b = Browser::sign_in(api.addr, "EDITOR@example.org", PASSWORD).await;
-    let home = b.get("/admin").await;
+    // The home page is the dashboard, which every role may see.
+    let to = b.get("/admin").await;
+    assert_eq!(to.status, 303, "{}", to.body);
+    assert_eq!(to.header("location"), Some("/admin/dashboard"));
+    let home = b.get("/admin/dashboard").await;
     assert_eq!(home.status, 200, "{}", home.body);
     assert!(home.body.contains("editor@example.org"));
     assert!(

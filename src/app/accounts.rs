@@ -39,6 +39,7 @@ use super::error::AppError;
 use super::require;
 use crate::config::Config;
 use crate::domain::{Account, Action, Actor, EmailAddress, Role};
+use crate::store::audit::{AuditFilter, AuditRow};
 use crate::store::users::{ApiToken, NewSession, Session, ThrottleScope, User};
 use crate::store::Store;
 
@@ -274,6 +275,48 @@ pub async fn reset_password(
     user(store, id).await
 }
 
+/// Every account, for those who manage them.
+pub async fn list_users(store: &Store, actor: &Actor) -> Result<Vec<User>, AppError> {
+    require(actor, Action::UsersManage)?;
+    Ok(store.list_users().await?)
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    pub items: Vec<AuditRow>,
+    /// The `before` of the next (older) page; `None` at the end.
+    pub next_before: Option<i64>,
+}
+
+/// The most entries one page of the audit trail holds.
+pub const AUDIT_PAGE_MAX: i64 = 1000;
+
+/// The audit trail filtered (`limit` is clamped to 1..=[`AUDIT_PAGE_MAX`]);
+/// empty text filters are no filter.
+pub async fn audit(
+    store: &Store,
+    actor: &Actor,
+    filter: AuditFilter,
+) -> Result<AuditPage, AppError> {
+    require(actor, Action::AuditRead)?;
+    let blank = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let filter = AuditFilter {
+        actor: blank(filter.actor),
+        object_kind: blank(filter.object_kind),
+        object_id: blank(filter.object_id),
+        limit: filter.limit.clamp(1, AUDIT_PAGE_MAX),
+        ..filter
+    };
+    let items = store.audit_entries(&filter).await?;
+    let next_before = if items.len() as i64 == filter.limit {
+        items.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok(AuditPage { items, next_before })
+}
+
 // ---- logins and sessions ---------------------------------------------
 
 /// What a login presents.
@@ -504,6 +547,17 @@ pub async fn create_token(
         .create_token(user_id, name, &secret_hash(&secret), &prefix, actor)
         .await?;
     Ok((token, secret))
+}
+
+/// API tokens, newest first (never their secrets); `user_id` for one
+/// account's.
+pub async fn list_tokens(
+    store: &Store,
+    actor: &Actor,
+    user_id: Option<i64>,
+) -> Result<Vec<ApiToken>, AppError> {
+    require(actor, Action::TokensManage)?;
+    Ok(store.list_tokens(user_id).await?)
 }
 
 /// Revokes a token. A token cannot revoke itself (use another, or the CLI).

@@ -167,6 +167,7 @@ pub async fn check(
     issue: Issue,
 ) -> Result<preflight::Report, AppError> {
     require(actor, Action::IssuesPreview)?;
+    // As the send gate checks it: tracking and the media library.
     let context = crate::send::gate::context(store, config).await?;
     Ok(preflight::check_with(issue, &config.newsletter, &context))
 }

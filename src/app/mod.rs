@@ -18,6 +18,7 @@ mod error;
 pub mod issues;
 pub mod progress;
 pub mod segments;
+pub mod stats;
 pub mod timeline;
 
 pub use error::AppError;

@@ -65,6 +65,10 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         include_bytes!("../../assets/admin/admin.css"),
     ),
     (
+        "admin/dashboard.js",
+        include_bytes!("../../assets/admin/dashboard.js"),
+    ),
+    (
         "admin/operators.css",
         include_bytes!("../../assets/admin/operators.css"),
     ),

@@ -39,8 +39,11 @@ fn role(field: &str, s: &str) -> ApiResult<Role> {
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     extensions(("x-permission" = json!("users.manage"))),
     responses((status = 200, description = "Accounts", body = Vec<UserOut>)))]
-pub async fn list_users(State(state): State<ApiShared>) -> ApiResult<Json<Vec<UserOut>>> {
-    let list = state.store.list_users().await?;
+pub async fn list_users(
+    State(state): State<ApiShared>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<UserOut>>> {
+    let list = accounts::list_users(&state.store, &caller.actor).await?;
     Ok(Json(list.iter().map(UserOut::from).collect()))
 }
 
@@ -163,9 +166,10 @@ pub struct TokenQuery {
     responses((status = 200, description = "Tokens", body = Vec<TokenOut>)))]
 pub async fn list_tokens(
     State(state): State<ApiShared>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> ApiResult<Json<Vec<TokenOut>>> {
-    let list = state.store.list_tokens(q.user_id).await?;
+    let list = accounts::list_tokens(&state.store, &caller.actor, q.user_id).await?;
     Ok(Json(list.iter().map(TokenOut::from).collect()))
 }
 
@@ -253,26 +257,25 @@ pub struct AuditPage {
     responses((status = 200, description = "Entries", body = AuditPage)))]
 pub async fn list_audit(
     State(state): State<ApiShared>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = state
-        .store
-        .audit_entries(&AuditFilter {
+    let page = accounts::audit(
+        &state.store,
+        &caller.actor,
+        AuditFilter {
             since: q.since,
-            actor: q.actor.filter(|a| !a.is_empty()),
-            object_kind: q.object_kind.filter(|a| !a.is_empty()),
-            object_id: q.object_id.filter(|a| !a.is_empty()),
+            actor: q.actor,
+            object_kind: q.object_kind,
+            object_id: q.object_id,
             before: q.before,
-            limit,
-        })
-        .await?;
-    let next_before = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id))
-        .flatten();
+            limit: q.limit.unwrap_or(100),
+        },
+    )
+    .await?;
     Ok(Json(AuditPage {
-        items: rows.iter().map(AuditOut::from).collect(),
-        next_before,
+        items: page.items.iter().map(AuditOut::from).collect(),
+        next_before: page.next_before,
     }))
 }
 

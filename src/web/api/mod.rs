@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod media;
 pub mod problem;
 pub mod session;
+pub mod stats;
 pub mod stream;
 
 use std::net::SocketAddr;
@@ -123,6 +124,7 @@ fn parts() -> (Router<ApiShared>, OpenApiDoc) {
         .merge(media::routes())
         .merge(jobs::routes())
         .merge(admin::routes())
+        .merge(stats::routes())
         .split_for_parts()
 }
 
