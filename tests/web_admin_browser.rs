@@ -1,9 +1,10 @@
 //! The issue editor in real headless Chromium (`common::browser`) against
-//! the admin listener: an editor signs in, uploads an image, writes an
-//! issue with it, sees the preflight's error at the image's alt field,
-//! fixes it, previews the issue at phone width as a named contact, and
-//! requests approval. Then every page of the editor's side is checked at
-//! tablet and desktop widths: a screenshot each, axe-core, the console.
+//! the admin listener of the real binary (`whatsup serve`): an editor signs
+//! in, uploads an image, writes an issue with it, sees the preflight's error
+//! at the image's alt field, fixes it, previews the issue at phone width as
+//! a named contact, and requests approval. Then every page of the editor's
+//! side is checked at tablet and desktop widths: a screenshot each, axe-core,
+//! the console.
 
 use std::time::Duration;
 
@@ -11,9 +12,11 @@ use fantoccini::Locator;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 
 use crate::common::admin_pages::embassy_campaign;
+use crate::common::admin_pages::serve;
 use crate::common::browser::{assert_clean, Browser, DESKTOP, PHONE, TABLET};
-use crate::common::workspace::{Api, PASSWORD};
+use crate::common::workspace::{person, PASSWORD};
 use crate::common::{self};
+use whatsup::domain::Role;
 
 /// Messages under `newsletter.base_url` (which never resolves here) or on
 /// www.example.org: the only errors the preview's images may log.
@@ -56,17 +59,17 @@ async fn an_editor_writes_an_issue_with_an_uploaded_image_fixes_its_preflight_er
     };
     let db = common::sqlite().await;
     let files = tempfile::tempdir().unwrap();
-    let mut config = db.config.clone();
-    config.general.data_dir = files.path().to_path_buf();
-    config.newsletter.require_approval = true;
     common::import(
         &db.store,
         &common::seed("embassies.csv"),
         &whatsup::import::ImportOptions::default(),
     )
     .await;
-    let api = Api::start_with(db, config).await;
-    let base = format!("http://{}", api.addr);
+    person(&db, "editor@example.org", Role::Editor).await;
+    // The real binary, as in production: `whatsup serve` with the admin on
+    // its own listener (no relay is needed: nothing is sent here).
+    let (_serve, addr) = serve(&db, files.path(), 9);
+    let base = format!("http://{addr}");
 
     // Signing in, sent there from the page asked for.
     browser.set_width(DESKTOP).await;
@@ -106,7 +109,7 @@ async fn an_editor_writes_an_issue_with_an_uploaded_image_fixes_its_preflight_er
     browser
         .click("form[action='/admin/media'] button[type=submit]")
         .await;
-    let media = api.db.store.list_media(10, 0).await.unwrap();
+    let media = db.store.list_media(10, 0).await.unwrap();
     assert_eq!(media.len(), 1, "the upload is in the library");
     let src = media[0].path();
 
@@ -213,7 +216,7 @@ async fn an_editor_writes_an_issue_with_an_uploaded_image_fixes_its_preflight_er
         notice.as_str().unwrap().contains("Saved as revision"),
         "{notice}"
     );
-    let saved = api.db.store.issue_revision(1, None).await.unwrap();
+    let saved = db.store.issue_revision(1, None).await.unwrap();
     assert!(saved.source.contains(&src), "{}", saved.source);
     assert!(saved
         .source
@@ -221,13 +224,7 @@ async fn an_editor_writes_an_issue_with_an_uploaded_image_fixes_its_preflight_er
 
     // Now that it passes its preflight, an operator makes the campaign
     // (the send gate refuses one for an issue that fails it).
-    let campaign = embassy_campaign(
-        &api.db.store,
-        &api.db.config,
-        1,
-        "Lantern issue to embassies",
-    )
-    .await;
+    let campaign = embassy_campaign(&db.store, &db.config, 1, "Lantern issue to embassies").await;
     browser.open(&format!("{base}/admin/issues/1")).await;
     let button = format!("#request-approval-{}", campaign.id);
     let disabled = js(
@@ -238,8 +235,7 @@ async fn an_editor_writes_an_issue_with_an_uploaded_image_fixes_its_preflight_er
     assert_eq!(disabled, false);
 
     // The preview on a phone, as a contact found by organisation.
-    let contact = api
-        .db
+    let contact = db
         .store
         .list_contacts(None, Some(1), 0)
         .await
@@ -313,7 +309,7 @@ async fn an_editor_writes_an_issue_with_an_uploaded_image_fixes_its_preflight_er
 
     // The request for approval.
     browser.click(&button).await;
-    let approvals = api.db.store.approvals(campaign.id).await.unwrap();
+    let approvals = db.store.approvals(campaign.id).await.unwrap();
     assert_eq!(approvals.len(), 1);
     assert_eq!(approvals[0].kind, "request");
     assert_eq!(approvals[0].issue_revision, saved.revision);
@@ -381,5 +377,4 @@ async fn an_editor_writes_an_issue_with_an_uploaded_image_fixes_its_preflight_er
         .await;
     assert_clean("admin-login", &report, &[]);
     browser.close().await;
-    api.stop().await;
 }

@@ -132,20 +132,21 @@ async fn crawl(b: &Browser, base: &str) -> Vec<String> {
     visited
 }
 
-async fn started(db: TestDb) -> Option<(Api, Browser, String)> {
+/// Chromium and `whatsup serve` (the real binary) on `db`, with the
+/// workspace's people; the temporary directory holds serve's data.
+async fn started(db: TestDb) -> Option<(Api, Browser, String, tempfile::TempDir)> {
     let browser = Browser::start().await?;
-    let mut config = db.config.clone();
-    config.newsletter.require_approval = false;
     // A campaign part sent, so that campaign pages and charts have rows.
     let _ = sent_campaign(&db).await;
-    let api = Api::start_with(db, config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start_binary(db, dir.path()).await;
     let base = format!("http://{}", api.addr);
-    Some((api, browser, base))
+    Some((api, browser, base, dir))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_reachable_from_the_menu_passes_axe_without_console_errors() {
-    let Some((api, b, base)) = started(common::sqlite().await).await else {
+    let Some((api, b, base, _dir)) = started(common::sqlite().await).await else {
         return;
     };
     sign_in(&b, &base, "admin@example.org").await;
@@ -208,7 +209,7 @@ async fn every_page_reachable_from_the_menu_passes_axe_without_console_errors() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_no_edit_controls_and_a_post_from_that_session_gets_403() {
-    let Some((api, b, base)) = started(common::sqlite().await).await else {
+    let Some((api, b, base, _dir)) = started(common::sqlite().await).await else {
         return;
     };
     // What an admin can send: every POST form on every page reachable.
@@ -307,7 +308,7 @@ async fn age_sessions(api: &Api, minutes: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_left_idle_ends_and_a_form_with_a_changed_csrf_token_is_refused() {
-    let Some((api, b, base)) = started(common::sqlite().await).await else {
+    let Some((api, b, base, _dir)) = started(common::sqlite().await).await else {
         return;
     };
     sign_in(&b, &base, "admin@example.org").await;

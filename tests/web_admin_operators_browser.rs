@@ -8,81 +8,18 @@
 //! axe-core at desktop and tablet widths, and no console errors.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::Locator;
 
+use crate::common::admin_pages::{serve, whatsup, Running};
 use crate::common::browser::{assert_clean, Browser, DESKTOP, TABLET};
 use crate::common::sink::{self, Sink};
 use crate::common::workspace::PASSWORD;
 use crate::common::{self, TestDb};
 use whatsup::domain::{Actor, Role};
 
-const SECRET: &str = "browser-test-secret-0123456789abcdef0123456789";
 const SEGMENT: &str = "kind = city";
-
-/// The real binary on the test database, sending through the sink slowly
-/// enough (3 a second) for a pause to land mid-way.
-fn whatsup(db: &TestDb, dir: &Path, sink_port: u16) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_whatsup"));
-    c.current_dir(dir)
-        .env("WHATSUP_CONFIG", "/dev/null")
-        .env("WHATSUP_DATABASE_URL", &db.url)
-        .env("WHATSUP_SECURITY_TOKEN_SECRET", SECRET)
-        .env("WHATSUP_GENERAL_DATA_DIR", dir)
-        .env("WHATSUP_NEWSLETTER_REQUIRE_APPROVAL", "true")
-        .env("WHATSUP_SENDING_POLL_SECS", "1")
-        .env("WHATSUP_SENDING_TRANSPORT", "smtp")
-        .env("WHATSUP_SENDING_BOUNCE_ADDRESS", "bounces@example.org")
-        .env("WHATSUP_SMTP_HOST", "127.0.0.1")
-        .env("WHATSUP_SMTP_PORT", sink_port.to_string())
-        .env("WHATSUP_SMTP_PER_SECOND", "3")
-        .env("WHATSUP_WEB_METRICS_BIND", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    c
-}
-
-/// A child process ended when the test ends, even by a failed assertion.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            common::stop_child(&mut self.0, libc::SIGTERM);
-        }
-    }
-}
-
-/// Starts `whatsup serve --no-worker` and returns it with the admin's address.
-fn serve(db: &TestDb, dir: &Path, sink_port: u16) -> (Running, SocketAddr) {
-    use std::io::BufRead;
-    let mut child = whatsup(db, dir, sink_port)
-        .args([
-            "serve",
-            "--no-worker",
-            "--bind",
-            "127.0.0.1:0",
-            "--admin-bind",
-            "127.0.0.1:0",
-        ])
-        .spawn()
-        .expect("start whatsup serve");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let admin = loop {
-        let line = lines
-            .next()
-            .expect("whatsup serve prints its addresses")
-            .unwrap();
-        if let Some(rest) = line.split("admin API on http://").nth(1) {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Running(child), admin)
-}
 
 async fn fill(b: &Browser, css: &str, text: &str) {
     let el = b

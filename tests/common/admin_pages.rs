@@ -1,11 +1,16 @@
 //! Speaking to the web admin's pages over loopback as a browser would:
 //! signing in through the form, reading the CSRF token from a page, and
-//! sending urlencoded and multipart forms with the session cookie.
+//! sending urlencoded and multipart forms with the session cookie; and
+//! running the real binary (`whatsup serve`, `whatsup worker`) on a test
+//! database for the browser tests.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use super::http::{self, Reply};
+use super::TestDb;
 use whatsup::web::auth::{CSRF_HEADER, SESSION_COOKIE};
 
 /// A signed-in browser: its session cookie, the page's CSRF token, and
@@ -228,4 +233,68 @@ pub async fn embassy_campaign(
     .await
     .unwrap_or_else(|e| panic!("create the campaign: {e}"))
     .campaign
+}
+
+/// The token secret the binaries of the browser tests share.
+const SECRET: &str = "browser-test-secret-0123456789abcdef0123456789";
+
+/// The real binary on the test database, sending through the sink slowly
+/// enough (3 a second) for a pause to land mid-way.
+pub fn whatsup(db: &TestDb, dir: &Path, sink_port: u16) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_whatsup"));
+    c.current_dir(dir)
+        .env("WHATSUP_CONFIG", "/dev/null")
+        .env("WHATSUP_DATABASE_URL", &db.url)
+        .env("WHATSUP_SECURITY_TOKEN_SECRET", SECRET)
+        .env("WHATSUP_GENERAL_DATA_DIR", dir)
+        .env("WHATSUP_NEWSLETTER_REQUIRE_APPROVAL", "true")
+        .env("WHATSUP_SENDING_POLL_SECS", "1")
+        .env("WHATSUP_SENDING_TRANSPORT", "smtp")
+        .env("WHATSUP_SENDING_BOUNCE_ADDRESS", "bounces@example.org")
+        .env("WHATSUP_SMTP_HOST", "127.0.0.1")
+        .env("WHATSUP_SMTP_PORT", sink_port.to_string())
+        .env("WHATSUP_SMTP_PER_SECOND", "3")
+        .env("WHATSUP_WEB_METRICS_BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    c
+}
+
+/// A child process ended when the test ends, even by a failed assertion.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            super::stop_child(&mut self.0, libc::SIGTERM);
+        }
+    }
+}
+
+/// Starts `whatsup serve --no-worker` and returns it with the admin's address.
+pub fn serve(db: &TestDb, dir: &Path, sink_port: u16) -> (Running, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = whatsup(db, dir, sink_port)
+        .args([
+            "serve",
+            "--no-worker",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+        ])
+        .spawn()
+        .expect("start whatsup serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let admin = loop {
+        let line = lines
+            .next()
+            .expect("whatsup serve prints its addresses")
+            .unwrap();
+        if let Some(rest) = line.split("admin API on http://").nth(1) {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Running(child), admin)
 }

@@ -25,6 +25,9 @@ pub struct Person {
 /// The admin API served over a test database.
 pub struct Api {
     pub server: Option<AdminServer>,
+    /// `whatsup serve` when the admin runs in the real binary
+    /// ([`Api::start_binary`]); ended with the test.
+    pub process: Option<super::admin_pages::Running>,
     pub db: TestDb,
     pub addr: SocketAddr,
     pub admin: Person,
@@ -62,17 +65,35 @@ impl Api {
     /// Serves the admin API on a free loopback port with `config` (the
     /// test database's URL is kept).
     pub async fn start_with(db: TestDb, config: Config) -> Api {
+        let server = AdminServer::start(db.store.clone(), config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("start the admin server");
+        let addr = server.addr;
+        Api::with_people(db, addr, Some(server), None).await
+    }
+
+    /// The same people, with the admin served by the real binary
+    /// (`whatsup serve`, data in `dir`, approval required, no relay).
+    pub async fn start_binary(db: TestDb, dir: &std::path::Path) -> Api {
+        let (process, addr) = super::admin_pages::serve(&db, dir, 9);
+        Api::with_people(db, addr, None, Some(process)).await
+    }
+
+    async fn with_people(
+        db: TestDb,
+        addr: SocketAddr,
+        server: Option<AdminServer>,
+        process: Option<super::admin_pages::Running>,
+    ) -> Api {
         let admin = person(&db, "admin@example.org", Role::Admin).await;
         let operator = person(&db, "operator@example.org", Role::Operator).await;
         let editor = person(&db, "editor@example.org", Role::Editor).await;
         let viewer = person(&db, "viewer@example.org", Role::Viewer).await;
         let approver = person(&db, "approver@example.org", Role::Operator).await;
-        let server = AdminServer::start(db.store.clone(), config, "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("start the admin server");
         Api {
-            addr: server.addr,
-            server: Some(server),
+            addr,
+            server,
+            process,
             db,
             admin,
             operator,
@@ -180,5 +201,6 @@ impl Api {
         if let Some(s) = self.server.take() {
             s.stop().await.unwrap();
         }
+        drop(self.process.take());
     }
 }
