@@ -165,11 +165,11 @@ pub async fn planned(
     let zones = Zones::new(config)?;
     let parsed = segments::check(segment)
         .map_err(|p| AppError::at_column("segment", p.column as u64, p.message))?;
-    let counts = store.zone_counts(parsed.as_ref()).await?;
+    let counts = store.matching_by_zone(parsed.as_ref()).await?;
     let now = Utc::now();
     let due_local = match plan {
         Plan::Local { date, time } => {
-            let names: Vec<String> = counts.iter().map(|z| z.zone.clone()).collect();
+            let names: Vec<String> = counts.iter().map(|(zone, _)| zone.clone()).collect();
             Some(schedule::local_due_times(
                 date,
                 time,
@@ -181,13 +181,13 @@ pub async fn planned(
     };
     let mut slots: Vec<ZoneSlot> = counts
         .iter()
-        .map(|z| {
+        .map(|(zone, contacts)| {
             let due = match (&plan, &due_local) {
                 (Plan::At(at), _) => Some(*at),
-                (Plan::Local { .. }, Some(d)) => d.get(&z.zone).copied().and_then(ms),
+                (Plan::Local { .. }, Some(d)) => d.get(zone).copied().and_then(ms),
                 _ => None,
             };
-            zones.slot(&z.zone, due, z.contacts, now)
+            zones.slot(zone, due, *contacts, now)
         })
         .collect();
     slots.sort_by(|a, b| a.due.cmp(&b.due).then_with(|| a.zone.cmp(&b.zone)));

@@ -1,7 +1,7 @@
 //! Read-only queries behind the operators' pages of the web admin and
-//! their twins in the API: where a campaign's recipients are in the world
-//! (time zones, before and after the start), a contact's deliveries, and
-//! keyset paging backwards through contacts.
+//! their twins in the API: where a started campaign's recipients are in
+//! the world (before the start, `Store::matching_by_zone` counts them), a
+//! contact's deliveries, and keyset paging backwards through contacts.
 //!
 //! A recipient's zone is their organisation's `timezone`; contacts without
 //! one have the key "" (the newsletter's zone), exactly as
@@ -13,14 +13,6 @@ use serde::Serialize;
 
 use super::{contact_select, segment_sql, Contact, Store};
 use crate::domain::segment::Segment;
-
-/// Active contacts matching a segment in one time zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct ZoneCount {
-    /// The organisation's IANA zone, or "" for contacts without one.
-    pub zone: String,
-    pub contacts: i64,
-}
 
 /// A started campaign's deliveries in one time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -54,24 +46,6 @@ pub struct ContactDelivery {
 }
 
 impl Store {
-    /// How many active contacts a segment matches in each time zone (the
-    /// recipients a campaign with this segment would freeze now), zones in
-    /// name order.
-    pub async fn zone_counts(&self, segment: Option<&Segment>) -> Result<Vec<ZoneCount>> {
-        let filter = segment.map(|s| segment_sql::compile(s, self.dialect(), 1));
-        let sql = format!(
-            "SELECT COALESCE(o.timezone, '') AS zone, COUNT(*) AS contacts FROM contacts c \
-             LEFT JOIN organisations o ON o.id = c.organisation_id \
-             WHERE c.status = 'active' AND ({}) GROUP BY 1 ORDER BY 1",
-            filter.as_ref().map(|f| f.sql.as_str()).unwrap_or("1 = 1")
-        );
-        let params = filter.map(|f| f.params).unwrap_or_default();
-        Ok(on_pool!(self, p => {
-            let q = bind_params!(sqlx::query_as::<_, ZoneCount>(&sql), &params);
-            q.fetch_all(p).await?
-        }))
-    }
-
     /// A started campaign's deliveries by their recipient's time zone,
     /// the zone due first first.
     pub async fn delivery_zones(&self, campaign: i64) -> Result<Vec<ZoneProgress>> {
