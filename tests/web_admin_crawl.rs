@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use fantoccini::Locator;
 use serde_json::Value;
 
-use crate::common::browser::{assert_clean, Browser, DESKTOP, TABLET};
+use crate::common::browser::{assert_clean, Browser, DESKTOP, PHONE, TABLET};
 use crate::common::workspace::{Api, PASSWORD};
 use crate::common::{self, TestDb};
 use crate::store_stats::sent_campaign;
@@ -167,7 +167,7 @@ async fn every_page_reachable_from_the_menu_passes_axe_without_console_errors() 
     for path in &pages {
         let name = shot_name(path);
         let report = b
-            .check(&format!("{base}{path}"), &name, &[TABLET, DESKTOP])
+            .check(&format!("{base}{path}"), &name, &[PHONE, TABLET, DESKTOP])
             .await;
         let status = js(
             &b,
